@@ -1,0 +1,20 @@
+// Jest in ESM mode (@kubernetes/client-node is an ES module). TypeScript is transpiled per file by
+// ts-jest; type checking is `npm run typecheck`, so a test run does not pay for it twice.
+const tsJest = [
+  'ts-jest',
+  { useESM: true, tsconfig: 'tsconfig.json', isolatedModules: true, diagnostics: false },
+];
+
+/** @type {import('jest').Config} */
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': tsJest },
+  testEnvironment: 'node',
+};
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{core,worker,operator,cli}/**/*.test.ts'] },
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.test.ts'] },
+  ],
+};
