@@ -1,15 +1,12 @@
 // Jest in ESM mode (@kubernetes/client-node is an ES module). TypeScript is transpiled per file by
 // ts-jest; type checking is `npm run typecheck`, so a test run does not pay for it twice.
-const tsJest = [
-  'ts-jest',
-  { useESM: true, tsconfig: 'tsconfig.json', isolatedModules: true, diagnostics: false },
-];
+const tsJest = ['ts-jest', { useESM: true, tsconfig: 'tsconfig.jest.json', diagnostics: false }];
 
 /** @type {import('jest').Config} */
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': tsJest },
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/support/single-realm-environment.js',
 };
 
 export default {

@@ -1,7 +1,7 @@
 // Text ↔ token ids through @huggingface/tokenizers (a maintained, pure-JS port of the Rust
 // tokenizers library) reading the checkpoint's tokenizer.json. Synthetic models get a generated
 // byte-level tokenizer, so every preset can be prompted with text too.
-import { Tokenizer } from '@huggingface/tokenizers';
+import * as tokenizersJs from '@huggingface/tokenizers';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { presetConfig } from './model/presets.ts';
@@ -16,10 +16,23 @@ export interface TextTokenizer {
   decode(ids: readonly number[]): string;
 }
 
-class HfTokenizer implements TextTokenizer {
-  private readonly tokenizer: Tokenizer;
+// The package's .d.ts files use extensionless relative imports that "nodenext" resolution cannot
+// follow, so the part of its API used here is typed once, at this boundary.
+interface LibraryTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  decode(
+    ids: number[],
+    options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean },
+  ): string;
+}
+const Tokenizer = (
+  tokenizersJs as unknown as { Tokenizer: new (json: object, config: object) => LibraryTokenizer }
+).Tokenizer;
 
-  constructor(tokenizer: Tokenizer) {
+class HfTokenizer implements TextTokenizer {
+  private readonly tokenizer: LibraryTokenizer;
+
+  constructor(tokenizer: LibraryTokenizer) {
     this.tokenizer = tokenizer;
   }
 

@@ -123,7 +123,7 @@ function refuseUnsupported(raw: Record<string, unknown>): void {
   if (raw.partial_rotary_factor != null && raw.partial_rotary_factor !== 1) {
     refuse(
       'partial_rotary_factor',
-      `is ${String(raw.partial_rotary_factor)}; only full rotary embeddings (1) are supported`,
+      `is ${JSON.stringify(raw.partial_rotary_factor)}; only full rotary embeddings (1) are supported`,
     );
   }
 }

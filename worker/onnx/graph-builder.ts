@@ -182,7 +182,7 @@ export class GraphBuilder {
     outputNames?: readonly string[],
     domain = '',
   ): string[] {
-    const base = this.fresh(`${opType}`);
+    const base = this.fresh(opType);
     const outputs = Array.from({ length: outputCount }, (_, i) => {
       const wanted = outputNames?.[i];
       if (wanted !== undefined) {

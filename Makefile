@@ -1,0 +1,70 @@
+# runahead — `make help` lists the targets.
+# Everything runs on the Node.js pinned in package.json (the npm package node@24), which npm puts
+# first on PATH for its scripts; the targets below do the same.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE_MODULES := node_modules/.package-lock.json
+RUNAHEAD := node bin/runahead.js
+# The embedded default: ranks as local processes, a synthetic model, the CPU.
+RUN_ARGS ?= prefill --model synthetic:small --prompt-tokens 1024 --max-new-tokens 8
+
+.DEFAULT_GOAL := help
+
+##@ Start here
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2} /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (override with RUN_ARGS=...)
+	$(RUNAHEAD) $(RUN_ARGS)
+
+.PHONY: test
+test: $(NODE_MODULES) verify envtest ## Set up everything and run all the tests (what CI runs)
+	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" npm test
+
+##@ Development
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+.PHONY: setup
+setup: $(NODE_MODULES) ## Install the pinned Node.js and the dependencies
+
+.PHONY: generate
+generate: $(NODE_MODULES) ## Regenerate code from proto/ (never edit the generated files)
+	buf generate
+	prettier --log-level warn --write worker/onnx/gen
+
+.PHONY: verify
+verify: $(NODE_MODULES) ## Lint, type-check, check formatting and that generated code is current
+	$(MAKE) --no-print-directory generate
+	git diff --exit-code -- worker/onnx/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	tsc -p tsconfig.json --noEmit
+	eslint .
+	prettier --check --log-level warn .
+
+.PHONY: unit
+unit: $(NODE_MODULES) ## Run the unit tests only (no control plane needed)
+	npm run test:unit
+
+.PHONY: envtest
+envtest: ## Build (once, cached in .cache/) kube-apiserver, etcd, kube-controller-manager and kubectl
+	scripts/setup-envtest.sh >/dev/null
+
+.PHONY: build
+build: $(NODE_MODULES) ## Compile TypeScript to dist/ (container images and the device bundle use it)
+	tsc -p tsconfig.build.json
+
+.PHONY: format
+format: $(NODE_MODULES) ## Format the tree
+	prettier --write --log-level warn .
+
+##@ Benchmarks
+.PHONY: bench
+bench: $(NODE_MODULES) ## Single-rank CPU TTFT of the small preset at 1k/2k/4k tokens
+	$(RUNAHEAD) bench --model synthetic:small --contexts 1024,2048,4096 --repeats 3 --warmup 1 --threads 2 --out bench/results/local-cpu-single.md
+
+.PHONY: device-pack
+device-pack: build ## Pack Node.js, production node_modules and the Vulkan loader for the GPU machine
+	../shared/device/pack.sh

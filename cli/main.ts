@@ -1,0 +1,31 @@
+// `runahead`: the command-line entry point.
+import { Command, CommanderError } from 'commander';
+import { registerPrefill } from './commands/prefill.ts';
+import { registerBench } from './commands/bench.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('runahead')
+    .description('KV-Runahead: parallel prefill of one prompt across ranks, for a lower time to first token')
+    .showHelpAfterError()
+    .exitOverride();
+  registerPrefill(program);
+  registerBench(program);
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    process.stderr.write(
+      `runahead: ${err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err)}\n`,
+    );
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

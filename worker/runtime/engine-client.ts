@@ -1,0 +1,150 @@
+// Main-thread handle on a compute thread. Calls are queued by the thread in order; each resolves
+// with its value and the span it ran, so the rank loop can draw its timeline.
+import { Worker } from 'node:worker_threads';
+import { siblingModule } from '../../core/module-path.ts';
+import type { EngineInfo, EngineSpec, KvBlock, LoadProgress } from './layer-engine.ts';
+import type {
+  CallRequest,
+  EngineMethod,
+  EngineMethods,
+  Span,
+  ThreadInit,
+  ThreadMessage,
+} from './engine-protocol.ts';
+
+export class EngineError extends Error {
+  override readonly name: string;
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export interface Timed<T> {
+  readonly value: T;
+  readonly span: Span;
+}
+
+interface Pending {
+  resolve(result: Timed<unknown>): void;
+  reject(err: Error): void;
+}
+
+export class EngineClient {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: Error | null = null;
+  readonly info: EngineInfo;
+
+  private constructor(worker: Worker, info: EngineInfo) {
+    this.worker = worker;
+    this.info = info;
+    worker.on('message', (m: ThreadMessage) => {
+      if (m.kind === 'result') this.settle(m.id)?.resolve({ value: m.value, span: m.span });
+      else if (m.kind === 'error' && m.id !== null)
+        this.settle(m.id)?.reject(new EngineError(m.name, m.message));
+    });
+    worker.on('error', (err: Error) => {
+      this.fail(err);
+    });
+    worker.on('exit', (code) => {
+      this.fail(new EngineError('EngineExited', `compute thread exited (code ${code})`));
+    });
+  }
+
+  /** Start a compute thread, load the model in it, and resolve once it is ready. */
+  static start(spec: EngineSpec, progress: LoadProgress = () => undefined): Promise<EngineClient> {
+    const init: ThreadInit = { spec };
+    const worker = new Worker(siblingModule(import.meta.url, './compute-thread'), { workerData: init });
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: ThreadMessage) => {
+        if (m.kind === 'progress') progress(m.done, m.total, m.what);
+        else if (m.kind === 'ready') {
+          cleanup();
+          resolve(new EngineClient(worker, m.info));
+        } else if (m.kind === 'error' && m.id === null) {
+          cleanup();
+          void worker.terminate();
+          reject(new EngineError(m.name, m.message));
+        }
+      };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(
+          new EngineError('EngineExited', `compute thread exited while loading the model (code ${code})`),
+        );
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      };
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+    });
+  }
+
+  private settle(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    return p;
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  call<M extends EngineMethod>(
+    method: M,
+    ...args: Parameters<EngineMethods[M]>
+  ): Promise<Timed<ReturnType<EngineMethods[M]>>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const request: CallRequest = { kind: 'call', id, method, args };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (r: Timed<unknown>) => void, reject });
+      this.worker.postMessage(request);
+    });
+  }
+
+  async embed(ids: readonly number[], start: number): Promise<Span> {
+    return (await this.call('embed', ids, start)).span;
+  }
+
+  project(layer: number): Promise<Timed<KvBlock>> {
+    return this.call('project', layer);
+  }
+
+  async attend(layer: number, past: KvBlock | null, later: KvBlock | null, keep: boolean): Promise<Span> {
+    return (await this.call('attend', layer, past, later, keep)).span;
+  }
+
+  async forward(ids: readonly number[], start: number): Promise<Span> {
+    return (await this.call('forward', ids, start)).span;
+  }
+
+  async logits(rows = 1): Promise<Float32Array> {
+    return (await this.call('logits', rows)).value;
+  }
+
+  async cache(): Promise<(KvBlock | null)[]> {
+    return (await this.call('cache')).value;
+  }
+
+  async setCache(layer: number, block: KvBlock): Promise<void> {
+    await this.call('setCache', layer, block);
+  }
+
+  async resetCache(): Promise<void> {
+    await this.call('resetCache');
+  }
+
+  async close(): Promise<void> {
+    this.fail(new EngineError('EngineClosed', 'engine closed'));
+    await this.worker.terminate();
+  }
+}

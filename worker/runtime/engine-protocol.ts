@@ -1,0 +1,38 @@
+// Messages between the main thread (EngineClient) and the compute thread (compute-thread.ts).
+import type { EngineInfo, EngineSpec, KvBlock } from './layer-engine.ts';
+
+/** What the compute thread can be asked to do; each maps to a LayerEngine method. */
+export interface EngineMethods {
+  embed(ids: readonly number[], start: number): void;
+  project(layer: number): KvBlock;
+  attend(layer: number, past: KvBlock | null, later: KvBlock | null, keep: boolean): void;
+  forward(ids: readonly number[], start: number): void;
+  logits(rows: number): Float32Array;
+  cache(): (KvBlock | null)[];
+  setCache(layer: number, block: KvBlock): void;
+  resetCache(): void;
+}
+export type EngineMethod = keyof EngineMethods;
+
+export interface CallRequest {
+  readonly kind: 'call';
+  readonly id: number;
+  readonly method: EngineMethod;
+  readonly args: readonly unknown[];
+}
+
+/** Wall-clock span of a call inside the compute thread (epoch milliseconds, shared by all threads). */
+export interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+
+export type ThreadMessage =
+  | { readonly kind: 'ready'; readonly info: EngineInfo }
+  | { readonly kind: 'progress'; readonly done: number; readonly total: number; readonly what: string }
+  | { readonly kind: 'result'; readonly id: number; readonly value: unknown; readonly span: Span }
+  | { readonly kind: 'error'; readonly id: number | null; readonly name: string; readonly message: string };
+
+export interface ThreadInit {
+  readonly spec: EngineSpec;
+}
