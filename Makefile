@@ -33,13 +33,13 @@ setup: $(NODE_MODULES) ## Install the pinned Node.js and the dependencies
 
 .PHONY: generate
 generate: $(NODE_MODULES) ## Regenerate code from proto/ (never edit the generated files)
-	buf generate
-	prettier --log-level warn --write worker/onnx/gen
+	buf generate --template proto/buf.gen.onnx.yaml
+	buf generate --template proto/buf.gen.rank.yaml
 
 .PHONY: verify
 verify: $(NODE_MODULES) ## Lint, type-check, check formatting and that generated code is current
 	$(MAKE) --no-print-directory generate
-	git diff --exit-code -- worker/onnx/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	git diff --exit-code -- worker/onnx/gen core/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	tsc -p tsconfig.json --noEmit
 	eslint .
 	prettier --check --log-level warn .

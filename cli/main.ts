@@ -2,13 +2,17 @@
 import { Command, CommanderError } from 'commander';
 import { registerPrefill } from './commands/prefill.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerRun } from './commands/run.ts';
+import { registerWorker } from './commands/worker.ts';
 
 export function buildProgram(): Command {
   const program = new Command('runahead')
     .description('KV-Runahead: parallel prefill of one prompt across ranks, for a lower time to first token')
     .showHelpAfterError()
     .exitOverride();
+  registerRun(program);
   registerPrefill(program);
+  registerWorker(program);
   registerBench(program);
   return program;
 }

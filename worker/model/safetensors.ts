@@ -53,53 +53,57 @@ export async function readSafetensorsHeader(file: string): Promise<StoredTensorI
     }
     const headerBuf = Buffer.alloc(headerLen);
     await handle.read(headerBuf, 0, headerLen, 8);
-    let header: unknown;
-    try {
-      header = JSON.parse(headerBuf.toString('utf8'));
-    } catch (err) {
-      throw new SafetensorsError(`${file}: header is not valid JSON (${(err as Error).message})`);
-    }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) {
-      throw new SafetensorsError(`${file}: header must be a JSON object`);
-    }
-    const dataStart = 8 + headerLen;
-    const dataSize = size - dataStart;
-    const tensors: StoredTensorInfo[] = [];
-    for (const [name, value] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const entry = HeaderEntrySchema.safeParse(value);
-      if (!entry.success) {
-        throw new SafetensorsError(
-          `${file}: tensor ${name}: malformed header entry (${entry.error.issues[0]?.message ?? ''})`,
-        );
-      }
-      const {
-        dtype,
-        shape,
-        data_offsets: [begin, end],
-      } = entry.data;
-      if (!isStorageDType(dtype)) {
-        throw new SafetensorsError(
-          `${file}: tensor ${name}: dtype ${dtype} is not supported (supported: F32, F16, BF16)`,
-        );
-      }
-      const byteLength = elementCount(shape) * STORAGE_BYTES[dtype];
-      if (end < begin || end - begin !== byteLength) {
-        throw new SafetensorsError(
-          `${file}: tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape [${shape.join(', ')}] ${dtype} needs ${byteLength}`,
-        );
-      }
-      if (end > dataSize) {
-        throw new SafetensorsError(
-          `${file}: truncated: tensor ${name} needs data up to byte ${end}, the file holds ${dataSize} bytes of data`,
-        );
-      }
-      tensors.push({ name, file, dtype, shape, offset: dataStart + begin, byteLength });
-    }
-    return tensors;
+    return parseHeader(file, headerBuf, 8 + headerLen, size);
   } finally {
     await handle.close();
   }
+}
+
+/** Check a header against the size of the file it came from; offsets are absolute in the file. */
+function parseHeader(file: string, headerBuf: Buffer, dataStart: number, size: number): StoredTensorInfo[] {
+  let header: unknown;
+  try {
+    header = JSON.parse(headerBuf.toString('utf8'));
+  } catch (err) {
+    throw new SafetensorsError(`${file}: header is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new SafetensorsError(`${file}: header must be a JSON object`);
+  }
+  const dataSize = size - dataStart;
+  const tensors: StoredTensorInfo[] = [];
+  for (const [name, value] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const entry = HeaderEntrySchema.safeParse(value);
+    if (!entry.success) {
+      throw new SafetensorsError(
+        `${file}: tensor ${name}: malformed header entry (${entry.error.issues[0]?.message ?? ''})`,
+      );
+    }
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = entry.data;
+    if (!isStorageDType(dtype)) {
+      throw new SafetensorsError(
+        `${file}: tensor ${name}: dtype ${dtype} is not supported (supported: F32, F16, BF16)`,
+      );
+    }
+    const byteLength = elementCount(shape) * STORAGE_BYTES[dtype];
+    if (end < begin || end - begin !== byteLength) {
+      throw new SafetensorsError(
+        `${file}: tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape [${shape.join(', ')}] ${dtype} needs ${byteLength}`,
+      );
+    }
+    if (end > dataSize) {
+      throw new SafetensorsError(
+        `${file}: truncated: tensor ${name} needs data up to byte ${end}, the file holds ${dataSize} bytes of data`,
+      );
+    }
+    tensors.push({ name, file, dtype, shape, offset: dataStart + begin, byteLength });
+  }
+  return tensors;
 }
 
 /** Read one tensor's raw bytes into a fresh, aligned buffer. */
@@ -118,6 +122,25 @@ export async function readTensorBytes(info: StoredTensorInfo): Promise<Uint8Arra
   } finally {
     await handle.close();
   }
+}
+
+/** Decode a whole safetensors image held in memory (a debug state sent over the wire). */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  name = 'safetensors buffer',
+): Map<string, StoredTensorInfo & { data: Uint8Array }> {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 8) throw new SafetensorsError(`${name}: truncated: the 8-byte header length is missing`);
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  if (8 + headerLen > buf.length)
+    throw new SafetensorsError(`${name}: header length ${headerLen} exceeds the size ${buf.length}`);
+  const infos = parseHeader(name, buf.subarray(8, 8 + headerLen), 8 + headerLen, buf.length);
+  return new Map(
+    infos.map((i) => [
+      i.name,
+      { ...i, data: new Uint8Array(bytes.subarray(i.offset, i.offset + i.byteLength)) },
+    ]),
+  );
 }
 
 /** Write a safetensors file (tests and the reference-checkpoint tooling use it). */

@@ -62,7 +62,8 @@ export function toFloat32(data: HostArray): Float32Array {
 
 /** Convert raw little-endian bytes of a stored tensor to the compute dtype (one copy at most). */
 export function convertStored(raw: Uint8Array, from: StorageDType, to: ComputeDType): HostArray {
-  if (raw.byteOffset % STORAGE_BYTES[from] !== 0) raw = raw.slice();
+  // A copy realigns (Buffer#slice would return a view at the same offset).
+  if (raw.byteOffset % STORAGE_BYTES[from] !== 0) raw = new Uint8Array(raw);
   const count = raw.byteLength / STORAGE_BYTES[from];
   if (from === 'F32') {
     const f32 = new Float32Array(raw.buffer, raw.byteOffset, count);

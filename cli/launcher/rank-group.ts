@@ -1,0 +1,233 @@
+// The local launcher's rank group: N `runahead worker --serve` processes on this machine, connected
+// over real gRPC on loopback — the same workers, flags and code paths as the pods of a RunaheadJob.
+// It watches every process: one that dies fails the pending run at once, naming the rank, its exit
+// status and the end of its log; close() asks all to shut down and kills what does not.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Metadata } from '@grpc/grpc-js';
+import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
+import { DEFAULT_LIMITS, type LinkLimits } from '../../core/protocol.ts';
+import type { EngineSpec } from '../../worker/runtime/layer-engine.ts';
+import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
+import { freePorts } from './ports.ts';
+
+export interface RankGroupOptions {
+  readonly ranks: number;
+  readonly spec: EngineSpec;
+  readonly limits?: LinkLimits;
+  readonly tls?: TlsFiles | null;
+  readonly startupTimeoutMs?: number;
+  readonly runTimeoutMs?: number;
+  /** Pin rank i to CPU cores [i·k, (i+1)·k) with taskset, so ranks do not share cores. */
+  readonly pinCores?: number;
+  /** Where each rank's stderr goes (default: a fresh temporary directory). */
+  readonly logDir?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Model-load progress summed over ranks. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+interface RankProcess {
+  readonly rank: number;
+  readonly child: ChildProcess;
+  readonly address: string;
+  readonly logFile: string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const BIN = new URL('../../bin/runahead.js', import.meta.url).pathname;
+
+export class RankGroupError extends Error {
+  override readonly name = 'RankGroupError';
+}
+
+function tail(file: string, lines = 8): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export class RankGroup {
+  readonly processes: readonly RankProcess[];
+  readonly logDir: string;
+  private readonly peers: Peers;
+  private closing = false;
+  private readonly died: Promise<never>;
+  private readonly runTimeoutMs: number;
+
+  private constructor(processes: RankProcess[], logDir: string, peers: Peers, runTimeoutMs: number) {
+    this.processes = processes;
+    this.logDir = logDir;
+    this.peers = peers;
+    this.runTimeoutMs = runTimeoutMs;
+    this.died = new Promise<never>((_, reject) => {
+      for (const p of processes) {
+        void p.exited.then(({ code, signal }) => {
+          if (!this.closing) {
+            reject(
+              new RankGroupError(
+                `rank ${p.rank} exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); the end of its log (${p.logFile}):\n${tail(p.logFile)}`,
+              ),
+            );
+          }
+        });
+      }
+    });
+    this.died.catch(() => undefined);
+  }
+
+  static async start(opts: RankGroupOptions): Promise<RankGroup> {
+    const limits = opts.limits ?? DEFAULT_LIMITS;
+    const startupTimeoutMs = opts.startupTimeoutMs ?? 300_000;
+    const runTimeoutMs = opts.runTimeoutMs ?? 600_000;
+    const logDir = opts.logDir ?? (await mkdtemp(join(tmpdir(), 'runahead-ranks-')));
+    const ports = await freePorts(opts.ranks);
+    const addresses = ports.map((p) => `127.0.0.1:${p}`);
+    const progress = new Array<[number, number]>(opts.ranks).fill([0, 1]);
+    const { spec } = opts;
+    const processes = addresses.map((address, rank): RankProcess => {
+      const args = [
+        BIN,
+        'worker',
+        '--serve',
+        ...[
+          '--rank',
+          String(rank),
+          '--world-size',
+          String(opts.ranks),
+          '--peers',
+          addresses.join(','),
+          '--listen',
+          address,
+        ],
+        ...[
+          '--model',
+          spec.model,
+          '--ep',
+          spec.ep,
+          '--dtype',
+          spec.dtype,
+          '--threads',
+          String(spec.threads),
+          '--seed',
+          String(spec.seed),
+          '--device',
+          String(spec.deviceId),
+        ],
+        ...[
+          '--max-frame-bytes',
+          String(limits.maxFrameBytes),
+          '--max-queued-frames',
+          String(limits.maxQueuedFrames),
+          '--peer-timeout-ms',
+          String(limits.peerTimeoutMs),
+        ],
+        ...['--startup-timeout-ms', String(startupTimeoutMs), '--run-timeout-ms', String(runTimeoutMs)],
+        ...(opts.tls
+          ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--tls-ca', opts.tls.ca]
+          : []),
+      ];
+      const [command, argv] = opts.pinCores
+        ? [
+            'taskset',
+            ['-c', `${rank * opts.pinCores}-${(rank + 1) * opts.pinCores - 1}`, process.execPath, ...args],
+          ]
+        : [process.execPath, args];
+      const logFile = join(logDir, `rank-${rank}.log`);
+      const log: WriteStream = createWriteStream(logFile);
+      const child = spawn(command, argv, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...opts.env },
+      });
+      child.stdout.pipe(log, { end: false });
+      createInterface({ input: child.stderr }).on('line', (line) => {
+        log.write(`${line}\n`);
+        const m = /"done":(\d+),"total":(\d+)/.exec(line);
+        if (m && opts.onProgress) {
+          progress[rank] = [Number(m[1]), Number(m[2])];
+          opts.onProgress(
+            progress.reduce((s, [d]) => s + d, 0),
+            progress.reduce((s, [, t]) => s + t, 0),
+          );
+        }
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        child.on('exit', (code, signal) => {
+          resolve({ code, signal });
+        });
+        child.on('error', () => {
+          resolve({ code: -1, signal: null });
+        });
+      });
+      void exited.then(() => log.end());
+      return { rank, child, address, logFile, exited };
+    });
+    const group = new RankGroup(
+      processes,
+      logDir,
+      new Peers(addresses, opts.tls ?? null, limits),
+      runTimeoutMs,
+    );
+    try {
+      await Promise.race([
+        Promise.all(processes.map((p) => group.peers.waitServing(p.rank, startupTimeoutMs))),
+        group.died,
+      ]);
+    } catch (err) {
+      await group.close();
+      throw err;
+    }
+    return group;
+  }
+
+  /** Ask rank 0 to run `request` through the chain. */
+  run(request: RunRequest): Promise<RunResult> {
+    const call = new Promise<RunResult>((resolve, reject) => {
+      this.peers
+        .client(0)
+        .run(
+          request,
+          new Metadata(),
+          { deadline: Date.now() + this.runTimeoutMs + 10_000 },
+          (err, result) => {
+            if (err) reject(new RankGroupError(err.details || err.message));
+            else resolve(result);
+          },
+        );
+    });
+    return Promise.race([call, this.died]);
+  }
+
+  /** Shut every rank down; kill those still running after `graceMs`. */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.processes.map(
+        (p, r) =>
+          new Promise<void>((resolve) => {
+            if (p.child.exitCode !== null || p.child.signalCode !== null) {
+              resolve();
+              return;
+            }
+            this.peers.client(r).shutdown({}, new Metadata(), { deadline: Date.now() + 2000 }, () => {
+              resolve();
+            });
+          }),
+      ),
+    );
+    await Promise.all(
+      this.processes.map(async (p) => {
+        const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+        await p.exited;
+        clearTimeout(timer);
+      }),
+    );
+    this.peers.close();
+  }
+}

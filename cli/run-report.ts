@@ -1,0 +1,182 @@
+// A run's result as people and programs read it: the JSON summary (`--json`), the per-rank table
+// and the chain's timeline, as text and as SVG (`--plot`). Pure functions of a RunResult.
+import type { RunResult, Span } from '../core/gen/runahead/v1/rank.ts';
+import { modeName } from '../core/protocol.ts';
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+export interface RankSummary {
+  readonly rank: number;
+  readonly chunk: readonly [number, number];
+  readonly computeMs: number;
+  readonly waitMs: number;
+  readonly sendMs: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly framesSent: number;
+  readonly peakRssBytes: number;
+}
+
+export interface TimelineSpan {
+  readonly rank: number;
+  readonly kind: string;
+  readonly layer: number;
+  /** Milliseconds after the prompt was released (coordinator clock). */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface RunSummary {
+  readonly mode: string;
+  readonly firstToken: number;
+  readonly firstTokenText: string;
+  readonly tokens: readonly number[];
+  readonly text: string;
+  readonly ttftMs: number;
+  readonly contextLength: number;
+  readonly boundaries: readonly number[];
+  readonly ranks: readonly RankSummary[];
+  readonly timeline: readonly TimelineSpan[];
+}
+
+export function runSummary(result: RunResult): RunSummary {
+  const t0 = result.releasedAtMs;
+  return {
+    mode: modeName(result.mode),
+    firstToken: result.firstToken,
+    firstTokenText: result.firstTokenText,
+    tokens: result.tokens,
+    text: result.text,
+    ttftMs: r2(result.ttftMs),
+    contextLength: result.contextLength,
+    boundaries: result.boundaries,
+    ranks: result.ranks.map((r, i) => ({
+      rank: r.from?.rank ?? i,
+      chunk: [result.boundaries[i] ?? 0, result.boundaries[i + 1] ?? 0] as const,
+      computeMs: r2(r.computeMs),
+      waitMs: r2(r.waitMs),
+      sendMs: r2(r.sendMs),
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      framesSent: r.framesSent,
+      peakRssBytes: r.peakRssBytes,
+    })),
+    timeline: result.ranks.flatMap((r, i) =>
+      r.spans.map((s: Span) => ({
+        rank: r.from?.rank ?? i,
+        kind: s.kind,
+        layer: s.layer,
+        start: r2(s.startMs - t0),
+        end: r2(s.endMs - t0),
+      })),
+    ),
+  };
+}
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+
+export function rankTable(s: RunSummary): string {
+  const head = [
+    'rank',
+    'chunk',
+    'tokens',
+    'compute ms',
+    'wait ms',
+    'send ms',
+    'sent MiB',
+    'received MiB',
+    'peak RSS MiB',
+  ];
+  const rows = s.ranks.map((r) => [
+    String(r.rank),
+    `[${r.chunk[0]}, ${r.chunk[1]})`,
+    String(r.chunk[1] - r.chunk[0]),
+    r.computeMs.toFixed(1),
+    r.waitMs.toFixed(1),
+    r.sendMs.toFixed(1),
+    mib(r.bytesSent),
+    mib(r.bytesReceived),
+    mib(r.peakRssBytes),
+  ]);
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (cells: string[]) => cells.map((cell, c) => cell.padStart(widths[c]!)).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+/**
+ * One row per rank, time left to right: █ computing, ░ waiting for K/V, · idle; a second row marks
+ * ▀ where that rank was sending. The last column is the first token.
+ */
+export function textTimeline(s: RunSummary, width = 72): string {
+  const end = Math.max(s.ttftMs, ...s.timeline.map((t) => t.end), 1);
+  const col = (t: number) => Math.min(width - 1, Math.max(0, Math.floor((t / end) * width)));
+  const lines: string[] = [];
+  for (const r of s.ranks) {
+    const busy = Array<string>(width).fill('·');
+    const send = Array<string>(width).fill(' ');
+    const spans = s.timeline.filter((t) => t.rank === r.rank);
+    const paint = (row: string[], kind: string, ch: string) => {
+      for (const t of spans.filter((x) => x.kind === kind))
+        for (let c = col(t.start); c <= col(t.end); c++) row[c] = ch;
+    };
+    paint(busy, 'wait', '░');
+    paint(busy, 'compute', '█');
+    paint(send, 'send', '▀');
+    lines.push(`rank ${String(r.rank).padEnd(2)} │${busy.join('')}│`, `        │${send.join('')}│`);
+  }
+  lines.push(`        0 ms${' '.repeat(Math.max(1, width - 14))}${s.ttftMs.toFixed(0)} ms (first token)`);
+  lines.push('        █ compute  ░ waiting for K/V  · idle  ▀ sending K/V');
+  return lines.join('\n');
+}
+
+const COLORS: Record<string, string> = { compute: '#3b6fb6', wait: '#c9c9c9', send: '#e8903a' };
+
+/** The timeline as a standalone SVG picture. */
+export function svgTimeline(s: RunSummary, title: string): string {
+  const width = 900;
+  const left = 70;
+  const right = 20;
+  const rowHeight = 34;
+  const top = 46;
+  const end = Math.max(s.ttftMs, ...s.timeline.map((t) => t.end), 1);
+  const x = (t: number) => left + (Math.max(0, t) / end) * (width - left - right);
+  const height = top + s.ranks.length * rowHeight + 50;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text x="${left}" y="36" fill="#555">TTFT ${s.ttftMs.toFixed(1)} ms · ${s.mode} · ${s.contextLength} tokens · split ${s.boundaries.join(',')}</text>`,
+  ];
+  s.ranks.forEach((r, i) => {
+    const y = top + i * rowHeight;
+    parts.push(`<text x="8" y="${y + 17}">rank ${r.rank}</text>`);
+    for (const t of s.timeline.filter((t) => t.rank === r.rank)) {
+      const [yy, h] = t.kind === 'send' ? [y + 24, 6] : [y + 4, 18];
+      const w = Math.max(0.5, x(t.end) - x(t.start));
+      parts.push(
+        `<rect x="${x(t.start).toFixed(2)}" y="${yy}" width="${w.toFixed(2)}" height="${h}" fill="${COLORS[t.kind] ?? '#888'}"><title>rank ${r.rank} ${t.kind} layer ${t.layer}: ${t.start}–${t.end} ms</title></rect>`,
+      );
+    }
+  });
+  const axisY = top + s.ranks.length * rowHeight + 8;
+  parts.push(`<line x1="${left}" y1="${axisY}" x2="${width - right}" y2="${axisY}" stroke="#333"/>`);
+  for (let i = 0; i <= 5; i++) {
+    const t = (end * i) / 5;
+    parts.push(
+      `<text x="${x(t).toFixed(1)}" y="${axisY + 16}" text-anchor="middle">${t.toFixed(0)} ms</text>`,
+    );
+  }
+  parts.push(
+    `<line x1="${x(s.ttftMs).toFixed(1)}" y1="${top - 4}" x2="${x(s.ttftMs).toFixed(1)}" y2="${axisY}" stroke="#c0392b" stroke-dasharray="4 3"/>`,
+  );
+  const legend = Object.entries(COLORS).map(
+    ([k, c], i) =>
+      `<rect x="${left + i * 130}" y="${axisY + 26}" width="12" height="12" fill="${c}"/><text x="${left + i * 130 + 16}" y="${axisY + 36}">${k === 'wait' ? 'waiting for K/V' : k === 'send' ? 'sending K/V' : 'computing'}</text>`,
+  );
+  parts.push(...legend, '</svg>');
+  return parts.join('\n');
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+}

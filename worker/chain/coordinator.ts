@@ -1,0 +1,253 @@
+// Rank 0's second job: coordinating a run. TTFT is measured on this process's clock alone, from the
+// moment the prompt is released to the other ranks (just before the Start calls go out) to the
+// moment the last rank's FirstToken call arrives — every byte of communication in between counts.
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { Metadata } from '@grpc/grpc-js';
+import {
+  Mode,
+  type RankReport,
+  type RunRequest,
+  type RunResult,
+  type Span,
+  type StartReply,
+} from '../../core/gen/runahead/v1/rank.ts';
+import { evenBoundaries, validateBoundaries } from '../../core/partition.ts';
+import { syntheticPromptIds } from '../prompt.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
+import { RankRun, RunFailure, type RankEnv, type RunPlan } from './rank-run.ts';
+
+const now = () => performance.timeOrigin + performance.now();
+
+export interface CoordinatorEnv extends RankEnv {
+  readonly tokenizer: TextTokenizer;
+  readonly runTimeoutMs: number;
+  readonly startupTimeoutMs: number;
+  /** Register rank 0's own part so that incoming streams find it. */
+  register(run: RankRun): void;
+  unregister(run: RankRun): void;
+}
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** What the coordinator is waiting for during one run. */
+export class CoordinatedRun {
+  readonly runId: string;
+  private readonly ranks: number;
+  private readonly firstToken = deferred<{ token: number; at: number }>();
+  private readonly reports = new Map<number, RankReport>();
+  private readonly allReports = deferred<RankReport[]>();
+  private failure: Error | null = null;
+
+  constructor(runId: string, ranks: number) {
+    this.runId = runId;
+    this.ranks = ranks;
+  }
+
+  onFirstToken(token: number): void {
+    this.firstToken.resolve({ token, at: now() });
+  }
+
+  onReport(report: RankReport): void {
+    const rank = report.from?.rank ?? -1;
+    this.reports.set(rank, report);
+    if (report.error)
+      this.fail(
+        new RunFailure(report.error.startsWith('rank ') ? report.error : `rank ${rank}: ${report.error}`),
+      );
+    if (this.reports.size === this.ranks)
+      this.allReports.resolve([...this.reports.values()].sort((a, b) => a.from!.rank - b.from!.rank));
+  }
+
+  fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.firstToken.reject(err);
+    this.allReports.reject(err);
+  }
+
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  waitFirstToken(): Promise<{ token: number; at: number }> {
+    return this.firstToken.promise;
+  }
+
+  waitReports(): Promise<RankReport[]> {
+    return this.allReports.promise;
+  }
+}
+
+export function promptTokenIds(env: CoordinatorEnv, request: RunRequest): number[] {
+  const { config } = env.engine.info;
+  const source = request.prompt?.source;
+  switch (source?.$case) {
+    case 'text':
+      return env.tokenizer.encode(source.value);
+    case 'syntheticTokens':
+      return syntheticPromptIds(source.value, config.vocabSize, 0, config.bosTokenId);
+    case 'tokenIds':
+      return source.value.ids;
+    default:
+      throw new RunFailure('the run request has no prompt');
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new RunFailure(`${what} did not happen within ${ms} ms (run deadline)`));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
+}
+
+export function resolveBoundaries(request: RunRequest, contextLength: number, ranks: number): number[] {
+  if (request.boundaries.length > 0) {
+    validateBoundaries(request.boundaries, contextLength, ranks);
+    return [...request.boundaries];
+  }
+  return evenBoundaries(contextLength, ranks);
+}
+
+/** Shift a rank's spans onto the coordinator's clock. */
+function shift(spans: readonly Span[], offset: number): Span[] {
+  return spans.map((s) => ({ ...s, startMs: s.startMs - offset, endMs: s.endMs - offset }));
+}
+
+export async function coordinate(
+  env: CoordinatorEnv,
+  request: RunRequest,
+  track: (run: CoordinatedRun | null) => void,
+): Promise<RunResult> {
+  const ids = promptTokenIds(env, request);
+  const mode = request.mode === Mode.MODE_UNSPECIFIED ? Mode.MODE_RUNAHEAD : request.mode;
+  const ranks = mode === Mode.MODE_SINGLE ? 1 : env.worldSize;
+  const boundaries = resolveBoundaries(request, ids.length, ranks);
+  const runId = randomUUID();
+  const coordinated = new CoordinatedRun(runId, ranks);
+  const chunk = (r: number) => ids.slice(boundaries[r], boundaries[r + 1]);
+  const plan: RunPlan = {
+    runId,
+    mode,
+    boundaries,
+    chunkIds: chunk(0),
+    maxNewTokens: request.maxNewTokens,
+    debugState: request.debugState,
+  };
+  // Connections are made before the clock starts: TTFT measures the run, not channel set-up.
+  await Promise.all([...Array(ranks).keys()].slice(1).map((r) => env.peers.connect(r, env.startupTimeoutMs)));
+
+  const own = new RankRun(env, plan);
+  env.register(own);
+  track(coordinated);
+  const offsets = new Map<number, number>([[0, 0]]);
+  try {
+    const released = now();
+    const starts = [...Array(ranks).keys()].slice(1).map(
+      (r) =>
+        new Promise<void>((resolve) => {
+          const sentAt = now();
+          env.peers
+            .client(r)
+            .start(
+              {
+                from: env.identity(runId),
+                mode,
+                boundaries,
+                chunkTokenIds: chunk(r),
+                maxNewTokens: request.maxNewTokens,
+                releasedAtMs: released,
+                debugState: request.debugState,
+              },
+              new Metadata(),
+              { deadline: Date.now() + env.limits.peerTimeoutMs },
+              (err, reply?: StartReply) => {
+                if (err)
+                  coordinated.fail(
+                    new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`),
+                  );
+                else offsets.set(r, (reply?.receivedAtMs ?? sentAt) - (sentAt + now()) / 2);
+                resolve();
+              },
+            );
+        }),
+    );
+    const ownReport = own.execute((token) => {
+      coordinated.onFirstToken(token);
+      return Promise.resolve();
+    });
+    void ownReport.then((report) => {
+      coordinated.onReport(report);
+    });
+    const onFailure = new Promise<never>((_, reject) => {
+      void coordinated.waitFirstToken().catch(reject);
+    });
+    const first = await withDeadline(
+      Promise.race([coordinated.waitFirstToken(), onFailure]),
+      env.runTimeoutMs,
+      'the first token',
+    );
+    const reports = await withDeadline(coordinated.waitReports(), env.runTimeoutMs, 'every rank reporting');
+    await Promise.all(starts);
+    const last = reports.at(-1)!;
+    return {
+      runId,
+      mode,
+      boundaries,
+      firstToken: first.token,
+      firstTokenText: env.tokenizer.decode([first.token]),
+      tokens: last.tokens,
+      text: env.tokenizer.decode(last.tokens),
+      ttftMs: first.at - released,
+      contextLength: ids.length,
+      ranks: reports.map((r) => {
+        const offset = offsets.get(r.from!.rank) ?? 0;
+        return {
+          ...r,
+          spans: shift(r.spans, offset),
+          startReceivedMs: r.startReceivedMs - offset,
+          finishedMs: r.finishedMs - offset,
+        };
+      }),
+      releasedAtMs: released,
+    };
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    coordinated.fail(e);
+    own.fail(e);
+    for (let r = 1; r < ranks; r++) {
+      env.peers
+        .client(r)
+        .abort(
+          { from: env.identity(runId), reason: e.message },
+          new Metadata(),
+          { deadline: Date.now() + 2000 },
+          () => undefined,
+        );
+    }
+    throw coordinated.failed ?? e;
+  } finally {
+    env.unregister(own);
+    track(null);
+  }
+}

@@ -1,0 +1,211 @@
+// The receiving end of a rank's K/V links. Frames from each sender are checked (frames.ts) and
+// copied once into per-layer buffers — SharedArrayBuffers, so the compute thread reads them without
+// another copy. A layer is ready when every sender has delivered its whole token range.
+//
+// KV-Runahead: one sender (rank i−1) delivers [0, start_i) per layer, the "past".
+// TSP: every other rank j delivers its chunk [b_j, b_{j+1}); those before i form the past, those
+// after i the "later" block that the causal mask hides.
+import type { KvFrame } from '../../core/gen/runahead/v1/rank.ts';
+import { allocate, type ComputeDType, type HostArray } from '../model/tensor.ts';
+import type { KvBlock } from '../runtime/layer-engine.ts';
+import { FrameError, frameProblem, rowBytes, type KvGeometry } from './frames.ts';
+
+export interface InboxSource {
+  readonly rank: number;
+  /** Token range this sender delivers for every layer. */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface InboxLayout {
+  readonly numLayers: number;
+  readonly geometry: KvGeometry;
+  readonly computeDType: ComputeDType;
+  /** This rank's chunk [chunkStart, chunkEnd): senders deliver tokens outside it. */
+  readonly chunkStart: number;
+  readonly chunkEnd: number;
+  readonly contextLength: number;
+  readonly sources: readonly InboxSource[];
+  readonly maxFrameBytes: number;
+}
+
+export interface ReceivedLayer {
+  /** Positions [0, chunkStart), or null when there are none. */
+  readonly past: KvBlock | null;
+  /** Positions [chunkEnd, contextLength) (TSP), or null. */
+  readonly later: KvBlock | null;
+}
+
+function sharedArray(dtype: ComputeDType, elements: number): HostArray {
+  const bytes = elements * (dtype === 'float32' ? 4 : 2);
+  const shared = new SharedArrayBuffer(bytes);
+  return dtype === 'float32' ? new Float32Array(shared) : new Uint16Array(shared);
+}
+
+interface Region {
+  readonly start: number;
+  readonly key: HostArray;
+  readonly value: HostArray;
+}
+
+interface Waiter {
+  resolve(layer: ReceivedLayer): void;
+  reject(err: Error): void;
+}
+
+export class KvInbox {
+  private readonly layout: InboxLayout;
+  private readonly rowElements: number;
+  private readonly past: (Region | null)[];
+  private readonly later: (Region | null)[];
+  /** next[layer].get(rank): first token still due from that sender. */
+  private readonly next: Map<number, number>[];
+  private readonly pending: number[];
+  private readonly waiters = new Map<number, Waiter>();
+  private failure: Error | null = null;
+  private lastActivity = Date.now();
+  bytesReceived = 0;
+  framesReceived = 0;
+
+  constructor(layout: InboxLayout) {
+    this.layout = layout;
+    const g = layout.geometry;
+    this.rowElements = g.kvHeads * g.headDim;
+    const region = (start: number, tokens: number): Region | null =>
+      tokens > 0
+        ? {
+            start,
+            key: sharedArray(layout.computeDType, tokens * this.rowElements),
+            value: sharedArray(layout.computeDType, tokens * this.rowElements),
+          }
+        : null;
+    const laterTokens = layout.sources.some((s) => s.start >= layout.chunkEnd)
+      ? layout.contextLength - layout.chunkEnd
+      : 0;
+    this.past = Array.from({ length: layout.numLayers }, () => region(0, layout.chunkStart));
+    this.later = Array.from({ length: layout.numLayers }, () => region(layout.chunkEnd, laterTokens));
+    const active = layout.sources.filter((s) => s.end > s.start);
+    this.next = Array.from({ length: layout.numLayers }, () => new Map(active.map((s) => [s.rank, s.start])));
+    this.pending = Array.from({ length: layout.numLayers }, () => active.length);
+  }
+
+  expects(rank: number): boolean {
+    return this.layout.sources.some((s) => s.rank === rank);
+  }
+
+  /** Check and store one frame; throws FrameError (naming sender, layer and tokens) if it is unusable. */
+  accept(fromRank: number, frame: KvFrame): void {
+    if (this.failure) throw this.failure;
+    const source = this.layout.sources.find((s) => s.rank === fromRank);
+    const next = this.next[frame.layer]?.get(fromRank);
+    const want =
+      source && next !== undefined ? { numLayers: this.layout.numLayers, next, end: source.end } : null;
+    const problem = frameProblem(frame, this.layout.geometry, want, this.layout.maxFrameBytes);
+    if (problem) {
+      throw new FrameError(
+        `bad KV frame from rank ${fromRank} (layer ${frame.layer}, tokens ${frame.tokenStart}..${frame.tokenEnd}): ${problem}`,
+      );
+    }
+    const region =
+      frame.tokenStart < this.layout.chunkStart ? this.past[frame.layer] : this.later[frame.layer];
+    if (!region)
+      throw new FrameError(
+        `bad KV frame from rank ${fromRank}: tokens ${frame.tokenStart}..${frame.tokenEnd} fall inside this rank's own chunk`,
+      );
+    const offset = (frame.tokenStart - region.start) * rowBytes(this.layout.geometry);
+    new Uint8Array(region.key.buffer).set(frame.key, offset);
+    new Uint8Array(region.value.buffer).set(frame.value, offset);
+    this.bytesReceived += frame.key.byteLength + frame.value.byteLength;
+    this.framesReceived++;
+    this.lastActivity = Date.now();
+    const layerNext = this.next[frame.layer]!;
+    layerNext.set(fromRank, frame.tokenEnd);
+    if (frame.tokenEnd === source!.end) {
+      this.pending[frame.layer]!--;
+      if (this.pending[frame.layer] === 0) this.waiters.get(frame.layer)?.resolve(this.received(frame.layer));
+    }
+  }
+
+  private block(region: Region | null): KvBlock | null {
+    return region && { tokens: region.key.length / this.rowElements, key: region.key, value: region.value };
+  }
+
+  private received(layer: number): ReceivedLayer {
+    return { past: this.block(this.past[layer] ?? null), later: this.block(this.later[layer] ?? null) };
+  }
+
+  /** Senders that still owe tokens of `layer`, for error messages. */
+  private owing(layer: number): string {
+    const due = [...(this.next[layer] ?? new Map<number, number>()).entries()]
+      .map(([rank, next]) => ({ rank, next, end: this.layout.sources.find((s) => s.rank === rank)!.end }))
+      .filter((d) => d.next < d.end);
+    return due.map((d) => `rank ${d.rank} (tokens ${d.next}..${d.end})`).join(', ');
+  }
+
+  /** The layer's received K/V; fails if no frame arrives for `timeoutMs` while waiting. */
+  layer(layer: number, timeoutMs: number): Promise<ReceivedLayer> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.pending[layer] === 0) return Promise.resolve(this.received(layer));
+    this.lastActivity = Math.max(this.lastActivity, Date.now());
+    return new Promise((resolve, reject) => {
+      const timer = setInterval(
+        () => {
+          const idle = Date.now() - this.lastActivity;
+          if (idle > timeoutMs) {
+            this.fail(
+              new FrameError(
+                `no K/V for layer ${layer} from ${this.owing(layer)} in ${idle} ms (deadline ${timeoutMs} ms)`,
+              ),
+            );
+          }
+        },
+        Math.min(1000, Math.max(10, timeoutMs / 10)),
+      );
+      const done = () => {
+        clearInterval(timer);
+        this.waiters.delete(layer);
+      };
+      this.waiters.set(layer, {
+        resolve: (r) => {
+          done();
+          resolve(r);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** A sender's stream ended (cleanly or not): an error if it still owed tokens of some layer. */
+  senderClosed(fromRank: number, cause: string | null): void {
+    const source = this.layout.sources.find((s) => s.rank === fromRank);
+    if (!source) return;
+    const layer = this.next.findIndex((m) => (m.get(fromRank) ?? source.end) < source.end);
+    if (layer < 0) return;
+    const got = this.next[layer]!.get(fromRank)!;
+    this.fail(
+      new FrameError(
+        `the KV stream from rank ${fromRank} ended${cause ? ` (${cause})` : ''} at layer ${layer} after tokens ${source.start}..${got} of ${source.start}..${source.end}: truncated stream`,
+      ),
+    );
+  }
+
+  fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const w of [...this.waiters.values()]) w.reject(err);
+    this.waiters.clear();
+  }
+
+  /** Total bytes held for received K/V. */
+  get allocatedBytes(): number {
+    const size = (r: Region | null) => (r ? r.key.byteLength + r.value.byteLength : 0);
+    return [...this.past, ...this.later].reduce((n, r) => n + size(r), 0);
+  }
+}
+
+export function emptyBlock(dtype: ComputeDType): KvBlock {
+  return { tokens: 0, key: allocate(dtype, 0), value: allocate(dtype, 0) };
+}

@@ -1,0 +1,299 @@
+// One rank's part of one run: the rank loop (PAPER.md) and its TSP baseline.
+//
+// KV-Runahead, rank i of N, chunk [s, e), per layer l:
+//   1. project(l): Q, K, V of the own chunk                     (compute thread)
+//   2. wait until rank i−1's KV(l) of [0, s) is complete         (frames arrive on StreamKv and are
+//      forwarded to rank i+1 the moment they are checked: cut-through)
+//   3. queue the own K/V(l) of [s, e) behind them → rank i+1     (asynchronous, bounded queue)
+//   4. attend(l) over [0, e), then the MLP                       (compute thread, while 3 sends)
+// Bytes per hop: rank i sends [0, e_i) per layer — the paper's cumulative cache. Nothing is sent
+// twice and nothing goes backwards: over a run the chain moves Σ_{i<N−1} e_i tokens of K and V per
+// layer, (N−1)·C/2 for an even split, against TSP's (N−1)·C (every chunk to every other rank).
+//
+// TSP, rank i: project(l), send own K/V(l) to every other rank, wait for every other rank's
+// K/V(l) (the all-gather), attend(l) over [0, C) with the causal mask.
+import { performance } from 'node:perf_hooks';
+import type { Identity, KvFrame, RankReport, Span } from '../../core/gen/runahead/v1/rank.ts';
+import { Mode } from '../../core/gen/runahead/v1/rank.ts';
+import type { LinkLimits } from '../../core/protocol.ts';
+import type { Logger } from '../../core/log.ts';
+import type { EngineClient } from '../runtime/engine-client.ts';
+import type { KvBlock } from '../runtime/layer-engine.ts';
+import { argmax } from '../sampling.ts';
+import { decodeGreedy } from '../prefill.ts';
+import { framesOf, type KvGeometry } from './frames.ts';
+import { encodeSafetensors } from '../model/safetensors.ts';
+import { KvInbox, type InboxSource } from './kv-inbox.ts';
+import { KvLink } from './kv-link.ts';
+import type { Peers } from './transport.ts';
+
+export interface RankEnv {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly engine: EngineClient;
+  readonly peers: Peers;
+  readonly limits: LinkLimits;
+  readonly geometry: KvGeometry;
+  readonly eosTokenIds: readonly number[];
+  identity(runId: string): Identity;
+  readonly log: Logger;
+}
+
+export interface RunPlan {
+  readonly runId: string;
+  readonly mode: Mode;
+  readonly boundaries: readonly number[];
+  readonly chunkIds: readonly number[];
+  readonly maxNewTokens: number;
+  /** The last rank returns its logits and KV-cache in its report (tests, debugging). */
+  readonly debugState: boolean;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+export class RunFailure extends Error {
+  override readonly name = 'RunFailure';
+}
+
+/** Ranks taking part: all of them, except in single mode. */
+export function participants(plan: Pick<RunPlan, 'mode' | 'boundaries'>): number {
+  return plan.boundaries.length - 1;
+}
+
+export class RankRun {
+  readonly plan: RunPlan;
+  private readonly env: RankEnv;
+  private readonly inbox: KvInbox | null;
+  private readonly links = new Map<number, KvLink>();
+  private readonly spans: Span[] = [];
+  private failure: Error | null = null;
+  private rejectFailed: (err: Error) => void = () => undefined;
+  /** Rejects when the run fails: every await of the loop races against it. */
+  private readonly failed$ = new Promise<never>((_, reject) => {
+    this.rejectFailed = reject;
+  });
+  readonly startReceivedAt = now();
+  private readonly chunkStart: number;
+  private readonly chunkEnd: number;
+  private readonly last: boolean;
+
+  constructor(env: RankEnv, plan: RunPlan) {
+    this.env = env;
+    this.plan = plan;
+    this.failed$.catch(() => undefined);
+    const b = plan.boundaries;
+    const me = env.rank;
+    const n = participants(plan);
+    if (me >= n) throw new RunFailure(`rank ${me} has no chunk in a run of ${n} rank(s)`);
+    this.chunkStart = b[me]!;
+    this.chunkEnd = b[me + 1]!;
+    this.last = me === n - 1;
+    if (plan.chunkIds.length !== this.chunkEnd - this.chunkStart) {
+      throw new RunFailure(
+        `rank ${me}: got ${plan.chunkIds.length} token ids for chunk [${this.chunkStart}, ${this.chunkEnd})`,
+      );
+    }
+    const sources: InboxSource[] =
+      plan.mode === Mode.MODE_TSP
+        ? Array.from({ length: n }, (_, j) => ({ rank: j, start: b[j]!, end: b[j + 1]! })).filter(
+            (s) => s.rank !== me,
+          )
+        : me > 0
+          ? [{ rank: me - 1, start: 0, end: this.chunkStart }]
+          : [];
+    this.inbox =
+      sources.length === 0
+        ? null
+        : new KvInbox({
+            numLayers: env.engine.info.config.numLayers,
+            geometry: env.geometry,
+            computeDType: env.engine.info.dtype,
+            chunkStart: this.chunkStart,
+            chunkEnd: this.chunkEnd,
+            contextLength: b[n]!,
+            sources,
+            maxFrameBytes: env.limits.maxFrameBytes,
+          });
+    const targets =
+      plan.mode === Mode.MODE_TSP ? [...Array(n).keys()].filter((j) => j !== me) : this.last ? [] : [me + 1];
+    for (const to of targets) {
+      const hello = {
+        from: env.identity(plan.runId),
+        toRank: to,
+        dtype: env.geometry.dtype,
+        numLayers: env.engine.info.config.numLayers,
+        kvHeads: env.geometry.kvHeads,
+        headDim: env.geometry.headDim,
+      };
+      this.links.set(
+        to,
+        new KvLink(
+          env.peers.client(to),
+          hello,
+          env.limits.maxQueuedFrames,
+          env.limits.peerTimeoutMs,
+          (err) => {
+            this.fail(err);
+          },
+        ),
+      );
+    }
+  }
+
+  get isLast(): boolean {
+    return this.last;
+  }
+
+  expectsFrom(rank: number): boolean {
+    return this.inbox?.expects(rank) ?? false;
+  }
+
+  /** A frame from `fromRank`: check and keep it, and in KV-Runahead pass it on to the successor at once. */
+  async onFrame(fromRank: number, frame: KvFrame): Promise<void> {
+    if (!this.inbox) throw new RunFailure(`rank ${this.env.rank} expects no K/V in this run`);
+    this.inbox.accept(fromRank, frame);
+    if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.links.get(this.env.rank + 1)?.enqueue([frame]);
+  }
+
+  onStreamClosed(fromRank: number, cause: string | null): void {
+    this.inbox?.senderClosed(fromRank, cause);
+  }
+
+  /** Stop the run; everything waiting on it fails with `err`. */
+  fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.inbox?.fail(err);
+    for (const link of this.links.values()) link.abort(`rank ${this.env.rank} stopped: ${err.message}`);
+    this.rejectFailed(err);
+  }
+
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /** Await `p`, unless the run fails first. */
+  private guard<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.failed$]);
+  }
+
+  private span(kind: string, layer: number, start: number, end: number): void {
+    this.spans.push({ kind, layer, startMs: start, endMs: end });
+  }
+
+  private async send(layer: number, own: KvBlock, to: readonly number[]): Promise<void> {
+    const frames = framesOf(
+      layer,
+      this.chunkStart,
+      own.key,
+      own.value,
+      this.env.geometry,
+      this.env.limits.maxFrameBytes,
+    );
+    await this.guard(Promise.all(to.map((r) => this.links.get(r)!.enqueue(frames))));
+  }
+
+  /** Run this rank's part; resolves with its report. `onFirstToken` is called by the last rank. */
+  async execute(onFirstToken: (token: number) => Promise<void>): Promise<RankReport> {
+    const { engine } = this.env;
+    const layers = engine.info.config.numLayers;
+    const tsp = this.plan.mode === Mode.MODE_TSP;
+    const others = [...this.links.keys()];
+    let tokens: number[] = [];
+    let debugState: Uint8Array = new Uint8Array();
+    try {
+      const embed = await this.guard(engine.embed(this.plan.chunkIds, this.chunkStart));
+      this.span('compute', -1, embed.start, embed.end);
+      for (let l = 0; l < layers; l++) {
+        const own = await this.guard(engine.project(l));
+        this.span('compute', l, own.span.start, own.span.end);
+        if (tsp) await this.send(l, own.value, others);
+        const waitStart = now();
+        const received = this.inbox
+          ? await this.guard(this.inbox.layer(l, this.env.limits.peerTimeoutMs))
+          : null;
+        if (this.inbox) this.span('wait', l, waitStart, now());
+        // Own K/V go behind the predecessor's, which were forwarded as they arrived.
+        if (!tsp && others.length > 0) await this.send(l, own.value, others);
+        const attend = await this.guard(
+          engine.attend(l, received?.past ?? null, received?.later ?? null, this.last),
+        );
+        this.span('compute', l, attend.start, attend.end);
+      }
+      if (this.last) {
+        const t0 = now();
+        const logits = await this.guard(engine.logits());
+        const first = argmax(logits);
+        this.span('compute', layers, t0, now());
+        await this.guard(onFirstToken(first));
+        if (this.plan.debugState) debugState = debugStateOf(logits, await engine.cache(), engine.info.dtype);
+        const decoded = await this.guard(
+          decodeGreedy(engine, first, this.plan.boundaries.at(-1)!, {
+            maxNewTokens: this.plan.maxNewTokens,
+            eosTokenIds: this.env.eosTokenIds,
+          }),
+        );
+        tokens = decoded.tokens;
+      }
+      await this.guard(Promise.all([...this.links.values()].map((link) => link.finish())));
+      return { ...this.report(tokens, ''), debugState };
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.fail(e);
+      return this.report(tokens, e.message);
+    } finally {
+      await engine.resetCache().catch(() => undefined);
+    }
+  }
+
+  private report(tokens: number[], error: string): RankReport {
+    const sum = (kind: string) =>
+      this.spans.filter((s) => s.kind === kind).reduce((t, s) => t + (s.endMs - s.startMs), 0);
+    const sendSpans: Span[] = [];
+    let bytesSent = 0;
+    let framesSent = 0;
+    for (const link of this.links.values()) {
+      bytesSent += link.stats.bytesSent;
+      framesSent += link.stats.framesSent;
+      for (const [layer, s] of link.stats.sendSpans)
+        if (s.end > 0) sendSpans.push({ kind: 'send', layer, startMs: s.start, endMs: s.end });
+    }
+    return {
+      from: this.env.identity(this.plan.runId),
+      error,
+      computeMs: sum('compute'),
+      waitMs: sum('wait'),
+      sendMs: sendSpans.reduce((t, s) => t + (s.endMs - s.startMs), 0),
+      bytesSent,
+      bytesReceived: this.inbox?.bytesReceived ?? 0,
+      framesSent,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      spans: [...this.spans, ...sendSpans],
+      tokens,
+      startReceivedMs: this.startReceivedAt,
+      finishedMs: now(),
+      debugState: new Uint8Array(),
+    };
+  }
+}
+
+function debugStateOf(
+  logits: Float32Array,
+  cache: (KvBlock | null)[],
+  dtype: 'float32' | 'float16',
+): Uint8Array {
+  const st = dtype === 'float32' ? 'F32' : 'F16';
+  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {
+    logits: { dtype: 'F32', shape: [logits.length], data: bytes(logits) },
+  };
+  cache.forEach((block, l) => {
+    if (!block) return;
+    const shape = [block.tokens, block.key.length / Math.max(1, block.tokens)];
+    Object.assign(tensors, {
+      [`layers.${l}.key`]: { dtype: st, shape, data: bytes(block.key) },
+      [`layers.${l}.value`]: { dtype: st, shape, data: bytes(block.value) },
+    });
+  });
+  return encodeSafetensors(tensors);
+}

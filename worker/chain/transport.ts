@@ -1,0 +1,148 @@
+// gRPC plumbing for the rank protocol: credentials (plain or mutual TLS), clients to peers with
+// bounded message sizes, and the service definition with a copy-free serializer for K/V frames.
+import { readFileSync } from 'node:fs';
+import {
+  ChannelCredentials,
+  ServerCredentials,
+  credentials,
+  makeGenericClientConstructor,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { KvMessage, RankClient, RankService } from '../../core/gen/runahead/v1/rank.ts';
+import { grpcOptions, type LinkLimits } from '../../core/protocol.ts';
+
+export interface TlsFiles {
+  /** This rank's certificate chain (PEM); it serves and connects with it. */
+  readonly cert: string;
+  readonly key: string;
+  /** The CA that signed every rank's certificate: peers without one are refused. */
+  readonly ca: string;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function serverCredentials(tls: TlsFiles | null): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    read(tls.ca, 'CA'),
+    [{ cert_chain: read(tls.cert, 'certificate'), private_key: read(tls.key, 'key') }],
+    true,
+  );
+}
+
+export function channelCredentials(tls: TlsFiles | null): ChannelCredentials {
+  if (!tls) return credentials.createInsecure();
+  return credentials.createSsl(read(tls.ca, 'CA'), read(tls.key, 'key'), read(tls.cert, 'certificate'));
+}
+
+/** StreamKv frames are encoded once into a buffer handed to HTTP/2 as is (the generated code copies it again). */
+export const RankServiceDefinition = {
+  ...RankService,
+  streamKv: {
+    ...RankService.streamKv,
+    requestSerialize: (value: KvMessage): Buffer => {
+      const bytes = KvMessage.encode(value).finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+  },
+} as const satisfies ServiceDefinition;
+
+const RankClientCtor = makeGenericClientConstructor(
+  RankServiceDefinition,
+  'runahead.v1.Rank',
+) as unknown as typeof RankClient;
+
+interface HealthCheckClient {
+  check(
+    request: { service: string },
+    options: { deadline: number },
+    cb: (err: Error | null, reply?: { status: string }) => void,
+  ): void;
+  close(): void;
+}
+const HealthClientCtor = makeGenericClientConstructor(
+  healthService,
+  'grpc.health.v1.Health',
+) as unknown as new (address: string, creds: ChannelCredentials, options: object) => HealthCheckClient;
+
+/** Clients to every rank of the group, made on first use. */
+export class Peers {
+  private readonly addresses: readonly string[];
+  private readonly creds: ChannelCredentials;
+  private readonly options: object;
+  private readonly clients = new Map<number, RankClient>();
+
+  constructor(addresses: readonly string[], tls: TlsFiles | null, limits: LinkLimits) {
+    this.addresses = addresses;
+    this.creds = channelCredentials(tls);
+    this.options = grpcOptions(limits);
+  }
+
+  address(rank: number): string {
+    const a = this.addresses[rank];
+    if (a === undefined)
+      throw new Error(`no address for rank ${rank} (${this.addresses.length} peers configured)`);
+    return a;
+  }
+
+  client(rank: number): RankClient {
+    let c = this.clients.get(rank);
+    if (!c) {
+      c = new RankClientCtor(this.address(rank), this.creds, this.options);
+      this.clients.set(rank, c);
+    }
+    return c;
+  }
+
+  /** Wait until `rank` serves and this process's channel to it is connected. */
+  async connect(rank: number, timeoutMs: number): Promise<void> {
+    await this.waitServing(rank, timeoutMs);
+    const client = this.client(rank);
+    await new Promise<void>((resolve, reject) => {
+      client.waitForReady(Date.now() + timeoutMs, (err) => {
+        if (err) reject(new Error(`cannot connect to rank ${rank} at ${this.address(rank)}: ${err.message}`));
+        else resolve();
+      });
+    });
+  }
+
+  /** Resolve once `rank` answers its health check with SERVING; fail after `timeoutMs`. */
+  async waitServing(rank: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const client = new HealthClientCtor(this.address(rank), this.creds, this.options);
+    let last = 'no answer';
+    try {
+      while (Date.now() < deadline) {
+        const status = await new Promise<string>((resolve) => {
+          client.check({ service: '' }, { deadline: Math.min(deadline, Date.now() + 2000) }, (err, reply) => {
+            resolve(
+              err
+                ? `unreachable (${err.message.replace(/^\d+ [A-Z_]+: /, '')})`
+                : (reply?.status ?? 'UNKNOWN'),
+            );
+          });
+        });
+        if (status === 'SERVING') return;
+        last = status;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      client.close();
+    }
+    throw new Error(
+      `rank ${rank} at ${this.address(rank)} was not ready within ${timeoutMs} ms (last: ${last})`,
+    );
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
