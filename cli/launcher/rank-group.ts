@@ -186,6 +186,11 @@ export class RankGroup {
     return group;
   }
 
+  /** A client of one rank (tests call rank 0 directly to see the coordinator's own errors). */
+  client(rank: number) {
+    return this.peers.client(rank);
+  }
+
   /** Ask rank 0 to run `request` through the chain. */
   run(request: RunRequest): Promise<RunResult> {
     const call = new Promise<RunResult>((resolve, reject) => {

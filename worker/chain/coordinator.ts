@@ -167,29 +167,25 @@ export async function coordinate(
       (r) =>
         new Promise<void>((resolve) => {
           const sentAt = now();
-          env.peers
-            .client(r)
-            .start(
-              {
-                from: env.identity(runId),
-                mode,
-                boundaries,
-                chunkTokenIds: chunk(r),
-                maxNewTokens: request.maxNewTokens,
-                releasedAtMs: released,
-                debugState: request.debugState,
-              },
-              new Metadata(),
-              { deadline: Date.now() + env.limits.peerTimeoutMs },
-              (err, reply?: StartReply) => {
-                if (err)
-                  coordinated.fail(
-                    new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`),
-                  );
-                else offsets.set(r, (reply?.receivedAtMs ?? sentAt) - (sentAt + now()) / 2);
-                resolve();
-              },
-            );
+          env.peers.client(r).start(
+            {
+              from: env.identity(runId),
+              mode,
+              boundaries,
+              chunkTokenIds: chunk(r),
+              maxNewTokens: request.maxNewTokens,
+              releasedAtMs: released,
+              debugState: request.debugState,
+            },
+            new Metadata(),
+            { deadline: Date.now() + env.limits.peerTimeoutMs },
+            (err, reply?: StartReply) => {
+              if (err)
+                coordinated.fail(new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`));
+              else offsets.set(r, (reply?.receivedAtMs ?? sentAt) - (sentAt + now()) / 2);
+              resolve();
+            },
+          );
         }),
     );
     const ownReport = own.execute((token) => {

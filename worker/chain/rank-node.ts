@@ -71,6 +71,10 @@ export class RankNode {
   private readonly runWaiters = new Map<string, (() => void)[]>();
   private coordinated: CoordinatedRun | null = null;
   private busy = false;
+  /** Runs whose failure this rank already reported to the coordinator. */
+  private readonly abortsSent = new Set<string>();
+  /** Settles when the run executing on this (non-coordinator) rank has ended. */
+  private executing: Promise<void> = Promise.resolve();
   private closing: ((reason: string) => void) | null = null;
   /** Resolves with a reason when the process should exit (Shutdown, or a finished job). */
   readonly closed: Promise<string>;
@@ -179,7 +183,8 @@ export class RankNode {
   /** This rank's run failed: stop it and tell the coordinator why (the first reason wins there). */
   private failRun(run: RankRun, err: Error): void {
     const reason = err.message.startsWith('rank ') ? err.message : `rank ${this.config.rank}: ${err.message}`;
-    if (run.failed) return;
+    if (this.abortsSent.has(run.plan.runId)) return;
+    this.abortsSent.add(run.plan.runId);
     this.log.error({ runId: run.plan.runId, reason }, 'run failed');
     run.fail(new RunFailure(reason));
     if (this.config.rank === 0) this.coordinated?.fail(new RunFailure(reason));
@@ -199,7 +204,7 @@ export class RankNode {
   private execute(run: RankRun): void {
     const coordinator = this.peers.client(0);
     const deadline = () => ({ deadline: Date.now() + this.config.limits.peerTimeoutMs });
-    void run
+    this.executing = run
       .execute(
         (token) =>
           new Promise<void>((resolve, reject) => {
@@ -220,6 +225,9 @@ export class RankNode {
       .then(
         (report) =>
           new Promise<string>((resolve) => {
+            // The engine is free again: a new Start may come while the report is on its way.
+            this.runs.delete(run.plan.runId);
+            this.busy = false;
             if (report.error) this.failRun(run, new Error(report.error));
             coordinator.report(report, new Metadata(), deadline(), (err) => {
               if (err && !report.error)
@@ -229,8 +237,7 @@ export class RankNode {
           }),
       )
       .then((error) => {
-        this.runs.delete(run.plan.runId);
-        this.busy = false;
+        this.abortsSent.delete(run.plan.runId);
         this.onRunEnded(error);
       });
   }
@@ -422,7 +429,7 @@ export class RankNode {
     });
     call.on('cancelled', () => {
       void chain.then(() => {
-        run?.onStreamClosed(from, 'the sender cancelled the stream');
+        run?.onStreamClosed(from, 'cancelled by the sender, or by gRPC for a message over the size limit');
         answer(grpcError(status.CANCELLED, 'cancelled'));
       });
     });
@@ -462,6 +469,8 @@ export class RankNode {
     this.health.setStatus('', 'NOT_SERVING');
     for (const run of this.runs.values())
       run.fail(new RunFailure(`rank ${this.config.rank} is shutting down`));
+    // Let a failing run deliver its report before the channels close.
+    await Promise.race([this.executing, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.peers.close();
     await new Promise<void>((resolve) => {
       this.server.tryShutdown(() => {

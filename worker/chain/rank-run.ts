@@ -219,6 +219,7 @@ export class RankRun {
           engine.attend(l, received?.past ?? null, received?.later ?? null, this.last),
         );
         this.span('compute', l, attend.start, attend.end);
+        this.env.log.debug({ runId: this.plan.runId, layer: l }, 'layer done');
       }
       if (this.last) {
         const t0 = now();
