@@ -236,7 +236,11 @@ describe('a rank fed by a fake predecessor', () => {
     expect(answer).toBeNull();
     const exit = await Promise.race([
       worker.exited,
-      new Promise((r) => setTimeout(() => r('timeout'), 10_000)),
+      new Promise((r) =>
+        setTimeout(() => {
+          r('timeout');
+        }, 10_000),
+      ),
     ]);
     expect(exit).toEqual({ code: 0, signal: null });
   });

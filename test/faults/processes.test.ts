@@ -48,7 +48,10 @@ describe('a rank killed mid-prefill', () => {
           request(ids, Mode.MODE_RUNAHEAD, [], { debugState: false }),
           new Metadata(),
           { deadline: Date.now() + 60_000 },
-          (err, r) => (err ? reject(err) : resolve(r!)),
+          (err, r) => {
+            if (err) reject(err);
+            else resolve(r);
+          },
         );
     });
     run.catch(() => undefined);
@@ -61,7 +64,7 @@ describe('a rank killed mid-prefill', () => {
     const killedAt = Date.now();
     victim.child.kill('SIGKILL');
     await expect(run).rejects.toThrow(/rank \d: .*rank 1|rank 1/);
-    const error = await run.catch((e: Error) => e.message);
+    const error = await run.catch((e: unknown) => (e as Error).message);
     expect(error).toMatch(/KV stream (to|from) rank 1|rank 1 .*(unreachable|ended|failed)/);
     expect(Date.now() - killedAt).toBeLessThan(PEER_TIMEOUT_MS * 3);
     expect(await victim.exited).toEqual({ code: null, signal: 'SIGKILL' });

@@ -38,7 +38,7 @@ export class FakeCoordinator {
       for (const w of this.waiters.splice(0)) w();
     };
     const unimplemented = (_: unknown, cb: (e: Partial<ServiceError>) => void) => {
-      cb({ code: 12, details: 'not in this fake' });
+      cb({ code: status.UNIMPLEMENTED, details: 'not in this fake' });
     };
     this.server.addService(RankServiceDefinition, {
       run: unimplemented,
@@ -66,9 +66,10 @@ export class FakeCoordinator {
     const [port] = await freePorts(1);
     const fake = new FakeCoordinator(`127.0.0.1:${port}`);
     await new Promise<void>((resolve, reject) => {
-      fake.server.bindAsync(fake.address, ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      );
+      fake.server.bindAsync(fake.address, ServerCredentials.createInsecure(), (err) => {
+        if (err) reject(err);
+        else resolve();
+      });
     });
     return fake;
   }
@@ -111,9 +112,10 @@ export function rankClient(address: string, options: object = grpcOptions(DEFAUL
 
 export function start(client: RankClient, request: StartRequest): Promise<StartReply> {
   return new Promise((resolve, reject) => {
-    client.start(request, new Metadata(), { deadline: Date.now() + 5000 }, (err, reply) =>
-      err ? reject(err) : resolve(reply!),
-    );
+    client.start(request, new Metadata(), { deadline: Date.now() + 5000 }, (err, reply) => {
+      if (err) reject(err);
+      else resolve(reply);
+    });
   });
 }
 
@@ -124,7 +126,10 @@ export function openStream(client: RankClient): {
 } {
   let call!: ClientWritableStream<KvMessage>;
   const done = new Promise<KvStreamSummary>((resolve, reject) => {
-    call = client.streamKv((err, summary) => (err ? reject(err) : resolve(summary!)));
+    call = client.streamKv((err, summary) => {
+      if (err) reject(err);
+      else resolve(summary);
+    });
   });
   done.catch(() => undefined);
   return { call, done };

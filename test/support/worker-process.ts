@@ -34,7 +34,7 @@ export function startWorker(args: readonly string[], env: NodeJS.ProcessEnv = {}
       }
     },
   };
-  child.stdout!.on('data', (d: Buffer) => (proc.log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (proc.log += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (proc.log += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (proc.log += d.toString()));
   return proc;
 }
