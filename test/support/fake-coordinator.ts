@@ -5,6 +5,7 @@ import {
   Server,
   ServerCredentials,
   credentials,
+  status,
   type ClientWritableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
