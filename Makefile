@@ -5,6 +5,11 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
+# glibc keeps freed buffers for reuse (worker/runtime/ort.ts, MALLOC_TUNING_ENV; the launcher sets
+# the same for the ranks it spawns).
+export MALLOC_MMAP_THRESHOLD_ := 33554432
+export MALLOC_TRIM_THRESHOLD_ := 17179869184
+export MALLOC_TOP_PAD_ := 1073741824
 RUNAHEAD := node bin/runahead.js
 # The embedded default: ranks as local processes, a synthetic model, the CPU.
 RUN_ARGS ?= prefill --model synthetic:small --prompt-tokens 1024 --max-new-tokens 8

@@ -1,20 +1,26 @@
-// `runahead bench`: TTFT side by side. Medians of several runs after warm-up, one engine load per
-// model, a markdown report carrying the exact command.
+// `runahead bench`: TTFT side by side — one rank alone, TSP and KV-Runahead — measured through
+// the same rank groups and the same coordinator, so the only difference between columns is the
+// scheme. One rank group per rank count serves every context and mode; medians of several runs
+// after warm-up; a markdown report that carries the exact command, and the raw runs as JSON.
 import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import type { RunResult } from '../../core/gen/runahead/v1/rank.ts';
+import { MODE_BY_NAME, type ModeName } from '../../core/protocol.ts';
+import { parameterCount } from '../../worker/model/config.ts';
+import { presetConfig } from '../../worker/model/presets.ts';
+import { isSynthetic, SYNTHETIC_PREFIX } from '../../worker/model/load.ts';
+import { inspectCheckpoint } from '../../worker/model/checkpoint.ts';
+import { logger } from '../../core/log.ts';
 import { engineSpec, parseFlags } from '../options.ts';
 import { withEngineFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
-import { EngineClient } from '../../worker/runtime/engine-client.ts';
-import { syntheticPromptIds } from '../../worker/prompt.ts';
-import { prefillAndGenerate } from '../../worker/prefill.ts';
-import { parameterCount } from '../../worker/model/config.ts';
-import { summarize } from '../bench/stats.ts';
+import { RankGroup } from '../launcher/rank-group.ts';
+import { summarize, type Summary } from '../bench/stats.ts';
 import { machineDescription } from '../bench/machine.ts';
 import { renderMarkdown, type BenchRow } from '../bench/report.ts';
-import { logger } from '../../core/log.ts';
+import { runSummary } from '../run-report.ts';
 
 const list = (flag: string) =>
   z
@@ -25,68 +31,184 @@ const list = (flag: string) =>
       `${flag} must be a comma-separated list of positive integers`,
     );
 
+const MODES = ['single', 'tsp', 'runahead'] as const;
+
 const BenchFlags = z.object({
   contexts: list('--contexts'),
+  ranks: list('--ranks'),
+  modes: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .refine(
+      (xs) => xs.every((x) => (MODES as readonly string[]).includes(x)),
+      `--modes must be a comma-separated subset of ${MODES.join(',')}`,
+    )
+    .transform((xs) => xs as ModeName[]),
   repeats: z.coerce.number().int().min(1, '--repeats must be ≥ 1'),
   warmup: z.coerce.number().int().min(0, '--warmup must be ≥ 0'),
+  pinCores: z.coerce.number().int().min(1).optional(),
   out: z.string().optional(),
+  jsonOut: z.string().optional(),
   json: z.boolean().default(false),
 });
+
+interface Measured {
+  readonly context: number;
+  readonly mode: ModeName;
+  readonly ranks: number;
+  readonly ttft: Summary;
+  /** The run whose TTFT is the median: its per-rank figures go into the report. */
+  readonly median: RunResult;
+}
+
+async function describeModel(model: string): Promise<string> {
+  const config = isSynthetic(model)
+    ? presetConfig(model.slice(SYNTHETIC_PREFIX.length))
+    : (await inspectCheckpoint(model)).config;
+  return `${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, hidden ${config.hiddenSize}, ${config.numHeads} heads / ${config.numKvHeads} kv heads`;
+}
 
 export function registerBench(program: Command): void {
   const cmd = program
     .command('bench')
-    .description('measure TTFT for several context lengths and write a markdown report');
+    .description('measure TTFT of single, TSP and KV-Runahead side by side and write a markdown report');
   withEngineFlags(cmd)
     .option('--contexts <list>', 'context lengths in tokens', '1024,2048,4096')
+    .option('--ranks <list>', 'rank counts for TSP and KV-Runahead', '2')
+    .option('--modes <list>', `which of ${MODES.join(',')}`, 'single')
     .option('--repeats <n>', 'measured runs per point (the report quotes the median)', '3')
     .option('--warmup <n>', 'unmeasured runs first', '1')
+    .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k)')
     .option('--out <file>', 'write the markdown report here')
+    .option('--json-out <file>', 'write every measured run here')
     .option('--json', 'print the rows as JSON on stdout')
     .action(async (flags: Record<string, unknown>) => {
       const spec = engineSpec(flags);
       const f = parseFlags(BenchFlags, flags);
       const log = logger('bench');
-      const bar = progress('loading model');
-      const engine = await EngineClient.start(spec, (d, t, w) => {
-        bar.update(d, t, w);
-      });
-      bar.stop();
-      const rows: BenchRow[] = [];
-      try {
-        const { config } = engine.info;
-        for (const context of f.contexts) {
-          const ids = syntheticPromptIds(context, config.vocabSize, spec.seed, config.bosTokenId);
-          const times: number[] = [];
-          for (let run = 0; run < f.warmup + f.repeats; run++) {
-            const r = await prefillAndGenerate(engine, ids, { maxNewTokens: 0 });
-            if (run >= f.warmup) times.push(r.ttftMs);
-            log.info(
-              { context, mode: 'single', run, warmup: run < f.warmup, ttftMs: Math.round(r.ttftMs) },
-              'run',
-            );
+      const measured: Measured[] = [];
+      const plan: { ranks: number; modes: ModeName[] }[] = [
+        ...(f.modes.includes('single') ? [{ ranks: 1, modes: ['single' as const] }] : []),
+        ...f.ranks
+          .map((ranks) => ({ ranks, modes: f.modes.filter((m) => m !== 'single') }))
+          .filter((p) => p.modes.length > 0),
+      ];
+      const started = Date.now();
+      for (const { ranks, modes } of plan) {
+        const bar = progress(`loading ${spec.model} on ${ranks} rank(s)`);
+        const group = await RankGroup.start({
+          ranks,
+          spec,
+          ...(f.pinCores ? { pinCores: f.pinCores } : {}),
+          onProgress: (d, t) => {
+            bar.update(d, t, '');
+          },
+        });
+        bar.stop();
+        try {
+          for (const context of f.contexts) {
+            for (const mode of modes) {
+              const runs: RunResult[] = [];
+              for (let i = 0; i < f.warmup + f.repeats; i++) {
+                const result = await group.run({
+                  prompt: { source: { $case: 'syntheticTokens', value: context } },
+                  mode: MODE_BY_NAME[mode],
+                  boundaries: [],
+                  maxNewTokens: 0,
+                  partition: 'even',
+                  debugState: false,
+                });
+                const warm = i < f.warmup;
+                if (!warm) runs.push(result);
+                log.info(
+                  {
+                    ranks,
+                    context,
+                    mode,
+                    run: i,
+                    warmup: warm,
+                    ttftMs: Math.round(result.ttftMs),
+                    elapsedS: Math.round((Date.now() - started) / 1000),
+                  },
+                  'run',
+                );
+              }
+              const ttft = summarize(runs.map((r) => r.ttftMs));
+              const median = [...runs].sort((a, b) => a.ttftMs - b.ttftMs)[Math.floor(runs.length / 2)]!;
+              measured.push({ context, mode, ranks, ttft, median });
+            }
           }
-          rows.push({ context, mode: 'single', ranks: 1, ttft: summarize(times) });
+        } finally {
+          await group.close();
         }
-      } finally {
-        await engine.close();
       }
-      const { config } = engine.info;
+      const rows = benchRows(measured);
       const report = renderMarkdown({
-        title: `runahead bench: ${engine.info.description}`,
+        title: `runahead bench: ${spec.model}`,
         command: `runahead bench ${process.argv.slice(3).join(' ')}`,
         machine: machineDescription(),
         settings: [
-          `model: ${engine.info.description}, ${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, hidden ${config.hiddenSize}, ${config.numHeads} heads / ${config.numKvHeads} kv heads`,
-          `execution provider ${spec.ep}, ${spec.dtype}, ${spec.threads} intra-op threads per rank, model load ${(engine.info.loadMs / 1000).toFixed(1)} s`,
-          `${f.warmup} warm-up run(s), then ${f.repeats} measured; TTFT = prompt released → first token chosen`,
+          `model: ${spec.model} (seed ${spec.seed}), ${await describeModel(spec.model)}, ${spec.dtype}`,
+          `execution provider ${spec.ep}; every rank is one process with ${spec.threads} intra-op threads${f.pinCores ? `, pinned to its own ${f.pinCores} cores` : ''}; ranks talk gRPC over loopback`,
+          `${f.warmup} warm-up run(s), then ${f.repeats} measured; TTFT = prompt released by rank 0 → first token back at rank 0, on rank 0's clock`,
+          'KV-Runahead and TSP use the even split here; speedups are ratios of medians from this one run of the command',
         ],
         rows,
+        notes: breakdown(measured),
       });
       if (f.out) {
         await mkdir(dirname(f.out), { recursive: true });
         await writeFile(f.out, report);
       }
+      if (f.jsonOut) {
+        await mkdir(dirname(f.jsonOut), { recursive: true });
+        await writeFile(
+          f.jsonOut,
+          JSON.stringify(measured.map((m) => ({ ...m, median: runSummary(m.median) }))),
+        );
+      }
       process.stdout.write(f.json ? `${JSON.stringify(rows)}\n` : report);
+    });
+}
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+
+export function benchRows(measured: readonly Measured[]): BenchRow[] {
+  const find = (context: number, mode: ModeName, ranks?: number) =>
+    measured.find(
+      (m) => m.context === context && m.mode === mode && (ranks === undefined || m.ranks === ranks),
+    );
+  return measured.map((m) => {
+    const single = find(m.context, 'single');
+    const tsp = find(m.context, 'tsp', m.ranks);
+    const moved = m.median.ranks.reduce((s, r) => s + r.bytesSent, 0);
+    return {
+      context: m.context,
+      mode: m.mode,
+      ranks: m.ranks,
+      ttft: m.ttft,
+      extra: {
+        'vs single':
+          single && m.mode !== 'single' ? `${(single.ttft.median / m.ttft.median).toFixed(2)}×` : '',
+        'vs TSP': tsp && m.mode === 'runahead' ? `${(tsp.ttft.median / m.ttft.median).toFixed(2)}×` : '',
+        'KV moved MiB': m.mode === 'single' ? '' : mib(moved),
+      },
+    };
+  });
+}
+
+/** Per-rank compute / wait / send of each median run, as notes under the table. */
+function breakdown(measured: readonly Measured[]): string[] {
+  return measured
+    .filter((m) => m.mode !== 'single')
+    .map((m) => {
+      const s = runSummary(m.median);
+      const ranks = s.ranks
+        .map(
+          (r) =>
+            `r${r.rank} [${r.chunk[0]},${r.chunk[1]}) compute ${r.computeMs.toFixed(0)} / wait ${r.waitMs.toFixed(0)} / send ${r.sendMs.toFixed(0)} ms, sent ${mib(r.bytesSent)} MiB, peak RSS ${mib(r.peakRssBytes)} MiB`,
+        )
+        .join('; ');
+      return `${m.mode} ${m.ranks} ranks @ ${m.context} (median run, TTFT ${s.ttftMs.toFixed(0)} ms): ${ranks}`;
     });
 }

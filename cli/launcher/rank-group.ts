@@ -13,6 +13,7 @@ import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, type LinkLimits } from '../../core/protocol.ts';
 import type { EngineSpec } from '../../worker/runtime/layer-engine.ts';
 import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
+import { MALLOC_TUNING_ENV } from '../../worker/runtime/ort.ts';
 import { freePorts } from './ports.ts';
 
 export interface RankGroupOptions {
@@ -143,7 +144,7 @@ export class RankGroup {
       const log: WriteStream = createWriteStream(logFile);
       const child = spawn(command, argv, {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...opts.env },
+        env: { ...MALLOC_TUNING_ENV, ...process.env, ...opts.env },
       });
       child.stdout.pipe(log, { end: false });
       createInterface({ input: child.stderr }).on('line', (line) => {

@@ -264,7 +264,7 @@ export class RankRun {
       error,
       computeMs: sum('compute'),
       waitMs: sum('wait'),
-      sendMs: sendSpans.reduce((t, s) => t + (s.endMs - s.startMs), 0),
+      sendMs: unionLength(sendSpans),
       bytesSent,
       bytesReceived: this.inbox?.bytesReceived ?? 0,
       framesSent,
@@ -276,6 +276,19 @@ export class RankRun {
       debugState: new Uint8Array(),
     };
   }
+}
+
+/** Time covered by at least one span: layers' sends overlap, and a link is busy once, not twice. */
+export function unionLength(spans: readonly Span[]): number {
+  const sorted = [...spans].sort((a, b) => a.startMs - b.startMs);
+  let total = 0;
+  let end = -Infinity;
+  for (const s of sorted) {
+    if (s.endMs <= end) continue;
+    total += s.endMs - Math.max(s.startMs, end);
+    end = s.endMs;
+  }
+  return total;
 }
 
 function debugStateOf(
