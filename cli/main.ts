@@ -4,6 +4,8 @@ import { registerPrefill } from './commands/prefill.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerRun } from './commands/run.ts';
 import { registerWorker } from './commands/worker.ts';
+import { registerCalibrate } from './commands/calibrate.ts';
+import { registerTune } from './commands/tune.ts';
 
 export function buildProgram(): Command {
   const program = new Command('runahead')
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
   registerPrefill(program);
   registerWorker(program);
   registerBench(program);
+  registerCalibrate(program);
+  registerTune(program);
   return program;
 }
 

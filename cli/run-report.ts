@@ -1,7 +1,8 @@
 // A run's result as people and programs read it: the JSON summary (`--json`), the per-rank table
 // and the chain's timeline, as text and as SVG (`--plot`). Pure functions of a RunResult.
 import type { RunResult, Span } from '../core/gen/runahead/v1/rank.ts';
-import { modeName } from '../core/protocol.ts';
+import { modeName, type ModeName } from '../core/protocol.ts';
+import { COMPUTE_KINDS } from '../worker/chain/rank-run.ts';
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -27,7 +28,9 @@ export interface TimelineSpan {
 }
 
 export interface RunSummary {
-  readonly mode: string;
+  readonly mode: ModeName;
+  /** How the split was chosen: explicit, even or balanced. */
+  readonly partition: string;
   readonly firstToken: number;
   readonly firstTokenText: string;
   readonly tokens: readonly number[];
@@ -43,6 +46,7 @@ export function runSummary(result: RunResult): RunSummary {
   const t0 = result.releasedAtMs;
   return {
     mode: modeName(result.mode),
+    partition: result.partition,
     firstToken: result.firstToken,
     firstTokenText: result.firstTokenText,
     tokens: result.tokens,
@@ -120,7 +124,7 @@ export function textTimeline(s: RunSummary, width = 72): string {
         for (let c = col(t.start); c <= col(t.end); c++) row[c] = ch;
     };
     paint(busy, 'wait', '░');
-    paint(busy, 'compute', '█');
+    for (const kind of COMPUTE_KINDS) paint(busy, kind, '█');
     paint(send, 'send', '▀');
     lines.push(`rank ${String(r.rank).padEnd(2)} │${busy.join('')}│`, `        │${send.join('')}│`);
   }
@@ -129,7 +133,20 @@ export function textTimeline(s: RunSummary, width = 72): string {
   return lines.join('\n');
 }
 
-const COLORS: Record<string, string> = { compute: '#3b6fb6', wait: '#c9c9c9', send: '#e8903a' };
+const COLORS: Record<string, string> = {
+  project: '#7aa6dd',
+  attend: '#2f5d9e',
+  embed: '#7aa6dd',
+  head: '#2f5d9e',
+  wait: '#c9c9c9',
+  send: '#e8903a',
+};
+const LEGEND: Record<string, string> = {
+  project: 'Q/K/V projection',
+  attend: 'attention + MLP',
+  wait: 'waiting for K/V',
+  send: 'sending K/V',
+};
 
 /** The timeline as a standalone SVG picture. */
 export function svgTimeline(s: RunSummary, title: string): string {
@@ -169,9 +186,9 @@ export function svgTimeline(s: RunSummary, title: string): string {
   parts.push(
     `<line x1="${x(s.ttftMs).toFixed(1)}" y1="${top - 4}" x2="${x(s.ttftMs).toFixed(1)}" y2="${axisY}" stroke="#c0392b" stroke-dasharray="4 3"/>`,
   );
-  const legend = Object.entries(COLORS).map(
-    ([k, c], i) =>
-      `<rect x="${left + i * 130}" y="${axisY + 26}" width="12" height="12" fill="${c}"/><text x="${left + i * 130 + 16}" y="${axisY + 36}">${k === 'wait' ? 'waiting for K/V' : k === 'send' ? 'sending K/V' : 'computing'}</text>`,
+  const legend = Object.entries(LEGEND).map(
+    ([k, label], i) =>
+      `<rect x="${left + i * 160}" y="${axisY + 26}" width="12" height="12" fill="${COLORS[k] ?? '#888'}"/><text x="${left + i * 160 + 16}" y="${axisY + 36}">${label}</text>`,
   );
   parts.push(...legend, '</svg>');
   return parts.join('\n');

@@ -7,13 +7,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { RunResult } from '../../core/gen/runahead/v1/rank.ts';
-import { MODE_BY_NAME, type ModeName } from '../../core/protocol.ts';
-import { parameterCount } from '../../worker/model/config.ts';
-import { presetConfig } from '../../worker/model/presets.ts';
-import { isSynthetic, SYNTHETIC_PREFIX } from '../../worker/model/load.ts';
-import { inspectCheckpoint } from '../../worker/model/checkpoint.ts';
+import { MODE_BY_NAME } from '../../core/protocol.ts';
+import { predict, type CostProfile } from '../../core/cost-model.ts';
+import type { PartitionTable } from '../../core/partition-table.ts';
+import { describeConfig, modelConfig } from '../model-info.ts';
+import { readProfile } from './calibrate.ts';
+import { readPartitionTable } from './worker.ts';
+import type { BenchResults } from '../bench/results.ts';
 import { logger } from '../../core/log.ts';
-import { engineSpec, parseFlags } from '../options.ts';
+import { engineSpec, parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
 import { RankGroup } from '../launcher/rank-group.ts';
@@ -31,7 +33,14 @@ const list = (flag: string) =>
       `${flag} must be a comma-separated list of positive integers`,
     );
 
-const MODES = ['single', 'tsp', 'runahead'] as const;
+const MODES = ['single', 'tsp', 'runahead', 'balanced'] as const;
+type BenchMode = (typeof MODES)[number];
+const LABEL: Record<BenchMode, string> = {
+  single: 'single',
+  tsp: 'tsp',
+  runahead: 'runahead-even',
+  balanced: 'runahead-balanced',
+};
 
 const BenchFlags = z.object({
   contexts: list('--contexts'),
@@ -43,10 +52,12 @@ const BenchFlags = z.object({
       (xs) => xs.every((x) => (MODES as readonly string[]).includes(x)),
       `--modes must be a comma-separated subset of ${MODES.join(',')}`,
     )
-    .transform((xs) => xs as ModeName[]),
+    .transform((xs) => xs as BenchMode[]),
   repeats: z.coerce.number().int().min(1, '--repeats must be ≥ 1'),
   warmup: z.coerce.number().int().min(0, '--warmup must be ≥ 0'),
   pinCores: z.coerce.number().int().min(1).optional(),
+  partitionTable: z.string().optional(),
+  profile: z.string().optional(),
   out: z.string().optional(),
   jsonOut: z.string().optional(),
   json: z.boolean().default(false),
@@ -54,18 +65,11 @@ const BenchFlags = z.object({
 
 interface Measured {
   readonly context: number;
-  readonly mode: ModeName;
+  readonly mode: BenchMode;
   readonly ranks: number;
   readonly ttft: Summary;
   /** The run whose TTFT is the median: its per-rank figures go into the report. */
   readonly median: RunResult;
-}
-
-async function describeModel(model: string): Promise<string> {
-  const config = isSynthetic(model)
-    ? presetConfig(model.slice(SYNTHETIC_PREFIX.length))
-    : (await inspectCheckpoint(model)).config;
-  return `${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, hidden ${config.hiddenSize}, ${config.numHeads} heads / ${config.numKvHeads} kv heads`;
 }
 
 export function registerBench(program: Command): void {
@@ -79,6 +83,11 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'measured runs per point (the report quotes the median)', '3')
     .option('--warmup <n>', 'unmeasured runs first', '1')
     .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k)')
+    .option(
+      '--partition-table <files>',
+      'for mode balanced: runahead tune tables, one per rank count, comma-separated',
+    )
+    .option('--profile <file>', 'a cost profile: adds predicted TTFT and the model error to every row')
     .option('--out <file>', 'write the markdown report here')
     .option('--json-out <file>', 'write every measured run here')
     .option('--json', 'print the rows as JSON on stdout')
@@ -86,8 +95,20 @@ export function registerBench(program: Command): void {
       const spec = engineSpec(flags);
       const f = parseFlags(BenchFlags, flags);
       const log = logger('bench');
+      const tables = new Map<number, { path: string; table: PartitionTable }>();
+      for (const path of (f.partitionTable ?? '').split(',').filter((p) => p.length > 0)) {
+        const table = await readPartitionTable(path.trim());
+        tables.set(table.ranks, { path: path.trim(), table });
+      }
+      const missing = f.modes.includes('balanced') ? f.ranks.filter((n) => !tables.has(n)) : [];
+      if (missing.length > 0)
+        throw new UsageError(
+          `mode balanced needs a --partition-table for ${missing.join(', ')} rank(s) (runahead tune --ranks N)`,
+        );
+      const profile = f.profile ? await readProfile(f.profile) : null;
+      const config = await modelConfig(spec.model);
       const measured: Measured[] = [];
-      const plan: { ranks: number; modes: ModeName[] }[] = [
+      const plan: { ranks: number; modes: BenchMode[] }[] = [
         ...(f.modes.includes('single') ? [{ ranks: 1, modes: ['single' as const] }] : []),
         ...f.ranks
           .map((ranks) => ({ ranks, modes: f.modes.filter((m) => m !== 'single') }))
@@ -100,6 +121,7 @@ export function registerBench(program: Command): void {
           ranks,
           spec,
           ...(f.pinCores ? { pinCores: f.pinCores } : {}),
+          ...(tables.has(ranks) ? { partitionTable: tables.get(ranks)!.path } : {}),
           onProgress: (d, t) => {
             bar.update(d, t, '');
           },
@@ -112,10 +134,10 @@ export function registerBench(program: Command): void {
               for (let i = 0; i < f.warmup + f.repeats; i++) {
                 const result = await group.run({
                   prompt: { source: { $case: 'syntheticTokens', value: context } },
-                  mode: MODE_BY_NAME[mode],
+                  mode: MODE_BY_NAME[mode === 'balanced' ? 'runahead' : mode],
                   boundaries: [],
                   maxNewTokens: 0,
-                  partition: 'even',
+                  partition: mode === 'balanced' ? 'balanced' : 'even',
                   debugState: false,
                 });
                 const warm = i < f.warmup;
@@ -142,16 +164,25 @@ export function registerBench(program: Command): void {
           await group.close();
         }
       }
-      const rows = benchRows(measured);
+      const rows = benchRows(measured, profile);
       const report = renderMarkdown({
         title: `runahead bench: ${spec.model}`,
         command: `runahead bench ${process.argv.slice(3).join(' ')}`,
         machine: machineDescription(),
         settings: [
-          `model: ${spec.model} (seed ${spec.seed}), ${await describeModel(spec.model)}, ${spec.dtype}`,
+          `model: ${spec.model} (seed ${spec.seed}), ${describeConfig(config)}, ${spec.dtype}`,
           `execution provider ${spec.ep}; every rank is one process with ${spec.threads} intra-op threads${f.pinCores ? `, pinned to its own ${f.pinCores} cores` : ''}; ranks talk gRPC over loopback`,
           `${f.warmup} warm-up run(s), then ${f.repeats} measured; TTFT = prompt released by rank 0 → first token back at rank 0, on rank 0's clock`,
-          'KV-Runahead and TSP use the even split here; speedups are ratios of medians from this one run of the command',
+          'runahead-even and tsp use the even split, runahead-balanced the lookup table; speedups are ratios of medians from this one run of the command',
+          ...(profile
+            ? [
+                `predicted TTFT from the cost profile ${f.profile} (${profile.hardware}); error = (predicted − measured) / measured`,
+              ]
+            : []),
+          ...[...tables.values()].map(
+            (t) =>
+              `balanced splits for ${t.table.ranks} ranks from ${t.path} (${t.table.profile ?? 'no profile recorded'})`,
+          ),
         ],
         rows,
         notes: breakdown(measured),
@@ -161,11 +192,24 @@ export function registerBench(program: Command): void {
         await writeFile(f.out, report);
       }
       if (f.jsonOut) {
+        const results: BenchResults = {
+          version: 1,
+          command: `runahead bench ${process.argv.slice(3).join(' ')}`,
+          machine: machineDescription(),
+          model: spec.model,
+          dtype: spec.dtype,
+          ep: spec.ep,
+          threadsPerRank: spec.threads,
+          points: measured.map((m) => ({
+            context: m.context,
+            mode: m.mode,
+            ranks: m.ranks,
+            ttft: m.ttft,
+            median: runSummary(m.median),
+          })),
+        };
         await mkdir(dirname(f.jsonOut), { recursive: true });
-        await writeFile(
-          f.jsonOut,
-          JSON.stringify(measured.map((m) => ({ ...m, median: runSummary(m.median) }))),
-        );
+        await writeFile(f.jsonOut, JSON.stringify(results));
       }
       process.stdout.write(f.json ? `${JSON.stringify(rows)}\n` : report);
     });
@@ -173,25 +217,41 @@ export function registerBench(program: Command): void {
 
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
-export function benchRows(measured: readonly Measured[]): BenchRow[] {
-  const find = (context: number, mode: ModeName, ranks?: number) =>
+export function benchRows(measured: readonly Measured[], profile: CostProfile | null): BenchRow[] {
+  const find = (context: number, mode: BenchMode, ranks?: number) =>
     measured.find(
       (m) => m.context === context && m.mode === mode && (ranks === undefined || m.ranks === ranks),
     );
   return measured.map((m) => {
     const single = find(m.context, 'single');
     const tsp = find(m.context, 'tsp', m.ranks);
+    const even = find(m.context, 'runahead', m.ranks);
     const moved = m.median.ranks.reduce((s, r) => s + r.bytesSent, 0);
+    const scheme = m.mode === 'balanced' ? 'runahead' : m.mode;
+    const predicted = profile
+      ? predict(profile.coefficients, profile, scheme, m.median.boundaries).ttftMs
+      : null;
     return {
       context: m.context,
-      mode: m.mode,
+      mode: LABEL[m.mode],
       ranks: m.ranks,
       ttft: m.ttft,
       extra: {
+        split: m.mode === 'single' ? '' : m.median.boundaries.join(','),
         'vs single':
           single && m.mode !== 'single' ? `${(single.ttft.median / m.ttft.median).toFixed(2)}×` : '',
-        'vs TSP': tsp && m.mode === 'runahead' ? `${(tsp.ttft.median / m.ttft.median).toFixed(2)}×` : '',
+        'vs TSP':
+          tsp && (m.mode === 'runahead' || m.mode === 'balanced')
+            ? `${(tsp.ttft.median / m.ttft.median).toFixed(2)}×`
+            : '',
+        'vs even': even && m.mode === 'balanced' ? `${(even.ttft.median / m.ttft.median).toFixed(2)}×` : '',
         'KV moved MiB': m.mode === 'single' ? '' : mib(moved),
+        ...(predicted === null
+          ? {}
+          : {
+              'predicted ms': predicted.toFixed(0),
+              'model error': `${((100 * (predicted - m.ttft.median)) / m.ttft.median).toFixed(1)}%`,
+            }),
       },
     };
   });
@@ -209,6 +269,6 @@ function breakdown(measured: readonly Measured[]): string[] {
             `r${r.rank} [${r.chunk[0]},${r.chunk[1]}) compute ${r.computeMs.toFixed(0)} / wait ${r.waitMs.toFixed(0)} / send ${r.sendMs.toFixed(0)} ms, sent ${mib(r.bytesSent)} MiB, peak RSS ${mib(r.peakRssBytes)} MiB`,
         )
         .join('; ');
-      return `${m.mode} ${m.ranks} ranks @ ${m.context} (median run, TTFT ${s.ttftMs.toFixed(0)} ms): ${ranks}`;
+      return `${LABEL[m.mode]} ${m.ranks} ranks @ ${m.context} (median run, TTFT ${s.ttftMs.toFixed(0)} ms): ${ranks}`;
     });
 }

@@ -56,6 +56,7 @@ export function registerRun(program: Command): void {
         tls: tlsFiles(chain),
         startupTimeoutMs: chain.startupTimeoutMs,
         runTimeoutMs: chain.runTimeoutMs,
+        ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
         ...(f.pinCores ? { pinCores: f.pinCores } : {}),
         onProgress: (d, t) => {
           bar.update(d, t, '');

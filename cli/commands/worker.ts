@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DEFAULT_LIMITS, MODE_BY_NAME } from '../../core/protocol.ts';
 import { parseSplit } from '../../core/partition.ts';
+import { parsePartitionTable, type PartitionTable } from '../../core/partition-table.ts';
 import { logger } from '../../core/log.ts';
 import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { EngineClient } from '../../worker/runtime/engine-client.ts';
@@ -22,6 +23,8 @@ const ms = (flag: string) =>
 export const ChainFlagsSchema = z.object({
   mode: z.enum(['runahead', 'tsp', 'single'], { error: '--mode must be runahead, tsp or single' }),
   split: z.string().optional(),
+  partition: z.enum(['even', 'balanced'], { error: '--partition must be even or balanced' }),
+  partitionTable: z.string().optional(),
   maxNewTokens: z.coerce.number().int().min(0, '--max-new-tokens must be ≥ 0'),
   maxFrameBytes: z.coerce.number().int().min(1024, '--max-frame-bytes must be ≥ 1024'),
   maxQueuedFrames: z.coerce.number().int().min(1, '--max-queued-frames must be ≥ 1'),
@@ -51,7 +54,9 @@ const WorkerFlags = z.object({
 export function withChainFlags(cmd: Command): Command {
   return cmd
     .option('--mode <mode>', 'runahead (KV-Runahead), tsp (all-gather baseline) or single', 'runahead')
-    .option('--split <boundaries>', 'explicit boundaries 0,b1,…,C (default: even)')
+    .option('--split <boundaries>', 'explicit boundaries 0,b1,…,C (overrides --partition)')
+    .option('--partition <kind>', 'even, or balanced (from --partition-table)', 'even')
+    .option('--partition-table <file>', 'balanced splits by context length (runahead tune)')
     .option('--max-new-tokens <n>', 'greedy tokens after the first', '0')
     .option('--max-frame-bytes <n>', 'largest K/V payload per frame', String(DEFAULT_LIMITS.maxFrameBytes))
     .option(
@@ -71,6 +76,20 @@ export function withChainFlags(cmd: Command): Command {
     .option('--tls-ca <file>', 'the CA that signed every rank’s certificate');
 }
 
+export async function readPartitionTable(path: string): Promise<PartitionTable> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--partition-table ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return parsePartitionTable(JSON.parse(text) as unknown, path);
+  } catch (err) {
+    throw new UsageError(`--partition-table ${(err as Error).message}`);
+  }
+}
+
 export function tlsFiles(f: ChainFlags): TlsFiles | null {
   const given = [f.tlsCert, f.tlsKey, f.tlsCa].filter((x) => x !== undefined).length;
   if (given === 0) return null;
@@ -84,7 +103,7 @@ export function runRequest(f: ChainFlags, prompt: RunRequest['prompt']): RunRequ
     mode: MODE_BY_NAME[f.mode],
     boundaries: f.split ? parseSplit(f.split) : [],
     maxNewTokens: f.maxNewTokens,
-    partition: 'even',
+    partition: f.partition,
     debugState: false,
   };
 }
@@ -141,6 +160,7 @@ export function registerWorker(program: Command): void {
         },
         startupTimeoutMs: chain.startupTimeoutMs,
         runTimeoutMs: chain.runTimeoutMs,
+        partitionTable: chain.partitionTable ? await readPartitionTable(chain.partitionTable) : null,
       };
       const node = await RankNode.start(config, engine, tokenizer);
       let exitCode = 0;

@@ -23,6 +23,8 @@ export interface RankGroupOptions {
   readonly tls?: TlsFiles | null;
   readonly startupTimeoutMs?: number;
   readonly runTimeoutMs?: number;
+  /** Balanced splits for rank 0 (a `runahead tune` table file). */
+  readonly partitionTable?: string;
   /** Pin rank i to CPU cores [i·k, (i+1)·k) with taskset, so ranks do not share cores. */
   readonly pinCores?: number;
   /** Where each rank's stderr goes (default: a fresh temporary directory). */
@@ -133,6 +135,7 @@ export class RankGroup {
         ...(opts.tls
           ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--tls-ca', opts.tls.ca]
           : []),
+        ...(opts.partitionTable ? ['--partition-table', opts.partitionTable] : []),
       ];
       const [command, argv] = opts.pinCores
         ? [

@@ -13,6 +13,7 @@ import {
   type StartReply,
 } from '../../core/gen/runahead/v1/rank.ts';
 import { evenBoundaries, validateBoundaries } from '../../core/partition.ts';
+import { lookupBoundaries, type PartitionTable } from '../../core/partition-table.ts';
 import { syntheticPromptIds } from '../prompt.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { RankRun, RunFailure, type RankEnv, type RunPlan } from './rank-run.ts';
@@ -23,6 +24,8 @@ export interface CoordinatorEnv extends RankEnv {
   readonly tokenizer: TextTokenizer;
   readonly runTimeoutMs: number;
   readonly startupTimeoutMs: number;
+  /** Balanced splits by context length (runahead tune), when rank 0 was given one. */
+  readonly partitionTable: PartitionTable | null;
   /** Register rank 0's own part so that incoming streams find it. */
   register(run: RankRun): void;
   unregister(run: RankRun): void;
@@ -121,12 +124,29 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-export function resolveBoundaries(request: RunRequest, contextLength: number, ranks: number): number[] {
+export function resolveBoundaries(
+  request: RunRequest,
+  contextLength: number,
+  ranks: number,
+  table: PartitionTable | null,
+): { boundaries: number[]; partition: string } {
   if (request.boundaries.length > 0) {
     validateBoundaries(request.boundaries, contextLength, ranks);
-    return [...request.boundaries];
+    return { boundaries: [...request.boundaries], partition: 'explicit' };
   }
-  return evenBoundaries(contextLength, ranks);
+  if (request.partition === 'balanced' && ranks > 1) {
+    if (!table)
+      throw new RunFailure(
+        'partition "balanced" needs a partition table: start rank 0 with --partition-table <table.json> (runahead tune makes one)',
+      );
+    if (table.ranks !== ranks)
+      throw new RunFailure(`the partition table is for ${table.ranks} ranks; this run has ${ranks}`);
+    return { boundaries: lookupBoundaries(table, contextLength), partition: 'balanced' };
+  }
+  if (request.partition !== '' && request.partition !== 'even' && request.partition !== 'balanced') {
+    throw new RunFailure(`partition must be "even" or "balanced", got "${request.partition}"`);
+  }
+  return { boundaries: evenBoundaries(contextLength, ranks), partition: 'even' };
 }
 
 /** Shift a rank's spans onto the coordinator's clock. */
@@ -142,7 +162,7 @@ export async function coordinate(
   const ids = promptTokenIds(env, request);
   const mode = request.mode === Mode.MODE_UNSPECIFIED ? Mode.MODE_RUNAHEAD : request.mode;
   const ranks = mode === Mode.MODE_SINGLE ? 1 : env.worldSize;
-  const boundaries = resolveBoundaries(request, ids.length, ranks);
+  const { boundaries, partition } = resolveBoundaries(request, ids.length, ranks, env.partitionTable);
   const runId = randomUUID();
   const coordinated = new CoordinatedRun(runId, ranks);
   const chunk = (r: number) => ids.slice(boundaries[r], boundaries[r + 1]);
@@ -226,6 +246,7 @@ export async function coordinate(
         };
       }),
       releasedAtMs: released,
+      partition,
     };
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));

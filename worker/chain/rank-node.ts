@@ -33,6 +33,7 @@ import {
   type LinkLimits,
 } from '../../core/protocol.ts';
 import { logger, type Logger } from '../../core/log.ts';
+import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { FrameError, type KvGeometry } from './frames.ts';
@@ -51,6 +52,8 @@ export interface RankNodeConfig {
   readonly limits: LinkLimits;
   readonly startupTimeoutMs: number;
   readonly runTimeoutMs: number;
+  /** Rank 0: balanced splits by context length, for runs that ask for partition "balanced". */
+  readonly partitionTable?: PartitionTable | null;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -145,6 +148,7 @@ export class RankNode {
       tokenizer: this.tokenizer,
       runTimeoutMs: this.config.runTimeoutMs,
       startupTimeoutMs: this.config.startupTimeoutMs,
+      partitionTable: this.config.partitionTable ?? null,
       register: (run) => {
         this.register(run);
       },

@@ -51,6 +51,9 @@ export interface RunPlan {
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** Timeline span kinds that are work on the compute thread. */
+export const COMPUTE_KINDS: readonly string[] = ['embed', 'project', 'attend', 'head'];
+
 export class RunFailure extends Error {
   override readonly name = 'RunFailure';
 }
@@ -203,10 +206,10 @@ export class RankRun {
     let debugState: Uint8Array = new Uint8Array();
     try {
       const embed = await this.guard(engine.embed(this.plan.chunkIds, this.chunkStart));
-      this.span('compute', -1, embed.start, embed.end);
+      this.span('embed', -1, embed.start, embed.end);
       for (let l = 0; l < layers; l++) {
         const own = await this.guard(engine.project(l));
-        this.span('compute', l, own.span.start, own.span.end);
+        this.span('project', l, own.span.start, own.span.end);
         if (tsp) await this.send(l, own.value, others);
         const waitStart = now();
         const received = this.inbox
@@ -218,14 +221,14 @@ export class RankRun {
         const attend = await this.guard(
           engine.attend(l, received?.past ?? null, received?.later ?? null, this.last),
         );
-        this.span('compute', l, attend.start, attend.end);
+        this.span('attend', l, attend.start, attend.end);
         this.env.log.debug({ runId: this.plan.runId, layer: l }, 'layer done');
       }
       if (this.last) {
         const t0 = now();
         const logits = await this.guard(engine.logits());
         const first = argmax(logits);
-        this.span('compute', layers, t0, now());
+        this.span('head', layers, t0, now());
         await this.guard(onFirstToken(first));
         if (this.plan.debugState) debugState = debugStateOf(logits, await engine.cache(), engine.info.dtype);
         const decoded = await this.guard(
@@ -248,8 +251,8 @@ export class RankRun {
   }
 
   private report(tokens: number[], error: string): RankReport {
-    const sum = (kind: string) =>
-      this.spans.filter((s) => s.kind === kind).reduce((t, s) => t + (s.endMs - s.startMs), 0);
+    const sum = (kinds: readonly string[]) =>
+      this.spans.filter((s) => kinds.includes(s.kind)).reduce((t, s) => t + (s.endMs - s.startMs), 0);
     const sendSpans: Span[] = [];
     let bytesSent = 0;
     let framesSent = 0;
@@ -262,8 +265,8 @@ export class RankRun {
     return {
       from: this.env.identity(this.plan.runId),
       error,
-      computeMs: sum('compute'),
-      waitMs: sum('wait'),
+      computeMs: sum(COMPUTE_KINDS),
+      waitMs: sum(['wait']),
       sendMs: unionLength(sendSpans),
       bytesSent,
       bytesReceived: this.inbox?.bytesReceived ?? 0,

@@ -207,6 +207,8 @@ export interface RunResult {
   contextLength: number;
   ranks: RankReport[];
   releasedAtMs: number;
+  /** How the boundaries were chosen: "explicit", "even" or "balanced". */
+  partition: string;
 }
 
 export interface AbortRequest {
@@ -1479,6 +1481,7 @@ function createBaseRunResult(): RunResult {
     contextLength: 0,
     ranks: [],
     releasedAtMs: 0,
+    partition: "",
   };
 }
 
@@ -1524,6 +1527,9 @@ export const RunResult: MessageFns<RunResult> = {
     }
     if (message.releasedAtMs !== 0) {
       writer.uint32(89).double(message.releasedAtMs);
+    }
+    if (message.partition !== "") {
+      writer.uint32(98).string(message.partition);
     }
     return writer;
   },
@@ -1647,6 +1653,14 @@ export const RunResult: MessageFns<RunResult> = {
             }
 
             message.releasedAtMs = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.partition = reader.string();
             continue;
           }
         }

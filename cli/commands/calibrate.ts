@@ -1,0 +1,98 @@
+// `runahead calibrate`: fit a cost profile to benchmark runs made on the target hardware.
+import type { Command } from 'commander';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { CostProfileSchema, PROFILE_VERSION, type CostProfile } from '../../core/cost-model.ts';
+import { fitProfile, type MeasuredRun } from '../../core/calibration.ts';
+import { BenchResultsSchema, type BenchResults } from '../bench/results.ts';
+import { modelConfig, shapeOf } from '../model-info.ts';
+import { parseFlags, UsageError } from '../options.ts';
+
+const Flags = z.object({
+  runs: z.string().min(1, '--runs is required'),
+  out: z.string().min(1, '--out is required'),
+});
+
+async function readResults(path: string): Promise<BenchResults> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--runs ${path}: ${(err as Error).message}`);
+  }
+  const r = BenchResultsSchema.safeParse(json);
+  if (!r.success)
+    throw new UsageError(
+      `--runs ${path}: not a runahead bench --json-out file (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
+    );
+  return r.data;
+}
+
+export function registerCalibrate(program: Command): void {
+  program
+    .command('calibrate')
+    .description('fit the cost model (compute, attention, transfer) to runs from runahead bench --json-out')
+    .requiredOption('--runs <files>', 'comma-separated bench result files, from one model on one machine')
+    .requiredOption('--out <file>', 'write the profile here (JSON)')
+    .action(async (flags: Record<string, unknown>) => {
+      const f = parseFlags(Flags, flags);
+      const all = await Promise.all(f.runs.split(',').map((p) => readResults(p.trim())));
+      const first = all[0]!;
+      const mismatch = all.find(
+        (r) => r.model !== first.model || r.dtype !== first.dtype || r.machine !== first.machine,
+      );
+      if (mismatch)
+        throw new UsageError(
+          `--runs mixes models or machines (${first.model}/${first.machine} vs ${mismatch.model}/${mismatch.machine})`,
+        );
+      const config = await modelConfig(first.model);
+      const shape = shapeOf(config, first.dtype);
+      const runs: MeasuredRun[] = all.flatMap((r) =>
+        r.points.map((p) => ({ ...p.median, ttftMs: p.ttft.median })),
+      );
+      const fit = fitProfile(runs, shape);
+      const profile: CostProfile = CostProfileSchema.parse({
+        version: PROFILE_VERSION,
+        model: first.model,
+        hardware: first.machine,
+        ep: first.ep,
+        dtype: first.dtype,
+        threadsPerRank: first.threadsPerRank,
+        ...shape,
+        coefficients: fit.coefficients,
+        fit: { spans: fit.spans, runs: runs.length, rmsRelativeError: fit.rmsRelativeError },
+        createdAt: new Date().toISOString(),
+        command: `runahead calibrate ${process.argv.slice(3).join(' ')}`,
+      });
+      await mkdir(dirname(f.out), { recursive: true });
+      await writeFile(f.out, `${JSON.stringify(profile, null, 2)}\n`);
+      const lines = [
+        `profile for ${profile.model} on ${profile.hardware} → ${f.out}`,
+        `fitted on ${fit.spans} spans and ${runs.length} runs; RMS relative TTFT error ${(100 * fit.rmsRelativeError).toFixed(1)}%`,
+        '',
+        '| mode | split | measured ms | predicted ms | error |',
+        '|---|---|---|---|---|',
+        ...fit.residuals.map(
+          (r) =>
+            `| ${r.mode} | ${r.boundaries.join(',')} | ${r.measuredMs.toFixed(0)} | ${r.predictedMs.toFixed(0)} | ${((100 * (r.predictedMs - r.measuredMs)) / r.measuredMs).toFixed(1)}% |`,
+        ),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
+
+export async function readProfile(path: string): Promise<CostProfile> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--profile ${path}: ${(err as Error).message}`);
+  }
+  const r = CostProfileSchema.safeParse(json);
+  if (!r.success)
+    throw new UsageError(
+      `--profile ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return r.data;
+}

@@ -1,0 +1,142 @@
+// The cost model of one rank and of the chain (PAPER.md, "Context-level load balancing").
+//
+// Per layer, for a rank whose chunk has c tokens and whose attention covers S keys:
+//   project(c)   = p0 + p1·c                     Q/K/V projection (linear in the chunk)
+//   attend(c, S) = a0 + a1·c + a2·c·S            attention (c queries × S keys) + o-proj + MLP
+//   transfer(B)  = r0 + r1·B                     B bytes of K/V from one rank to the next
+// The chain's dependency structure is what makes the split matter: rank i cannot attend at layer l
+// before rank i−1 has sent it KV(l), and rank i−1 sends its own K/V only once it has both its
+// projection and its predecessor's K/V. KV-Runahead's keys for rank i are [0, e_i); TSP's are
+// [0, C) for every rank (a dense chunk×C product, masked), after an all-gather per layer; one rank
+// alone attends C×C.
+import { z } from 'zod';
+
+export const PROFILE_VERSION = 1;
+
+export const CostCoefficientsSchema = z.object({
+  /** [p0 ms, p1 ms/token] */
+  project: z.tuple([z.number(), z.number()]),
+  /** [a0 ms, a1 ms/token, a2 ms/(token·key)] */
+  attend: z.tuple([z.number(), z.number(), z.number()]),
+  /** [r0 ms, r1 ms/byte] */
+  transfer: z.tuple([z.number(), z.number()]),
+  /** Per run, outside the layers: release, embedding, head, first-token report. */
+  fixedMs: z.number(),
+});
+export type CostCoefficients = z.infer<typeof CostCoefficientsSchema>;
+
+/** A calibrated cost model for one model on one kind of hardware, stored as JSON. */
+export const CostProfileSchema = z.object({
+  version: z.literal(PROFILE_VERSION),
+  model: z.string(),
+  hardware: z.string(),
+  ep: z.string(),
+  dtype: z.string(),
+  threadsPerRank: z.number().int().nonnegative(),
+  numLayers: z.number().int().positive(),
+  /** Bytes of K plus V for one token of one layer. */
+  kvBytesPerToken: z.number().int().positive(),
+  coefficients: CostCoefficientsSchema,
+  fit: z
+    .object({
+      spans: z.number().int(),
+      runs: z.number().int(),
+      /** Root-mean-square relative error of the predicted TTFT over the calibration runs. */
+      rmsRelativeError: z.number(),
+    })
+    .optional(),
+  createdAt: z.string().optional(),
+  command: z.string().optional(),
+});
+export type CostProfile = z.infer<typeof CostProfileSchema>;
+
+export class CostModelError extends Error {
+  override readonly name = 'CostModelError';
+}
+
+export type Scheme = 'single' | 'runahead' | 'tsp';
+
+/** Refuse coefficients that would make predictions meaningless. */
+export function checkCoefficients(c: CostCoefficients): void {
+  const all: [string, number][] = [
+    ...c.project.map((v, i): [string, number] => [`project[${i}]`, v]),
+    ...c.attend.map((v, i): [string, number] => [`attend[${i}]`, v]),
+    ...c.transfer.map((v, i): [string, number] => [`transfer[${i}]`, v]),
+    ['fixedMs', c.fixedMs],
+  ];
+  for (const [name, v] of all) {
+    if (!Number.isFinite(v))
+      throw new CostModelError(`coefficient ${name} is ${v}; every coefficient must be a finite number`);
+    if (v < 0) throw new CostModelError(`coefficient ${name} is ${v}; costs cannot be negative`);
+  }
+}
+
+export function projectMs(c: CostCoefficients, tokens: number): number {
+  return c.project[0] + c.project[1] * tokens;
+}
+
+export function attendMs(c: CostCoefficients, tokens: number, keys: number): number {
+  return c.attend[0] + c.attend[1] * tokens + c.attend[2] * tokens * keys;
+}
+
+export function transferMs(c: CostCoefficients, bytes: number): number {
+  return bytes > 0 ? c.transfer[0] + c.transfer[1] * bytes : 0;
+}
+
+export interface Prediction {
+  readonly ttftMs: number;
+  /** When each rank finished its last layer, ms after release. */
+  readonly rankFinishMs: readonly number[];
+  /** Time each rank spent waiting for K/V, summed over layers. */
+  readonly rankWaitMs: readonly number[];
+}
+
+export interface ModelShape {
+  readonly numLayers: number;
+  readonly kvBytesPerToken: number;
+}
+
+/** Predicted TTFT of one split under one scheme. `boundaries` must be valid (not checked here). */
+export function predict(
+  c: CostCoefficients,
+  shape: ModelShape,
+  scheme: Scheme,
+  boundaries: readonly number[],
+): Prediction {
+  const n = boundaries.length - 1;
+  const context = boundaries[n]!;
+  const chunk = (i: number) => boundaries[i + 1]! - boundaries[i]!;
+  const bytes = (tokens: number) => tokens * shape.kvBytesPerToken;
+  if (scheme === 'single' || n === 1) {
+    const perLayer = projectMs(c, context) + attendMs(c, context, context);
+    const t = shape.numLayers * perLayer;
+    return { ttftMs: c.fixedMs + t, rankFinishMs: [t], rankWaitMs: [0] };
+  }
+  const free = new Array<number>(n).fill(0);
+  const wait = new Array<number>(n).fill(0);
+  const projEnd = new Array<number>(n).fill(0);
+  for (let l = 0; l < shape.numLayers; l++) {
+    for (let i = 0; i < n; i++) projEnd[i] = free[i]! + projectMs(c, chunk(i));
+    if (scheme === 'runahead') {
+      // ready: when the last byte of [0, b_i) reaches rank i. Rank i−1 forwards its predecessor's
+      // K/V as they arrive and sends its own after its projection and its past are both there.
+      let ready = -Infinity;
+      for (let i = 0; i < n; i++) {
+        const start = i === 0 ? projEnd[0]! : Math.max(projEnd[i]!, ready);
+        wait[i]! += start - projEnd[i]!;
+        free[i] = start + attendMs(c, chunk(i), boundaries[i + 1]!);
+        ready = Math.max(ready, projEnd[i]!) + transferMs(c, bytes(chunk(i)));
+      }
+    } else {
+      // TSP: every rank needs every other rank's K/V(l) (all-gather); rank j sends its chunk n−1 times.
+      const arrive = projEnd.map((p, j) => p + transferMs(c, bytes((n - 1) * chunk(j))));
+      for (let i = 0; i < n; i++) {
+        let ready = projEnd[i]!;
+        for (let j = 0; j < n; j++) if (j !== i) ready = Math.max(ready, arrive[j]!);
+        wait[i]! += ready - projEnd[i]!;
+        free[i] = ready + attendMs(c, chunk(i), context);
+      }
+    }
+  }
+  return { ttftMs: c.fixedMs + free[n - 1]!, rankFinishMs: free, rankWaitMs: wait };
+}
