@@ -1,0 +1,12 @@
+// etcd, as go.etcd.io/etcd/server/v3's own main package builds it.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	etcdmain.Main(os.Args)
+}
