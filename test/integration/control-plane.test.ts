@@ -1,8 +1,6 @@
 // The real control plane (etcd + kube-apiserver + kube-controller-manager) that integration tests run
 // against: @kubernetes/client-node and kubectl both work with its kubeconfig, and garbage collection
 // of owner-referenced objects happens. Needs KUBEBUILDER_ASSETS (scripts/setup-envtest.sh).
-/* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- client-node's models
-   (V1ConfigMap, ...) are classes without behaviour; its API takes plain objects. */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../support/control-plane.ts';

@@ -1,0 +1,328 @@
+// What should exist for a RunaheadJob, as a pure function of the job: the headless Service that
+// gives every rank a stable DNS name, the ConfigMap the ranks share, and one Pod per rank.
+//
+// Ordering: the pods of a group are created together, in rank order, rather than one after another
+// as each becomes ready. Every rank loads the whole model before it is ready (minutes for a 7B
+// model), so loading them in parallel is what keeps time-to-ready close to one load; the chain still
+// starts only when every rank is ready, because rank 0 waits for every peer's gRPC health check to
+// say SERVING before it releases the prompt (worker/chain/rank-node.ts).
+import type {
+  V1ConfigMap,
+  V1EnvVar,
+  V1Pod,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import { evenBoundaries } from '../core/partition.ts';
+import type { RunaheadJob, RunaheadJobSpec } from '../core/api/v1alpha1/runahead-job.ts';
+import {
+  API_VERSION,
+  KIND,
+  LABEL_ATTEMPT,
+  LABEL_COMPONENT,
+  LABEL_JOB,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  LABEL_RANK,
+  MANAGED_BY,
+  RANK_PORT,
+  RANK_PORT_NAME,
+  childNames,
+} from '../core/api/v1alpha1/names.ts';
+import { TERMINATION_MESSAGE_PATH } from '../core/api/termination-message.ts';
+
+export interface OperatorDefaults {
+  /** Worker image for jobs that name none. */
+  readonly workerImage: string;
+  /** Cluster DNS domain (rank addresses are `<pod>.<service>.<namespace>.svc.<domain>`). */
+  readonly clusterDomain: string;
+}
+
+export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
+  workerImage: 'ghcr.io/runahead/worker:0.1.0',
+  clusterDomain: 'cluster.local',
+};
+
+/** The worker image's non-root user (images/worker.Dockerfile). */
+const WORKER_UID = 65532;
+const CONFIG_DIR = '/etc/runahead';
+const PROMPT_FILE = `${CONFIG_DIR}/prompt/prompt.txt`;
+const TABLE_FILE = `${CONFIG_DIR}/partition/table.json`;
+const TLS_DIR = `${CONFIG_DIR}/tls`;
+
+/** A job as the planner needs it: validated spec, identity. */
+export interface JobRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+  readonly spec: RunaheadJobSpec;
+}
+
+export function jobRef(job: RunaheadJob): JobRef {
+  return {
+    name: job.metadata.name,
+    namespace: job.metadata.namespace ?? 'default',
+    uid: job.metadata.uid ?? '',
+    spec: job.spec,
+  };
+}
+
+export function jobLabels(job: JobRef): Record<string, string> {
+  return {
+    [LABEL_JOB]: job.name,
+    [LABEL_NAME]: 'runahead',
+    [LABEL_COMPONENT]: 'worker',
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+  };
+}
+
+function ownerReference(job: JobRef) {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: job.name,
+    uid: job.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function meta(job: JobRef, name: string, labels: Record<string, string> = jobLabels(job)) {
+  return { name, namespace: job.namespace, labels, ownerReferences: [ownerReference(job)] };
+}
+
+/** host:port of every rank, by rank, through the headless Service. */
+export function rankAddresses(job: JobRef, defaults: OperatorDefaults): string[] {
+  const service = childNames.service(job.name);
+  return Array.from(
+    { length: job.spec.ranks },
+    (_, i) =>
+      `${childNames.hostname(job.name, i)}.${service}.${job.namespace}.svc.${defaults.clusterDomain}:${RANK_PORT}`,
+  );
+}
+
+/**
+ * The split, when the operator can know it before the run: explicit boundaries, or an even split of
+ * a synthetic prompt. Otherwise (a text prompt's length is known only after rank 0 tokenizes it,
+ * or a balanced table) rank 0 computes it and the status shows it once the run reports.
+ */
+export function plannedBoundaries(spec: RunaheadJobSpec): number[] | null {
+  if (spec.partition.strategy === 'explicit') return [...(spec.partition.boundaries ?? [])];
+  if (spec.partition.strategy === 'even' && spec.prompt.syntheticTokens !== undefined)
+    return evenBoundaries(spec.prompt.syntheticTokens, spec.ranks);
+  return null;
+}
+
+export function desiredService(job: JobRef): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(job, childNames.service(job.name)),
+    spec: {
+      clusterIP: 'None',
+      // Ranks resolve each other while they load the model, before they are ready.
+      publishNotReadyAddresses: true,
+      selector: { [LABEL_JOB]: job.name, [LABEL_MANAGED_BY]: MANAGED_BY },
+      ports: [{ name: RANK_PORT_NAME, port: RANK_PORT, targetPort: RANK_PORT_NAME, protocol: 'TCP' }],
+    },
+  };
+}
+
+export function desiredConfigMap(job: JobRef, defaults: OperatorDefaults): V1ConfigMap {
+  const data: Record<string, string> = {
+    peers: rankAddresses(job, defaults).join('\n'),
+  };
+  if (job.spec.prompt.text !== undefined) data['prompt.txt'] = job.spec.prompt.text;
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(job, childNames.configMap(job.name)), data };
+}
+
+function modelReference(spec: RunaheadJobSpec): string {
+  if (spec.model.synthetic) return `synthetic:${spec.model.synthetic.preset}`;
+  const c = spec.model.checkpoint!;
+  const base = c.mountPath.replace(/\/+$/, '');
+  return c.path ? `${base}/${c.path.replace(/\/+$/, '')}` : base;
+}
+
+/** `runahead worker` flags for every rank (rank and peers come from the environment). */
+export function workerArgs(spec: RunaheadJobSpec): string[] {
+  const args = [
+    'worker',
+    '--model',
+    modelReference(spec),
+    '--seed',
+    String(spec.model.synthetic?.seed ?? 0),
+    '--ep',
+    spec.executionProvider,
+    '--dtype',
+    spec.dtype,
+    '--threads',
+    String(spec.threads),
+    '--mode',
+    spec.mode,
+    '--max-new-tokens',
+    String(spec.maxNewTokens),
+    '--peer-timeout-ms',
+    String(spec.peerTimeoutSeconds * 1000),
+    '--startup-timeout-ms',
+    String(spec.startupTimeoutSeconds * 1000),
+    '--termination-log',
+    TERMINATION_MESSAGE_PATH,
+  ];
+  if (spec.prompt.syntheticTokens !== undefined)
+    args.push('--prompt-tokens', String(spec.prompt.syntheticTokens));
+  else args.push('--prompt-file', PROMPT_FILE);
+  const p = spec.partition;
+  if (p.strategy === 'explicit') args.push('--split', (p.boundaries ?? []).join(','));
+  else if (p.strategy === 'balanced') args.push('--partition', 'balanced', '--partition-table', TABLE_FILE);
+  else args.push('--partition', 'even');
+  if (spec.tls)
+    args.push(
+      '--tls-cert',
+      `${TLS_DIR}/tls.crt`,
+      '--tls-key',
+      `${TLS_DIR}/tls.key`,
+      '--tls-ca',
+      `${TLS_DIR}/ca.crt`,
+    );
+  return args;
+}
+
+function volumes(job: JobRef): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const spec = job.spec;
+  const volumes: V1Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '1Gi' } }];
+  const mounts: V1VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  if (spec.prompt.text !== undefined) {
+    volumes.push({
+      name: 'prompt',
+      configMap: { name: childNames.configMap(job.name), items: [{ key: 'prompt.txt', path: 'prompt.txt' }] },
+    });
+  } else if (spec.prompt.configMapKeyRef) {
+    const ref = spec.prompt.configMapKeyRef;
+    volumes.push({
+      name: 'prompt',
+      configMap: { name: ref.name, items: [{ key: ref.key, path: 'prompt.txt' }] },
+    });
+  }
+  if (volumes.some((v) => v.name === 'prompt'))
+    mounts.push({ name: 'prompt', mountPath: `${CONFIG_DIR}/prompt`, readOnly: true });
+  const table = spec.partition.tableConfigMapRef;
+  if (table) {
+    volumes.push({
+      name: 'partition-table',
+      configMap: { name: table.name, items: [{ key: table.key, path: 'table.json' }] },
+    });
+    mounts.push({ name: 'partition-table', mountPath: `${CONFIG_DIR}/partition`, readOnly: true });
+  }
+  const checkpoint = spec.model.checkpoint;
+  if (checkpoint) {
+    const v = checkpoint.volume;
+    volumes.push(
+      v.persistentVolumeClaim
+        ? {
+            name: 'model',
+            persistentVolumeClaim: { claimName: v.persistentVolumeClaim.claimName, readOnly: true },
+          }
+        : { name: 'model', hostPath: { path: v.hostPath!.path, type: 'Directory' } },
+    );
+    mounts.push({ name: 'model', mountPath: checkpoint.mountPath, readOnly: true });
+  }
+  if (spec.tls) {
+    volumes.push({ name: 'tls', secret: { secretName: spec.tls.secretName, defaultMode: 0o440 } });
+    mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+  }
+  return { volumes, mounts };
+}
+
+/** Per-rank resources: as given, or one GPU for GPU execution providers. */
+export function rankResources(spec: RunaheadJobSpec): {
+  limits?: Record<string, string>;
+  requests?: Record<string, string>;
+} {
+  const str = (list: Record<string, string | number> | undefined) =>
+    list ? Object.fromEntries(Object.entries(list).map(([k, v]) => [k, String(v)])) : undefined;
+  const limits = str(spec.resources.limits);
+  const requests = str(spec.resources.requests);
+  if (!limits && !requests && spec.executionProvider !== 'cpu') return { limits: { 'nvidia.com/gpu': '1' } };
+  return { ...(limits ? { limits } : {}), ...(requests ? { requests } : {}) };
+}
+
+function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVar[] {
+  const peers = rankAddresses(job, defaults);
+  const env: V1EnvVar[] = [
+    { name: 'RUNAHEAD_RANK', value: String(rank) },
+    { name: 'RUNAHEAD_WORLD_SIZE', value: String(job.spec.ranks) },
+    { name: 'RUNAHEAD_PEERS', value: peers.join(',') },
+    { name: 'RUNAHEAD_LISTEN', value: `0.0.0.0:${RANK_PORT}` },
+    // For people reading the pod: the chain's neighbours.
+    { name: 'RUNAHEAD_PREDECESSOR', value: rank > 0 ? peers[rank - 1]! : '' },
+    { name: 'RUNAHEAD_SUCCESSOR', value: rank + 1 < peers.length ? peers[rank + 1]! : '' },
+    { name: 'RUNAHEAD_JOB', value: job.name },
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+  ];
+  return env;
+}
+
+export function desiredPod(job: JobRef, rank: number, attempt: number, defaults: OperatorDefaults): V1Pod {
+  const spec = job.spec;
+  const { volumes: vols, mounts } = volumes(job);
+  const labels = { ...jobLabels(job), [LABEL_RANK]: String(rank), [LABEL_ATTEMPT]: String(attempt) };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: meta(job, childNames.pod(job.name, rank), labels),
+    spec: {
+      hostname: childNames.hostname(job.name, rank),
+      subdomain: childNames.service(job.name),
+      // A failed rank fails the group: the operator restarts all ranks together (the chain's state
+      // lives in all of them), so the kubelet must not restart one alone.
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 10,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: WORKER_UID,
+        runAsGroup: WORKER_UID,
+        fsGroup: WORKER_UID,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+      // Passed through as given (the API server validates them when the pod is created).
+      ...(spec.tolerations ? { tolerations: spec.tolerations as V1Toleration[] } : {}),
+      ...(spec.affinity ? { affinity: spec.affinity } : {}),
+      ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+      containers: [
+        {
+          name: 'worker',
+          image: spec.image ?? defaults.workerImage,
+          imagePullPolicy: spec.imagePullPolicy,
+          args: workerArgs(spec),
+          env: rankEnv(job, rank, defaults),
+          ports: [{ name: RANK_PORT_NAME, containerPort: RANK_PORT, protocol: 'TCP' }],
+          // Ready = the model is loaded and the rank serves (worker/chain/rank-node.ts sets SERVING).
+          readinessProbe: { grpc: { port: RANK_PORT }, periodSeconds: 2, failureThreshold: 1 },
+          resources: rankResources(spec),
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] },
+          },
+          volumeMounts: mounts,
+          terminationMessagePath: TERMINATION_MESSAGE_PATH,
+          // A rank that dies before writing its message still says why: the end of its log.
+          terminationMessagePolicy: 'FallbackToLogsOnError',
+        },
+      ],
+      volumes: vols,
+    },
+  };
+}
+
+/** Every rank's pod, in rank order. */
+export function desiredPods(job: JobRef, attempt: number, defaults: OperatorDefaults): V1Pod[] {
+  return Array.from({ length: job.spec.ranks }, (_, rank) => desiredPod(job, rank, attempt, defaults));
+}

@@ -1,0 +1,292 @@
+// One reconcile of one RunaheadJob: read the world (from the informers' caches), let the pure
+// planner decide (job-plan.ts), then apply — status first, then the children, then the Events.
+//
+// Status goes first because it carries the decisions that must survive a crash between two
+// writes: the restart count before the old group is deleted (else a lost write could restart the
+// group forever), the terminal phase before the pods are cleaned up. It is written with the
+// resourceVersion the plan was made from, so a plan made from a stale cache is refused (409) and
+// made again from fresh data instead of overwriting someone else's write.
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  API_VERSION,
+  FIELD_MANAGER,
+  GROUP,
+  KIND,
+  LABEL_JOB,
+  PLURAL,
+  VERSION,
+  childNames,
+} from '../core/api/v1alpha1/names.ts';
+import { parseRunaheadJob, type RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
+import type { Logger } from '../core/log.ts';
+import { jobRef, type OperatorDefaults } from './desired-children.ts';
+import {
+  groupStarted,
+  planInvalidJob,
+  planJob,
+  type ChildAction,
+  type JobPlan,
+  type PlannedEvent,
+} from './job-plan.ts';
+import { observePod, type ObservedPod } from './observed-pods.ts';
+
+/** What the reconciler reads: the informers' caches. */
+export interface ClusterView {
+  job(namespace: string, name: string): unknown;
+  /** Pods labelled with the job's name (ownership is checked here). */
+  podsOfJob(namespace: string, job: string): readonly V1Pod[];
+  serviceExists(namespace: string, name: string): boolean;
+  configMapExists(namespace: string, name: string): boolean;
+}
+
+/** What the reconciler reports, for metrics. */
+export interface ReconcileObserver {
+  finished(
+    job: { namespace: string; name: string; uid: string },
+    plan: JobPlan,
+    spec: { mode: string; ranks: number },
+  ): void;
+  restarted(): void;
+  jobGone(namespace: string, name: string): void;
+}
+
+export interface ReconcileResult {
+  readonly requeueAfterMs: number | null;
+}
+
+/** A write lost to a concurrent one (409): the key is reconciled again from fresh data. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+const isCode = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
+
+export interface ReconcilerDeps {
+  readonly view: ClusterView;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly defaults: OperatorDefaults;
+  readonly log: Logger;
+  readonly observer: ReconcileObserver;
+  /** The time (tests move it). */
+  readonly clock?: () => Date;
+}
+
+type RawJob = {
+  metadata?: { uid?: string; generation?: number; deletionTimestamp?: unknown; resourceVersion?: string };
+  status?: RunaheadJobStatus;
+};
+
+export class Reconciler {
+  private readonly view: ClusterView;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly defaults: OperatorDefaults;
+  private readonly log: Logger;
+  private readonly observer: ReconcileObserver;
+  private readonly clock: () => Date;
+
+  constructor(deps: ReconcilerDeps) {
+    this.view = deps.view;
+    this.core = deps.core;
+    this.custom = deps.custom;
+    this.defaults = deps.defaults;
+    this.log = deps.log;
+    this.observer = deps.observer;
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const raw = this.view.job(namespace, name) as RawJob | undefined;
+    if (!raw) {
+      this.observer.jobGone(namespace, name);
+      return { requeueAfterMs: null };
+    }
+    // Children go with the job through owner references (garbage collection).
+    if (raw.metadata?.deletionTimestamp) return { requeueAfterMs: null };
+    const uid = raw.metadata?.uid ?? '';
+    const generation = raw.metadata?.generation ?? 0;
+    let pods = this.ownedPods(namespace, name, uid);
+    const parsed = parseRunaheadJob(raw);
+    const now = this.clock();
+    if (!parsed.ok) {
+      const plan = planInvalidJob(raw.status, generation, parsed.message, pods, now);
+      await this.apply(raw, namespace, name, plan);
+      return { requeueAfterMs: null };
+    }
+    const job = jobRef(parsed.job);
+    const attempt = parsed.job.status?.restarts ?? 0;
+    let deletedRanks: number[] = [];
+    const present = new Set(pods.filter((p) => p.attempt === attempt).map((p) => p.rank));
+    if (groupStarted(pods, attempt) && present.size < job.spec.ranks) {
+      // The cache may lag behind our own creates; ask the API server before calling a pod deleted.
+      pods = await this.livePods(namespace, name, uid);
+      const live = new Set(pods.filter((p) => p.attempt === attempt).map((p) => p.rank));
+      deletedRanks = Array.from({ length: job.spec.ranks }, (_, r) => r).filter((r) => !live.has(r));
+    }
+    const plan = planJob({
+      job,
+      generation,
+      status: parsed.job.status,
+      pods,
+      serviceExists: this.view.serviceExists(namespace, childNames.service(name)),
+      configMapExists: this.view.configMapExists(namespace, childNames.configMap(name)),
+      deletedRanks,
+      now,
+      defaults: this.defaults,
+    });
+    await this.apply(raw, namespace, name, plan);
+    if (plan.finished)
+      this.observer.finished({ namespace, name, uid }, plan, { mode: job.spec.mode, ranks: job.spec.ranks });
+    if ((plan.status.restarts ?? 0) > attempt) this.observer.restarted();
+    return { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  private ownedPods(namespace: string, job: string, uid: string): ObservedPod[] {
+    return this.view
+      .podsOfJob(namespace, job)
+      .filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === uid && o.controller === true))
+      .map(observePod)
+      .filter((p): p is ObservedPod => p !== null);
+  }
+
+  private async livePods(namespace: string, job: string, uid: string): Promise<ObservedPod[]> {
+    const list = await this.core.listNamespacedPod({ namespace, labelSelector: `${LABEL_JOB}=${job}` });
+    return list.items
+      .filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === uid && o.controller === true))
+      .map(observePod)
+      .filter((p): p is ObservedPod => p !== null);
+  }
+
+  private async apply(raw: RawJob, namespace: string, name: string, plan: JobPlan): Promise<void> {
+    const statusChanged = !isDeepStrictEqual(
+      withoutUndefined(raw.status ?? {}),
+      withoutUndefined(plan.status),
+    );
+    if (statusChanged) await this.writeStatus(raw, namespace, name, plan.status);
+    for (const action of plan.actions) await this.applyAction(namespace, name, action);
+    // Events only for what was recorded (jobset does the same): a refused status write repeats the plan.
+    if (statusChanged) for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
+  }
+
+  private async writeStatus(
+    raw: RawJob,
+    namespace: string,
+    name: string,
+    status: RunaheadJobStatus,
+  ): Promise<void> {
+    try {
+      await this.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+        body: { ...raw, status },
+        fieldManager: FIELD_MANAGER,
+      });
+    } catch (err) {
+      if (isCode(err, 409))
+        throw new ConflictError(`status of ${namespace}/${name} changed meanwhile; reconciling again`);
+      if (isCode(err, 404)) return; // deleted meanwhile
+      throw err;
+    }
+  }
+
+  private async applyAction(namespace: string, job: string, action: ChildAction): Promise<void> {
+    try {
+      switch (action.kind) {
+        case 'createService':
+          await this.core.createNamespacedService({
+            namespace,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          return;
+        case 'createConfigMap':
+          await this.core.createNamespacedConfigMap({
+            namespace,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          return;
+        case 'createPod':
+          await this.core.createNamespacedPod({
+            namespace,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          this.log.info({ namespace, job, pod: action.object.metadata?.name }, 'created rank pod');
+          return;
+        case 'deletePod':
+          await this.core.deleteNamespacedPod({
+            namespace,
+            name: action.name,
+            body: { preconditions: { uid: action.uid } },
+          });
+          this.log.info({ namespace, job, pod: action.name }, 'deleted rank pod');
+          return;
+        case 'deleteJob':
+          await this.custom.deleteNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: PLURAL,
+            name: job,
+            propagationPolicy: 'Background',
+          });
+          this.log.info({ namespace, job }, 'deleted finished job (ttlSecondsAfterFinished)');
+          return;
+      }
+    } catch (err) {
+      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
+      if (action.kind.startsWith('create') && isCode(err, 409)) return;
+      if (
+        (action.kind === 'deletePod' || action.kind === 'deleteJob') &&
+        (isCode(err, 404) || isCode(err, 409))
+      )
+        return;
+      throw err;
+    }
+  }
+
+  private async recordEvent(raw: RawJob, namespace: string, name: string, e: PlannedEvent): Promise<void> {
+    const now = this.clock();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: KIND,
+            name,
+            namespace,
+            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
+          },
+          reason: e.reason,
+          message: e.message.slice(0, 1024),
+          type: e.type,
+          source: { component: FIELD_MANAGER },
+          reportingComponent: FIELD_MANAGER,
+          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      // Events are best effort: losing one must not fail the reconcile.
+      this.log.warn(
+        { namespace, job: name, reason: e.reason, err: (err as Error).message },
+        'could not record event',
+      );
+    }
+  }
+}
+
+/** Status as compared: JSON-equal (undefined fields do not count). */
+function withoutUndefined(x: unknown): unknown {
+  return JSON.parse(JSON.stringify(x)) as unknown;
+}
