@@ -5,11 +5,7 @@
 // zod's output into that form and throws on anything it does not know how to say, rather than
 // emit a schema the API server would read differently from the operator.
 import { z } from 'zod';
-import {
-  ROOT_VALIDATIONS,
-  RunaheadJobSpecSchema,
-  RunaheadJobStatusSchema,
-} from './v1alpha1/runahead-job.ts';
+import { ROOT_VALIDATIONS, RunaheadJobSpecSchema, RunaheadJobStatusSchema } from './v1alpha1/runahead-job.ts';
 import { CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION } from './v1alpha1/names.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -56,7 +52,10 @@ export function structural(node: JsonSchema, path = '(root)'): JsonSchema {
     if (DROP.has(key)) continue;
     if (key === 'properties') {
       out['properties'] = Object.fromEntries(
-        Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, structural(v, `${path}.${k}`)]),
+        Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [
+          k,
+          structural(v, `${path}.${k}`),
+        ]),
       );
     } else if (key === 'items') {
       out['items'] = structural(value as JsonSchema, `${path}[]`);
@@ -88,7 +87,7 @@ function jsonSchema(schema: z.ZodType): JsonSchema {
     unrepresentable: 'throw',
     reused: 'inline',
     target: 'draft-2020-12',
-  }) as JsonSchema;
+  });
 }
 
 export function openApiSchema(): JsonSchema {

@@ -70,13 +70,12 @@ const CheckpointVolume = z
     persistentVolumeClaim: z
       .strictObject({ claimName: ObjectName, readOnly: z.boolean().default(true) })
       .optional(),
-    hostPath: z
-      .strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path') })
-      .optional(),
+    hostPath: z.strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path') }).optional(),
   })
   .describe('Where the checkpoint lives: a PersistentVolumeClaim or a directory on the node.')
   .meta({ 'x-kubernetes-validations': [exactlyOne(['persistentVolumeClaim', 'hostPath'], 'volume')] });
 
+const RELATIVE_PATH_MESSAGE = 'must be relative to mountPath, without ".."';
 const CheckpointModel = z
   .strictObject({
     volume: CheckpointVolume,
@@ -88,13 +87,22 @@ const CheckpointModel = z
     path: z
       .string()
       .max(1024)
-      .regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).*$/, 'must be relative to mountPath, without ".."')
+      .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), RELATIVE_PATH_MESSAGE)
       .default('')
       .describe(
         'Directory of the checkpoint (config.json, *.safetensors, tokenizer.json) relative to mountPath.',
       ),
   })
-  .describe('A Hugging Face-style Llama checkpoint directory on a volume.');
+  .describe('A Hugging Face-style Llama checkpoint directory on a volume.')
+  .meta({
+    'x-kubernetes-validations': [
+      cel(
+        "!self.path.startsWith('/') && !self.path.split('/').exists(s, s == '..')",
+        RELATIVE_PATH_MESSAGE,
+        '.path',
+      ),
+    ],
+  });
 
 const Model = z
   .strictObject({
@@ -121,7 +129,9 @@ const Prompt = z
       .optional()
       .describe('A synthetic prompt of this many tokens (benchmarks).'),
   })
-  .meta({ 'x-kubernetes-validations': [exactlyOne(['text', 'configMapKeyRef', 'syntheticTokens'], 'prompt')] });
+  .meta({
+    'x-kubernetes-validations': [exactlyOne(['text', 'configMapKeyRef', 'syntheticTokens'], 'prompt')],
+  });
 
 // ------------------------------------------------------------------------------------------ partition
 
@@ -172,7 +182,9 @@ const Partition = z
 // ---------------------------------------------------------------------------------------- scheduling
 
 const ResourceList = z.record(
-  z.string().regex(/^([a-z0-9.-]+\/)?[a-zA-Z0-9_.-]+$/, 'must be a resource name such as cpu or nvidia.com/gpu'),
+  z
+    .string()
+    .regex(/^([a-z0-9.-]+\/)?[a-zA-Z0-9_.-]+$/, 'must be a resource name such as cpu or nvidia.com/gpu'),
   Quantity,
 );
 const Resources = z
@@ -211,7 +223,7 @@ export const RunaheadJobSpecSchema = z
     model: Model,
     dtype: z.enum(DTYPES).default('float16').describe('Compute dtype of the model.'),
     prompt: Prompt,
-    partition: Partition.prefault({}),
+    partition: Partition.default({ strategy: 'even' }),
     maxNewTokens: z
       .int()
       .min(0)
@@ -268,7 +280,10 @@ export const RunaheadJobSpecSchema = z
       .min(0)
       .optional()
       .describe('Delete the job (and its pods) this long after it succeeds or fails.'),
-    suspend: z.boolean().default(false).describe('true deletes the pods and holds the job; false resumes it.'),
+    suspend: z
+      .boolean()
+      .default(false)
+      .describe('true deletes the pods and holds the job; false resumes it.'),
   })
   .meta({
     'x-kubernetes-validations': [
@@ -307,7 +322,11 @@ export const RunaheadJobSpecSchema = z
     };
     one(spec.model, ['synthetic', 'checkpoint'], ['model']);
     if (spec.model.checkpoint)
-      one(spec.model.checkpoint.volume, ['persistentVolumeClaim', 'hostPath'], ['model', 'checkpoint', 'volume']);
+      one(
+        spec.model.checkpoint.volume,
+        ['persistentVolumeClaim', 'hostPath'],
+        ['model', 'checkpoint', 'volume'],
+      );
     one(spec.prompt, ['text', 'configMapKeyRef', 'syntheticTokens'], ['prompt']);
     const p = spec.partition;
     if ((p.strategy === 'explicit') !== (p.boundaries !== undefined))
@@ -325,7 +344,11 @@ export const RunaheadJobSpecSchema = z
     if (p.boundaries) {
       const b = p.boundaries;
       if (b[0] !== 0)
-        ctx.addIssue({ code: 'custom', path: ['partition', 'boundaries'], message: 'boundaries must start at 0' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['partition', 'boundaries'],
+          message: 'boundaries must start at 0',
+        });
       if (b.some((x, i) => i > 0 && x <= b[i - 1]!))
         ctx.addIssue({
           code: 'custom',

@@ -1,0 +1,315 @@
+// The CRD on a real API server: it installs, the examples are accepted by `kubectl apply
+// --server-side`, and every manifest of the invalid corpus is refused twice — by the API server
+// (schema, CEL rules, strict field validation) and by the operator's own zod check — each time with
+// a message that names the field.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseAllDocuments, stringify } from 'yaml';
+import { parseRunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
+import { ControlPlane } from '../support/control-plane.ts';
+import { installCrds, repoPath } from '../support/operator.ts';
+
+const EXAMPLES = repoPath('examples');
+
+const base = {
+  apiVersion: 'runahead.dev/v1alpha1',
+  kind: 'RunaheadJob',
+  metadata: { name: 'bad' },
+  spec: {
+    ranks: 2,
+    model: { synthetic: { preset: 'tiny' } },
+    prompt: { syntheticTokens: 64 },
+    executionProvider: 'cpu',
+  },
+};
+type Manifest = typeof base & { spec: Record<string, unknown>; metadata: Record<string, unknown> };
+
+/** The base job with `edit` applied to a deep copy. */
+function invalid(edit: (m: Manifest) => void): Manifest {
+  const m = structuredClone(base) as Manifest;
+  edit(m);
+  return m;
+}
+
+interface Case {
+  readonly name: string;
+  readonly manifest: Manifest;
+  /** What the API server's refusal must say (the field, and what is wrong). */
+  readonly server: RegExp;
+  /** What the operator's zod check must say. */
+  readonly zod: RegExp;
+}
+
+const CORPUS: Case[] = [
+  {
+    name: 'ranks is a string',
+    manifest: invalid((m) => (m.spec['ranks'] = 'two')),
+    server: /\.spec\.ranks: expected numeric \(int or float\), got string/,
+    zod: /ranks: .*number/,
+  },
+  {
+    name: 'ranks 0',
+    manifest: invalid((m) => (m.spec['ranks'] = 0)),
+    server: /spec\.ranks: Invalid value: 0: spec\.ranks in body should be greater than or equal to 1/,
+    zod: /ranks: .*>=1/,
+  },
+  {
+    name: 'ranks huge',
+    manifest: invalid((m) => (m.spec['ranks'] = 100000)),
+    server: /spec\.ranks: Invalid value: 100000: spec\.ranks in body should be less than or equal to 64/,
+    zod: /ranks: .*<=64/,
+  },
+  {
+    name: 'ranks missing',
+    manifest: invalid((m) => delete m.spec['ranks']),
+    server: /spec\.ranks: Required value/,
+    zod: /ranks: /,
+  },
+  {
+    name: 'model missing',
+    manifest: invalid((m) => delete m.spec['model']),
+    server: /spec\.model: Required value/,
+    zod: /model: /,
+  },
+  {
+    name: 'model with both synthetic and checkpoint',
+    manifest: invalid(
+      (m) =>
+        (m.spec['model'] = {
+          synthetic: { preset: 'tiny' },
+          checkpoint: { volume: { hostPath: { path: '/m' } } },
+        }),
+    ),
+    server: /spec\.model: Invalid value: "object": model: set exactly one of synthetic, checkpoint/,
+    zod: /model: set exactly one of synthetic, checkpoint/,
+  },
+  {
+    name: 'unknown synthetic preset',
+    manifest: invalid((m) => (m.spec['model'] = { synthetic: { preset: 'gpt-5' } })),
+    server:
+      /spec\.model\.synthetic\.preset: Unsupported value: "gpt-5": supported values: "tiny", "small", "llama-7b", "llama3-8b"/,
+    zod: /model\.synthetic\.preset: /,
+  },
+  {
+    name: 'checkpoint volume with neither PVC nor hostPath',
+    manifest: invalid((m) => (m.spec['model'] = { checkpoint: { volume: {} } })),
+    server:
+      /spec\.model\.checkpoint\.volume: Invalid value: "object": volume: set exactly one of persistentVolumeClaim, hostPath/,
+    zod: /model\.checkpoint\.volume: set exactly one of persistentVolumeClaim, hostPath/,
+  },
+  {
+    name: 'checkpoint path escaping the mount',
+    manifest: invalid(
+      (m) => (m.spec['model'] = { checkpoint: { volume: { hostPath: { path: '/m' } }, path: '../etc' } }),
+    ),
+    server:
+      /spec\.model\.checkpoint\.path: Invalid value: "object": must be relative to mountPath, without "\.\."/,
+    zod: /model\.checkpoint\.path: must be relative to mountPath, without "\.\."/,
+  },
+  {
+    name: 'prompt with two sources',
+    manifest: invalid((m) => (m.spec['prompt'] = { text: 'hi', syntheticTokens: 10 })),
+    server:
+      /spec\.prompt: Invalid value: "object": prompt: set exactly one of text, configMapKeyRef, syntheticTokens/,
+    zod: /prompt: set exactly one of text, configMapKeyRef, syntheticTokens/,
+  },
+  {
+    name: 'explicit boundaries not increasing',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [0, 40, 30] })),
+    server: /spec\.partition\.boundaries: Invalid value: "array": boundaries must be strictly increasing/,
+    zod: /partition\.boundaries: boundaries must be strictly increasing/,
+  },
+  {
+    name: 'explicit boundaries not matching ranks',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [0, 20, 40, 64] })),
+    server:
+      /spec\.partition\.boundaries: Invalid value: "object": partition\.boundaries must hold ranks \+ 1 offsets/,
+    zod: /partition\.boundaries: partition\.boundaries must hold ranks \+ 1 offsets/,
+  },
+  {
+    name: 'explicit boundaries not starting at 0',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [5, 30, 64] })),
+    server: /spec\.partition\.boundaries: Invalid value: "array": boundaries must start at 0/,
+    zod: /partition\.boundaries: boundaries must start at 0/,
+  },
+  {
+    name: 'explicit boundaries not ending at the synthetic prompt length',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [0, 30, 60] })),
+    server:
+      /spec\.partition\.boundaries: Invalid value: "object": the last partition boundary must equal prompt\.syntheticTokens/,
+    zod: /partition\.boundaries: the last partition boundary must equal prompt\.syntheticTokens/,
+  },
+  {
+    name: 'explicit strategy without boundaries',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit' })),
+    server:
+      /spec\.partition\.boundaries: Invalid value: "object": partition\.boundaries is required with strategy explicit/,
+    zod: /partition\.boundaries: partition\.boundaries is required with strategy explicit/,
+  },
+  {
+    name: 'balanced strategy without a table',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'balanced' })),
+    server:
+      /spec\.partition\.tableConfigMapRef: Invalid value: "object": partition\.tableConfigMapRef is required with strategy balanced/,
+    zod: /partition\.tableConfigMapRef: partition\.tableConfigMapRef is required with strategy balanced/,
+  },
+  {
+    name: 'unknown partition strategy',
+    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'random' })),
+    server: /spec\.partition\.strategy: Unsupported value: "random"/,
+    zod: /partition\.strategy: /,
+  },
+  {
+    name: 'unknown field',
+    manifest: invalid((m) => (m.spec['rankz'] = 3)),
+    server: /\.spec\.rankz: field not declared in schema/,
+    zod: /Unrecognized key: "rankz"/,
+  },
+  {
+    name: 'bad resource quantity',
+    manifest: invalid((m) => (m.spec['resources'] = { limits: { memory: 'lots' } })),
+    server:
+      /spec\.resources\.limits\.memory: Invalid value: "lots": spec\.resources\.limits\.memory in body should match/,
+    zod: /resources\.limits\.memory: must be a Kubernetes quantity/,
+  },
+  {
+    name: 'unknown execution provider',
+    manifest: invalid((m) => (m.spec['executionProvider'] = 'tpu')),
+    server: /spec\.executionProvider: Unsupported value: "tpu": supported values: "cpu", "webgpu", "cuda"/,
+    zod: /executionProvider: /,
+  },
+  {
+    name: 'mode single on several ranks',
+    manifest: invalid((m) => (m.spec['mode'] = 'single')),
+    server: /spec\.ranks: Invalid value: "object": mode single runs on exactly 1 rank/,
+    zod: /ranks: mode single runs on exactly 1 rank/,
+  },
+  {
+    name: 'fewer synthetic tokens than ranks',
+    manifest: invalid((m) => ((m.spec['ranks'] = 8), (m.spec['prompt'] = { syntheticTokens: 4 }))),
+    server:
+      /spec\.prompt\.syntheticTokens: Invalid value: "object": prompt\.syntheticTokens must give every rank at least one token/,
+    zod: /prompt\.syntheticTokens: prompt\.syntheticTokens must give every rank at least one token/,
+  },
+  {
+    name: 'negative backoffLimit',
+    manifest: invalid((m) => (m.spec['backoffLimit'] = -1)),
+    server:
+      /spec\.backoffLimit: Invalid value: -1: spec\.backoffLimit in body should be greater than or equal to 0/,
+    zod: /backoffLimit: /,
+  },
+  {
+    name: 'name too long for the pods it names',
+    manifest: invalid((m) => (m.metadata['name'] = `job-${'x'.repeat(60)}`)),
+    server: /metadata\.name must be a DNS-1035 label of at most 52 characters/,
+    zod: /metadata\.name: must be at most 52 characters/,
+  },
+  {
+    name: 'prompt ConfigMap key with a slash',
+    manifest: invalid((m) => (m.spec['prompt'] = { configMapKeyRef: { name: 'p', key: 'a/b' } })),
+    server: /spec\.prompt\.configMapKeyRef\.key: Invalid value: "a\/b"/,
+    zod: /prompt\.configMapKeyRef\.key: must be a ConfigMap key/,
+  },
+];
+
+describe('RunaheadJob CRD on a real API server', () => {
+  let cp: ControlPlane;
+
+  beforeAll(async () => {
+    cp = await ControlPlane.start();
+    await installCrds(cp);
+  }, 120_000);
+
+  afterAll(async () => {
+    await cp.stop();
+  });
+
+  test('the corpus is large enough', () => {
+    expect(CORPUS.length).toBeGreaterThanOrEqual(15);
+  });
+
+  test.each(readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')))(
+    'example %s is accepted by kubectl apply --server-side and by the operator',
+    async (file) => {
+      const text = readFileSync(`${EXAMPLES}/${file}`, 'utf8');
+      const out = await cp.kubectl(['apply', '--server-side', '-f', '-', '-n', 'default'], text);
+      expect(out).toMatch(/runaheadjob\.runahead\.dev\/\S+ serverside-applied/);
+      const jobs = parseAllDocuments(text)
+        .map((d) => d.toJS() as { kind: string; metadata: { name: string } })
+        .filter((d) => d.kind === 'RunaheadJob');
+      for (const j of jobs) {
+        // As stored: the API server's defaults applied, then the operator's check.
+        const stored = JSON.parse(
+          await cp.kubectl(['get', 'runaheadjob', j.metadata.name, '-n', 'default', '-o', 'json']),
+        ) as unknown;
+        const parsed = parseRunaheadJob(stored);
+        expect(parsed).toMatchObject({ ok: true });
+      }
+    },
+  );
+
+  test('the API server fills in the same defaults as the zod schema', async () => {
+    await cp.kubectl(
+      ['apply', '--server-side', '-f', '-', '-n', 'default'],
+      stringify({ ...base, metadata: { name: 'defaults' } }),
+    );
+    const stored = JSON.parse(
+      await cp.kubectl(['get', 'runaheadjob', 'defaults', '-n', 'default', '-o', 'json']),
+    ) as {
+      spec: unknown;
+    };
+    const parsed = parseRunaheadJob({ ...base, metadata: { name: 'defaults' } });
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(stored.spec).toEqual(JSON.parse(JSON.stringify(parsed.job.spec)));
+  });
+
+  test.each(CORPUS)(
+    '$name is refused by the API server and by the operator',
+    async ({ manifest, server, zod }) => {
+      const err = await cp
+        .kubectl(['apply', '--server-side', '-f', '-', '-n', 'default'], stringify(manifest))
+        .then(
+          (out) => new Error(`accepted: ${out}`),
+          (e: unknown) => e as Error,
+        );
+      expect(err.message).toMatch(server);
+      const parsed = parseRunaheadJob(manifest);
+      expect(parsed.ok).toBe(false);
+      if (!parsed.ok) expect(parsed.message).toMatch(zod);
+    },
+  );
+
+  test('immutable fields cannot change; suspend can', async () => {
+    const name = 'immutable';
+    await cp.kubectl(
+      ['apply', '--server-side', '-f', '-', '-n', 'default'],
+      stringify({ ...base, metadata: { name } }),
+    );
+    await expect(
+      cp.kubectl([
+        'patch',
+        'runaheadjob',
+        name,
+        '-n',
+        'default',
+        '--type=merge',
+        '-p',
+        '{"spec":{"ranks":4}}',
+      ]),
+    ).rejects.toThrow(
+      /ranks, mode, model, prompt, partition, dtype, executionProvider and image are immutable/,
+    );
+    await expect(
+      cp.kubectl([
+        'patch',
+        'runaheadjob',
+        name,
+        '-n',
+        'default',
+        '--type=merge',
+        '-p',
+        '{"spec":{"suspend":true}}',
+      ]),
+    ).resolves.toMatch(/patched/);
+  });
+});
