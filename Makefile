@@ -37,14 +37,15 @@ $(NODE_MODULES): package.json package-lock.json
 setup: $(NODE_MODULES) ## Install the pinned Node.js and the dependencies
 
 .PHONY: generate
-generate: $(NODE_MODULES) ## Regenerate code from proto/ (never edit the generated files)
+generate: $(NODE_MODULES) ## Regenerate code from proto/ and crds/ from core/api (never edit the generated files)
 	buf generate --template proto/buf.gen.onnx.yaml
 	buf generate --template proto/buf.gen.rank.yaml
+	node scripts/generate-crd.ts
 
 .PHONY: verify
 verify: $(NODE_MODULES) ## Lint, type-check, check formatting and that generated code is current
 	$(MAKE) --no-print-directory generate
-	git diff --exit-code -- worker/onnx/gen core/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	git diff --exit-code -- worker/onnx/gen core/gen crds || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	tsc -p tsconfig.json --noEmit
 	eslint .
 	prettier --check --log-level warn .

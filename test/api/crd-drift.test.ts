@@ -1,0 +1,32 @@
+// crds/ is generated from the zod schemas (make generate); these tests fail when they drift, and
+// when the API's enums drift from what the worker really supports.
+import { describe, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { crdYaml, CRD_FILE } from '../../scripts/generate-crd.ts';
+import { structural } from '../../core/api/crd.ts';
+import { EXECUTION_PROVIDERS, SYNTHETIC_PRESETS } from '../../core/api/v1alpha1/runahead-job.ts';
+import { PRESETS } from '../../worker/model/presets.ts';
+import { EXECUTION_PROVIDERS as WORKER_EPS } from '../../worker/runtime/ort.ts';
+
+describe('crds/', () => {
+  test('the committed CRD is what the zod schemas generate (run `make generate` if not)', () => {
+    expect(readFileSync(CRD_FILE, 'utf8')).toBe(crdYaml());
+  });
+
+  test('the API offers exactly the synthetic presets and execution providers the worker has', () => {
+    expect([...SYNTHETIC_PRESETS].sort()).toEqual(Object.keys(PRESETS).sort());
+    expect([...EXECUTION_PROVIDERS].sort()).toEqual([...WORKER_EPS].sort());
+  });
+
+  test('structural() refuses what a CRD cannot say', () => {
+    expect(() => structural({ anyOf: [{ type: 'string' }, { type: 'object' }] })).toThrow(
+      '(root): no structural form for JSON Schema key "anyOf"',
+    );
+    expect(() =>
+      structural({ type: 'object', properties: {}, additionalProperties: { type: 'string' } }),
+    ).toThrow('properties and additionalProperties together are not structural');
+    expect(() => structural({ properties: { a: { description: 'no type' } }, type: 'object' })).toThrow(
+      '(root).a: a structural schema needs a type on every node',
+    );
+  });
+});
