@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { backoffDelayMs, WorkQueue, type HandlerResult } from './work-queue.ts';
+import { WorkQueue, type HandlerResult } from './work-queue.ts';
 
 /** A handler whose calls the test finishes by hand, one promise per call. */
 class ManualHandler {
@@ -46,15 +46,6 @@ class ManualHandler {
 async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
-
-describe('backoffDelayMs', () => {
-  it('doubles from the base and stops at the cap', () => {
-    expect([0, 1, 2, 3].map((f) => backoffDelayMs(f, 200, 60_000))).toEqual([200, 400, 800, 1600]);
-    expect(backoffDelayMs(8, 200, 60_000)).toBe(51_200);
-    expect(backoffDelayMs(9, 200, 60_000)).toBe(60_000);
-    expect(backoffDelayMs(5000, 200, 60_000)).toBe(60_000);
-  });
-});
 
 describe('WorkQueue', () => {
   let queue: WorkQueue;

@@ -7,6 +7,7 @@
 //    hammer the API server, and a success resets its backoff.
 // The reconciler reads the current state of the object named by the key; the key carries no event.
 import { logger } from '../../core/log.ts';
+import { backoffDelayMs } from './backoff.ts';
 
 /** What a handler asks for after handling a key. */
 export interface HandlerResult {
@@ -40,12 +41,6 @@ export const WORK_QUEUE_DEFAULTS = {
 
 /** setTimeout fires at once for delays above 2^31-1 ms; longer waits are clamped to this (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Backoff before retry number `failures + 1` of a key: base·2^failures, capped at max. */
-export function backoffDelayMs(failures: number, baseDelayMs: number, maxDelayMs: number): number {
-  // 2^failures overflows to Infinity for large counts, which the cap absorbs.
-  return Math.min(baseDelayMs * 2 ** failures, maxDelayMs);
-}
 
 interface Delayed {
   readonly at: number;
