@@ -26,8 +26,8 @@ run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (ove
 	$(RUNAHEAD) $(RUN_ARGS)
 
 .PHONY: test
-test: $(NODE_MODULES) verify envtest ## Set up everything and run all the tests (what CI runs)
-	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" npm test
+test: $(NODE_MODULES) verify envtest tools ## Set up everything and run all the tests (what CI runs)
+	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test
 
 ##@ Development
 $(NODE_MODULES): package.json package-lock.json
@@ -41,11 +41,12 @@ generate: $(NODE_MODULES) ## Regenerate code from proto/ and crds/ from core/api
 	buf generate --template proto/buf.gen.onnx.yaml
 	buf generate --template proto/buf.gen.rank.yaml
 	node scripts/generate-crd.ts
+	$(MAKE) --no-print-directory chart-crds
 
 .PHONY: verify
 verify: $(NODE_MODULES) ## Lint, type-check, check formatting and that generated code is current
 	$(MAKE) --no-print-directory generate
-	git diff --exit-code -- worker/onnx/gen core/gen crds || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	git diff --exit-code -- worker/onnx/gen core/gen crds charts/runahead-operator/crds || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	tsc -p tsconfig.json --noEmit
 	eslint .
 	prettier --check --log-level warn .
@@ -58,6 +59,10 @@ unit: $(NODE_MODULES) ## Run the unit tests only (no control plane needed)
 envtest: ## Build (once, cached in .cache/) kube-apiserver, etcd, kube-controller-manager and kubectl
 	scripts/setup-envtest.sh >/dev/null
 
+.PHONY: tools
+tools: ## Build (once, cached in .cache/) helm and dockerfile-check (BuildKit's Dockerfile checks)
+	scripts/setup-tools.sh >/dev/null
+
 .PHONY: build
 build: $(NODE_MODULES) ## Compile TypeScript to dist/ (container images and the device bundle use it)
 	tsc -p tsconfig.build.json
@@ -65,6 +70,24 @@ build: $(NODE_MODULES) ## Compile TypeScript to dist/ (container images and the 
 .PHONY: format
 format: $(NODE_MODULES) ## Format the tree
 	prettier --write --log-level warn .
+
+##@ Deployment (Helm chart, container images)
+CHART := charts/runahead-operator
+
+.PHONY: chart-crds
+chart-crds: ## Copy the generated CRDs into the chart's crds/ (part of make generate)
+	rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+
+.PHONY: chart-lint
+chart-lint: $(NODE_MODULES) envtest tools ## helm lint --strict, then the chart tests (templates, schema, RBAC, dashboard, dry-run apply)
+	"$$(scripts/setup-tools.sh)/helm" lint --strict $(CHART)
+	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test -- test/chart
+
+.PHONY: images-lint
+images-lint: $(NODE_MODULES) tools ## Lint the Dockerfiles (BuildKit's build checks and the project's rules; no engine needed)
+	"$$(scripts/setup-tools.sh)/dockerfile-check" images/*.Dockerfile
+	RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test -- test/images
 
 ##@ Benchmarks
 .PHONY: bench

@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1.17
+# check=error=true
+#
+# A rank: `runahead worker`, started by the operator, one pod per rank. CUDA 12 + cuDNN 9 (what
+# onnxruntime-node 1.30's CUDA provider is built against), linux/amd64 only (the only platform for
+# which onnxruntime-node publishes a CUDA provider). Build from the repository root:
+#
+#   docker build -f images/worker.Dockerfile -t <registry>/runahead-worker:<version> .
+#
+# Bases are pinned by exact tag; pin digests too where your registry policy requires it: they cannot
+# be resolved from the machine these files are written on. glibc is needed (onnxruntime-node's
+# native library), so neither base is Alpine.
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY core core
+COPY worker worker
+COPY operator operator
+COPY cli cli
+# tsc through node itself: the `node` devDependency's shim on PATH is not installed without scripts.
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
+ && find core worker operator cli -type f ! -name '*.ts' -exec cp --parents {} dist/ \;
+
+# Production dependencies, then onnxruntime-node's CUDA provider. The provider libraries are too
+# large for the npm registry, so the package's install script fetches them (NuGet package
+# Microsoft.ML.OnnxRuntime.Gpu.Linux of the same version) into bin/napi-v6/linux/x64/. The project
+# keeps that script off (package.json allowScripts), so it runs here, explicitly, with the flag its
+# header documents: ONNXRUNTIME_NODE_INSTALL=cuda12 forces the CUDA 12 provider.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+WORKDIR /app/node_modules/onnxruntime-node
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js \
+ && test -f bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
+ && find bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
+ && find bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name x64 -exec rm -rf {} +
+
+FROM ${CUDA_IMAGE}
+# Node.js from the official image (one static-enough binary: glibc and libstdc++ are in the base).
+COPY --from=deps /usr/local/bin/node /usr/local/bin/node
+# glibc keeps freed blocks for reuse instead of returning every large buffer to the kernel, so
+# per-layer intermediates are recycled (worker/runtime/ort.ts MALLOC_TUNING_ENV; read at process start).
+ENV NODE_ENV=production \
+    MALLOC_MMAP_THRESHOLD_=33554432 \
+    MALLOC_TRIM_THRESHOLD_=17179869184 \
+    MALLOC_TOP_PAD_=1073741824 \
+    HOME=/tmp
+WORKDIR /app
+COPY --from=deps /app/node_modules node_modules
+COPY --from=build /src/dist dist
+COPY package.json ./
+COPY bin bin
+# Numeric, so that Kubernetes can check runAsNonRoot; HOME is /tmp because the pod's root filesystem
+# may be read-only.
+USER 65532:65532
+EXPOSE 50051
+ENTRYPOINT ["node", "/app/bin/runahead.js"]
+CMD ["worker", "--help"]
