@@ -42,11 +42,13 @@ export interface ClusterView {
 
 /** What the reconciler reports, for metrics. */
 export interface ReconcileObserver {
-  finished(
+  /** A job in a terminal phase, on every reconcile of it (the observer counts each job once). */
+  terminal(
     job: { namespace: string; name: string; uid: string },
-    plan: JobPlan,
+    status: RunaheadJobStatus,
     spec: { mode: string; ranks: number },
   ): void;
+  /** The rank group of a job was restarted. */
   restarted(): void;
   jobGone(namespace: string, name: string): void;
 }
@@ -137,8 +139,11 @@ export class Reconciler {
       defaults: this.defaults,
     });
     await this.apply(raw, namespace, name, plan);
-    if (plan.finished)
-      this.observer.finished({ namespace, name, uid }, plan, { mode: job.spec.mode, ranks: job.spec.ranks });
+    if (plan.status.phase === 'Succeeded' || plan.status.phase === 'Failed')
+      this.observer.terminal({ namespace, name, uid }, plan.status, {
+        mode: job.spec.mode,
+        ranks: job.spec.ranks,
+      });
     if ((plan.status.restarts ?? 0) > attempt) this.observer.restarted();
     return { requeueAfterMs: plan.requeueAfterMs };
   }

@@ -11,7 +11,14 @@ import { installCrds, repoPath } from '../support/operator.ts';
 
 const EXAMPLES = repoPath('examples');
 
-const base = {
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: Record<string, unknown>;
+  spec: Record<string, unknown>;
+}
+
+const base: Manifest = {
   apiVersion: 'runahead.dev/v1alpha1',
   kind: 'RunaheadJob',
   metadata: { name: 'bad' },
@@ -22,11 +29,10 @@ const base = {
     executionProvider: 'cpu',
   },
 };
-type Manifest = typeof base & { spec: Record<string, unknown>; metadata: Record<string, unknown> };
 
 /** The base job with `edit` applied to a deep copy. */
 function invalid(edit: (m: Manifest) => void): Manifest {
-  const m = structuredClone(base) as Manifest;
+  const m = structuredClone(base);
   edit(m);
   return m;
 }
