@@ -3,6 +3,7 @@
 // `kubectl apply --dry-run=server`, i.e. the API server's own validation and admission; and the
 // chart's ServiceAccount can do exactly what the operator needs. Needs KUBEBUILDER_ASSETS and helm.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { fileURLToPath } from 'node:url';
 import { ControlPlane } from '../support/control-plane.ts';
 import { chartIdentity, type ChartIdentity } from '../support/chart-rbac.ts';
 import { CHART_DIR, render, renderRaw } from '../support/chart.ts';
@@ -84,6 +85,17 @@ describe('the chart on a real API server', () => {
         '--timeout=30s',
       ]);
       expect(await cp.kubectl(['get', 'runaheadjobs', '-A', '-o', 'name'])).toBe('');
+      // The README's next step: the example job is accepted by the CRD that Helm installed.
+      await cp.kubectl([
+        'apply',
+        '-n',
+        'team-a',
+        '-f',
+        fileURLToPath(new URL('../../examples/synthetic-2ranks.yaml', import.meta.url)),
+      ]);
+      expect(await cp.kubectl(['get', 'runaheadjobs', '-n', 'team-a', '-o', 'name'])).toBe(
+        'runaheadjob.runahead.dev/synthetic-2ranks\n',
+      );
       const created = await cp.kubectl([
         'get',
         'deployment,service,serviceaccount,role,rolebinding,configmap,poddisruptionbudget',
