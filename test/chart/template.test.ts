@@ -92,7 +92,6 @@ describe('helm template with default values', () => {
       expect(c.args).toEqual([
         'operator',
         '--metrics-address=0.0.0.0:8080',
-        '--leader-election',
         '--leader-election-namespace=runahead-system',
         '--lease-name=runahead-operator',
         '--worker-image=runahead-worker:0.1.0',
