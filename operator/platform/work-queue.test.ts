@@ -228,6 +228,7 @@ describe('WorkQueue', () => {
     expect(queue.addAfter('c', 1000)).toBe(true);
     expect(queue.add('d')).toBe(false);
     expect(queue.addAfter('e', 10)).toBe(false);
+    expect(queue.dropped).toBe(2);
     expect(queue.add('a')).toBe(true); // already waiting: no new room needed
     expect(queue.addAfter('c', 10)).toBe(true); // moves its time earlier
     expect(queue.depth).toBe(2);

@@ -39,6 +39,9 @@ export const WORK_QUEUE_DEFAULTS = {
   maxLength: 10_000,
 } as const;
 
+/** A full queue logs at most once per this interval. */
+const FULL_LOG_INTERVAL_MS = 10_000;
+
 /** setTimeout fires at once for delays above 2^31-1 ms; longer waits are clamped to this (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -66,6 +69,8 @@ export class WorkQueue {
   /** Idle workers waiting for a key (null: shut down). */
   readonly #waiters: Waiter[] = [];
   #shuttingDown = false;
+  #dropped = 0;
+  #lastFullLogAt: number | null = null;
   #running: Promise<void> | null = null;
   /** Resolves shutDown() callers once no handler is in flight. */
   #drained: (() => void)[] = [];
@@ -204,12 +209,24 @@ export class WorkQueue {
   #hasRoomFor(key: string): boolean {
     // Delayed keys count too: they hold memory and will become ready.
     if (this.depth + this.#delayed.size < this.#maxLength) return true;
-    this.#log.error(
-      { key, maxLength: this.#maxLength },
-      `work queue ${this.#name} is full (${this.#maxLength} keys): dropping ${key}; ` +
-        'it is queued again on its next change. Raise maxLength if this is a normal load.',
-    );
+    this.#dropped++;
+    // One line per interval, not one per key: a full queue under an event storm would flood the log.
+    const now = performance.now();
+    if (this.#lastFullLogAt === null || now - this.#lastFullLogAt >= FULL_LOG_INTERVAL_MS) {
+      this.#lastFullLogAt = now;
+      this.#log.error(
+        { key, maxLength: this.#maxLength, droppedSoFar: this.#dropped },
+        `work queue ${this.#name} is full (${this.#maxLength} keys): dropping ${key} ` +
+          `(${this.#dropped} dropped so far); a dropped key is queued again on its next change. ` +
+          'Raise maxLength if this is a normal load.',
+      );
+    }
     return false;
+  }
+
+  /** Keys refused because the queue was full, since it was made. */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   #wakeOne(): void {
