@@ -26,7 +26,7 @@ run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (ove
 	$(RUNAHEAD) $(RUN_ARGS)
 
 .PHONY: test
-test: $(NODE_MODULES) verify envtest tools ## Set up everything and run all the tests (what CI runs)
+test: $(NODE_MODULES) verify envtest tools chromium ## Set up everything and run all the tests (what CI runs)
 	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test
 
 ##@ Development
@@ -58,6 +58,10 @@ unit: $(NODE_MODULES) ## Run the unit tests only (no control plane needed)
 .PHONY: envtest
 envtest: ## Build (once, cached in .cache/) kube-apiserver, etcd, kube-controller-manager and kubectl
 	scripts/setup-envtest.sh >/dev/null
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the dashboard test (once; apt-get, needs root)
+	scripts/setup-chromium.sh >/dev/null
 
 .PHONY: tools
 tools: ## Build (once, cached in .cache/) helm and dockerfile-check (BuildKit's Dockerfile checks)
