@@ -1,19 +1,19 @@
-// The operator's dashboard, end to end: jobs created through a real API server (CRD installed, status
-// written through the status subresource as the operator does), read back with client-node by the
-// dashboard's listJobs, served over HTTP and opened in headless Chromium (Debian's, driven by
-// playwright-core; scripts/setup-chromium.sh installs it). The screenshot lands in test/artifacts/.
+// The operator's dashboard, end to end: jobs created through a real API server (CRD installed,
+// status written through the status subresource as the operator does), read back with client-node
+// by the dashboard's listJobs, served by the operator's HTTP server and opened in headless Chromium
+// (Debian's, driven by playwright-core; scripts/setup-chromium.sh installs it). The screenshot
+// lands in test/artifacts/.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { GROUP, PLURAL, VERSION } from '../../core/api/v1alpha1/names.ts';
 import { parseRunaheadJob, type RunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
 import { dashboardRoutes } from '../../operator/dashboard/routes.ts';
+import { HttpServer } from '../../operator/platform/http-server.ts';
 import { ControlPlane } from '../support/control-plane.ts';
 import { BALANCED_4, finishedStatus, jobManifest } from '../support/finished-job.ts';
 import { installCrds, repoPath } from '../support/operator.ts';
@@ -25,7 +25,7 @@ const SCREENSHOT = repoPath('test/artifacts/dashboard.png');
 describe('dashboard in headless Chromium', () => {
   let cp: ControlPlane | undefined;
   let custom: CustomObjectsApi;
-  let server: Server | undefined;
+  let server: HttpServer | undefined;
   let browser: BrowserContext | undefined;
   let profile = '';
   let url = '';
@@ -94,14 +94,14 @@ describe('dashboard in headless Chromium', () => {
       body: jobManifest('llama3-8k-queued', NAMESPACE, null),
     });
 
-    const routes = dashboardRoutes(listJobs);
-    server = createServer((req, res) => {
-      const route = routes.find((r) => r.path === new URL(req.url ?? '/', 'http://localhost').pathname);
-      if (route) void route.handler(req, res);
-      else res.writeHead(404).end();
+    // The operator's own HTTP server, with the dashboard mounted as the operator mounts it.
+    server = await HttpServer.start({
+      port: 0,
+      host: '127.0.0.1',
+      metrics: { text: () => Promise.resolve(''), contentType: 'text/plain; version=0.0.4' },
     });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    for (const { path, handler } of dashboardRoutes(listJobs)) server.addRoute(path, handler);
+    url = `http://127.0.0.1:${server.port}/`;
 
     profile = await mkdtemp(join(tmpdir(), 'chromium-'));
     // A fresh profile per run (playwright takes it as userDataDir, not as --user-data-dir).
@@ -124,7 +124,7 @@ describe('dashboard in headless Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (server) await new Promise((resolve) => server!.close(resolve));
+    await server?.close();
     await cp?.stop();
     if (profile) await rm(profile, { recursive: true, force: true });
   });
