@@ -6,6 +6,7 @@ import { registerRun } from './commands/run.ts';
 import { registerWorker } from './commands/worker.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerTune } from './commands/tune.ts';
+import { registerOperator } from './commands/operator.ts';
 
 export function buildProgram(): Command {
   const program = new Command('runahead')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerCalibrate(program);
   registerTune(program);
+  registerOperator(program);
   return program;
 }
 

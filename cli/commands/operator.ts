@@ -1,0 +1,73 @@
+// `runahead operator`: the RunaheadJob controller (in a cluster: the chart's Deployment; for
+// development: any kubeconfig).
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { parseFlags } from '../options.ts';
+import { runOperator } from '../../operator/run-operator.ts';
+import { DEFAULT_OPERATOR_DEFAULTS } from '../../operator/desired-children.ts';
+
+const seconds = (flag: string) =>
+  z.coerce.number({ error: `${flag} must be a number` }).positive(`${flag} must be > 0`);
+
+const OperatorFlags = z.object({
+  kubeconfig: z.string().optional(),
+  namespace: z.string().optional(),
+  leaderElection: z.boolean(),
+  leaderElectionNamespace: z.string().optional(),
+  leaseName: z.string().min(1),
+  leaseDuration: seconds('--lease-duration'),
+  renewDeadline: seconds('--renew-deadline'),
+  retryPeriod: seconds('--retry-period'),
+  metricsAddress: z
+    .string()
+    .regex(/^[^:]*:\d+$/, '--metrics-address must be host:port (e.g. 0.0.0.0:8080, or :0 for any free port)'),
+  workerImage: z.string().min(1),
+  clusterDomain: z.string().min(1),
+  concurrency: z.coerce.number().int().min(1, '--concurrency must be ≥ 1').max(64),
+  identity: z.string().optional(),
+});
+export type OperatorFlags = z.infer<typeof OperatorFlags>;
+
+export function registerOperator(program: Command): void {
+  program
+    .command('operator')
+    .description(
+      'run the RunaheadJob operator (reconciles jobs into rank pods; serves metrics and a dashboard)',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig to use (default: in-cluster config, else $KUBECONFIG or ~/.kube/config)',
+    )
+    .option('--namespace <ns>', 'watch only this namespace (default: all namespaces)')
+    .option('--no-leader-election', 'act without a Lease (only for a single replica)')
+    .option(
+      '--leader-election-namespace <ns>',
+      'namespace of the Lease (default: $POD_NAMESPACE, else default)',
+    )
+    .option('--lease-name <name>', 'name of the Lease', 'runahead-operator')
+    .option('--lease-duration <s>', 'seconds a leader holds the Lease without renewing', '15')
+    .option('--renew-deadline <s>', 'seconds the leader keeps trying to renew before it steps down', '10')
+    .option('--retry-period <s>', 'seconds between attempts to acquire or renew', '2')
+    .option(
+      '--metrics-address <host:port>',
+      'serves /metrics, /healthz, /readyz and the dashboard at /',
+      '0.0.0.0:8080',
+    )
+    .option(
+      '--worker-image <image>',
+      'worker image for jobs that name none',
+      DEFAULT_OPERATOR_DEFAULTS.workerImage,
+    )
+    .option(
+      '--cluster-domain <domain>',
+      'cluster DNS domain for rank addresses',
+      DEFAULT_OPERATOR_DEFAULTS.clusterDomain,
+    )
+    .option('--concurrency <n>', 'jobs reconciled at once', '4')
+    .option('--identity <id>', 'this replica in the Lease (default: $POD_NAME, else hostname_pid)')
+    .action(async (flags: Record<string, unknown>) => {
+      const f = parseFlags(OperatorFlags, flags);
+      // Exit with the operator's code even if a client library left a handle open.
+      process.exit(await runOperator(f));
+    });
+}
