@@ -55,7 +55,7 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   const identity = config.identity ?? process.env['POD_NAME'] ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
   let leading = !config.leaderElection;
 
-  const [host = '0.0.0.0', port = '8080'] = splitHostPort(config.metricsAddress);
+  const [host, port] = splitHostPort(config.metricsAddress);
   const http = await HttpServer.start({
     host,
     port: Number(port),
@@ -138,8 +138,8 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
 
-  await controller.stop().catch((err: unknown) => log.error({ err }, 'controller stop failed'));
-  if (elector) await elector.release().catch((err: unknown) => log.error({ err }, 'lease release failed'));
+  await controller.stop().catch((err: unknown) => { log.error({ err }, 'controller stop failed'); });
+  if (elector) await elector.release().catch((err: unknown) => { log.error({ err }, 'lease release failed'); });
   await http.close();
   log.info({ exitCode }, 'operator stopped');
   return exitCode;
