@@ -325,7 +325,10 @@ async function followJob(node: RankNode, rank: number, deadlineMs: number): Prom
       clearTimeout(timer);
       resolve(error ? failed(rank, new RunFailure(error)) : succeeded(rank));
     };
-    void node.closed.then((reason) => {
+    void node.closed.then(async (reason) => {
+      // Rank 0's Shutdown can overtake its answer to this rank's last report (two connections): a
+      // run that has ended well by then must count as ended well.
+      await node.runSettled(2000);
       clearTimeout(timer);
       log.info({ reason }, 'stopping');
       // Rank 0 ends the job this way when its run failed before this rank's part began; its own

@@ -465,6 +465,12 @@ export class RankNode {
     }
   }
 
+  /** Settles once the run executing on this rank (if any) has ended and reported, or after `timeoutMs`. */
+  async runSettled(timeoutMs: number): Promise<void> {
+    const ended = this.executing.catch(() => undefined);
+    await Promise.race([ended, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
   requestClose(reason: string): void {
     this.closing?.(reason);
   }
