@@ -54,6 +54,7 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   });
   const identity = config.identity ?? process.env['POD_NAME'] ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
   let leading = !config.leaderElection;
+  let shuttingDown = false;
 
   const [host, port] = splitHostPort(config.metricsAddress);
   const http = await HttpServer.start({
@@ -111,7 +112,8 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
       },
       onStoppedLeading: () => {
         metrics.setLeader(false);
-        if (leading) {
+        // Our own release at shutdown also ends leadership; only a Lease lost while working is an error.
+        if (leading && !shuttingDown) {
           log.error({ identity }, 'lost the lease; exiting so that only the leader acts');
           exitCode = 1;
         }
@@ -135,11 +137,17 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   await done;
+  shuttingDown = true;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
 
-  await controller.stop().catch((err: unknown) => { log.error({ err }, 'controller stop failed'); });
-  if (elector) await elector.release().catch((err: unknown) => { log.error({ err }, 'lease release failed'); });
+  await controller.stop().catch((err: unknown) => {
+    log.error({ err }, 'controller stop failed');
+  });
+  if (elector)
+    await elector.release().catch((err: unknown) => {
+      log.error({ err }, 'lease release failed');
+    });
   await http.close();
   log.info({ exitCode }, 'operator stopped');
   return exitCode;

@@ -19,6 +19,12 @@ export interface ControlPlaneOptions {
   assets?: string | undefined;
   /** Also run kube-controller-manager (garbage collection of owner-referenced objects, namespace deletion). */
   controllerManager?: boolean | undefined;
+  /**
+   * CRD manifests (files or directories) installed before kube-controller-manager starts: its
+   * garbage collector maps owner kinds through discovery, which it refreshes only every 30 s, so a
+   * CRD installed after it starts leaves dependents of that kind uncollected for a while.
+   */
+  crds?: readonly string[] | undefined;
   /** Controllers kube-controller-manager runs (default: garbagecollector, namespace). */
   controllers?: readonly string[] | undefined;
   /** Extra kube-apiserver flags (`--name=value`), after the defaults, so they win. */
@@ -207,6 +213,18 @@ export class ControlPlane {
       const kubeconfigPath = join(dir, 'kubeconfig');
       writeFileSync(kubeconfigPath, kubeconfig(server, caPem, token), { mode: 0o600 });
 
+      for (const crd of opts.crds ?? []) {
+        await runKubectl(assets, kubeconfigPath, ['apply', '--server-side', '-f', crd]);
+      }
+      if (opts.crds?.length)
+        await runKubectl(assets, kubeconfigPath, [
+          'wait',
+          '--for=condition=Established',
+          '--timeout=60s',
+          'crd',
+          '--all',
+        ]);
+
       if (opts.controllerManager) {
         const kcm = launch('kube-controller-manager', [
           `--kubeconfig=${kubeconfigPath}`,
@@ -279,6 +297,20 @@ export class ControlPlane {
     await stopAll(this.#servers, this.#watchdog, this.dir);
     process.off('exit', this.#onExit);
   }
+}
+
+function runKubectl(assets: string, kubeconfigPath: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      join(assets, 'kubectl'),
+      [`--kubeconfig=${kubeconfigPath}`, ...args],
+      { maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`kubectl ${args.join(' ')}: ${err.message}\n${stderr}`, { cause: err }));
+        else resolve(stdout);
+      },
+    );
+  });
 }
 
 function killGroup(s: Proc): void {
