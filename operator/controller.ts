@@ -111,10 +111,13 @@ export class Controller {
       ...(options.clock ? { clock: options.clock } : {}),
     });
 
-    this.jobs.onChange((job) => { this.#enqueue(job.metadata?.namespace, job.metadata?.name); });
+    this.jobs.onChange((job) => {
+      this.#enqueue(job.metadata?.namespace, job.metadata?.name);
+    });
     for (const children of [this.#pods, this.#services, this.#configMaps] as Informer<KubernetesObject>[])
-      children.onChange((child) => { this.#enqueue(child.metadata?.namespace, child.metadata?.labels?.[LABEL_JOB]); },
-      );
+      children.onChange((child) => {
+        this.#enqueue(child.metadata?.namespace, child.metadata?.labels?.[LABEL_JOB]);
+      });
   }
 
   /** Informers synced: the caches hold the world, reconciles may begin. */

@@ -22,7 +22,11 @@ export class OperatorProcess {
 
   private constructor(child: ChildProcess) {
     this.#child = child;
-    this.exited = new Promise((resolve) => child.on('exit', (code) => { resolve(code); }));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        resolve(code);
+      }),
+    );
   }
 
   static async start(opts: OperatorProcessOptions): Promise<OperatorProcess> {
@@ -52,7 +56,9 @@ export class OperatorProcess {
           resolve();
         }
       });
-      child.on('exit', (code) => { reject(new Error(`operator exited with ${code}:\n${op.logs.join('\n')}`)); });
+      child.on('exit', (code) => {
+        reject(new Error(`operator exited with ${code}:\n${op.logs.join('\n')}`));
+      });
     });
     await serving;
     return op;
