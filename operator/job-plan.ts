@@ -6,7 +6,7 @@
 // Level-triggered: the plan depends only on the current state of the world, never on which watch
 // event arrived, so a restarted operator (or a missed event) converges to the same decisions.
 import type { V1ConfigMap, V1Pod, V1Service } from '@kubernetes/client-node';
-import type { RankStatus, RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
+import type { Condition, RankStatus, RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
 import { ConditionType, Reason, type Phase, type ReasonName } from '../core/api/v1alpha1/names.ts';
 import type { RunOutcome } from '../core/api/termination-message.ts';
 import { findCondition, isTrue, setCondition, timestamp } from './conditions.ts';
@@ -21,7 +21,7 @@ import {
 import { describeFailure, type ObservedPod, type RankFailure } from './observed-pods.ts';
 import { checkActiveDeadline, deadlineMessage } from './policies/active-deadline.ts';
 import { checkTtlAfterFinished } from './policies/ttl-after-finished.ts';
-import { decideOnFailure } from './policies/failure-policy.ts';
+import { decideOnFailure, type FailureDecision } from './policies/failure-policy.ts';
 import { successMessage, successfulOutcome } from './policies/success-policy.ts';
 
 export type ChildAction =
@@ -116,179 +116,188 @@ function rankStatuses(
   });
 }
 
-export function planJob(input: PlanInput): JobPlan {
-  const { job, now } = input;
-  const spec = job.spec;
-  const old = input.status ?? {};
-  const conditions = [...(old.conditions ?? [])];
-  const status: RunaheadJobStatus = { ...old, observedGeneration: input.generation };
-  const actions: ChildAction[] = [];
-  const events: PlannedEvent[] = [];
-  const attempt = old.restarts ?? 0;
-  const gen = input.generation;
-  const current = input.pods.filter((p) => p.attempt === attempt);
-  const set = (
-    type: (typeof ConditionType)[keyof typeof ConditionType],
-    s: 'True' | 'False',
-    reason: ReasonName,
-    message: string,
-  ) => setCondition(conditions, type, s, reason, message, now, gen);
-  const finish = (phase: Phase, conds: Partial<RunaheadJobStatus>): void => {
-    Object.assign(status, conds);
-    status.phase = phase;
-    status.conditions = conditions;
-  };
-  const planned = plannedBoundaries(spec);
+type ConditionTypeValue = (typeof ConditionType)[keyof typeof ConditionType];
 
-  // ---- finished: nothing more to run; clean up and honour the TTL.
-  if (isTrue(conditions, ConditionType.Complete) || isTrue(conditions, ConditionType.Failed)) {
-    actions.push(...deleteActive(input.pods));
-    const ttl = checkTtlAfterFinished(old.completionTime, spec.ttlSecondsAfterFinished, now);
-    if (ttl.expired) actions.push({ kind: 'deleteJob' });
-    status.ranks = (old.ranks ?? []).map((r) => {
-      const pod = input.pods.find((p) => p.name === r.pod && p.attempt === attempt);
-      return {
-        ...r,
-        phase: pod ? (pod.deleting ? 'Terminating' : pod.phase) : r.phase,
-        ready: pod?.ready ?? false,
-      };
-    });
-    status.conditions = conditions;
-    return { status, actions, events, requeueAfterMs: ttl.expired ? null : ttl.remainingMs, finished: null };
+/** The plan under construction: the next status, actions and events, and the steps that fill them. */
+class PlanBuilder {
+  readonly status: RunaheadJobStatus;
+  readonly conditions: Condition[];
+  readonly actions: ChildAction[] = [];
+  readonly events: PlannedEvent[] = [];
+  readonly attempt: number;
+  /** Pods of the current attempt. */
+  readonly current: readonly ObservedPod[];
+  readonly planned: number[] | null;
+  readonly input: PlanInput;
+
+  constructor(input: PlanInput) {
+    this.input = input;
+    const old = input.status ?? {};
+    this.status = { ...old, observedGeneration: input.generation };
+    this.conditions = [...(old.conditions ?? [])];
+    this.attempt = old.restarts ?? 0;
+    this.current = input.pods.filter((p) => p.attempt === this.attempt);
+    this.planned = plannedBoundaries(input.job.spec);
   }
 
-  const failJob = (reason: ReasonName, message: string, failures: readonly RankFailure[]): JobPlan => {
-    set(ConditionType.Failed, 'True', reason, message);
-    set(ConditionType.RanksReady, 'False', reason, 'the job failed');
-    events.push({ type: 'Warning', reason, message });
-    actions.push(...deleteActive(input.pods));
-    status.ranks = rankStatuses(job, input.pods, attempt, null, failures, planned);
-    finish('Failed', { completionTime: timestamp(now) });
-    const ttl = checkTtlAfterFinished(status.completionTime, spec.ttlSecondsAfterFinished, now);
-    return {
-      status,
-      actions,
-      events,
-      requeueAfterMs: ttl.remainingMs,
-      finished: { result: 'failed', reason, outcome: null },
-    };
-  };
+  get spec() {
+    return this.input.job.spec;
+  }
 
-  // ---- suspended: no pods; the deadline clock stops (startTime is cleared, as batch/v1 does).
-  if (spec.suspend) {
-    actions.push(...deleteActive(input.pods));
-    if (
-      set(
-        ConditionType.Suspended,
-        'True',
-        Reason.JobSuspended,
-        'spec.suspend is true: the rank pods were deleted',
-      )
+  /** Sets a condition; true when its status changed. */
+  set(type: ConditionTypeValue, s: 'True' | 'False', reason: ReasonName, message: string): boolean {
+    return setCondition(this.conditions, type, s, reason, message, this.input.now, this.input.generation);
+  }
+
+  event(type: PlannedEvent['type'], reason: ReasonName, message: string): void {
+    this.events.push({ type, reason, message });
+  }
+
+  deleteActivePods(): void {
+    this.actions.push(...deleteActive(this.input.pods));
+  }
+
+  ranks(
+    outcome: RunOutcome | null,
+    failures: readonly RankFailure[],
+    boundaries: readonly number[] | null,
+  ): void {
+    this.status.ranks = rankStatuses(
+      this.input.job,
+      this.input.pods,
+      this.attempt,
+      outcome,
+      failures,
+      boundaries,
+    );
+  }
+
+  done(phase: Phase, requeueAfterMs: number | null, finished: FinishedJob | null = null): JobPlan {
+    this.status.phase = phase;
+    this.status.conditions = this.conditions;
+    return { status: this.status, actions: this.actions, events: this.events, requeueAfterMs, finished };
+  }
+
+  /** A terminal phase: completion time set, the TTL clock started. */
+  terminal(phase: 'Succeeded' | 'Failed', finished: FinishedJob): JobPlan {
+    this.status.completionTime = timestamp(this.input.now);
+    const ttl = checkTtlAfterFinished(
+      this.status.completionTime,
+      this.spec.ttlSecondsAfterFinished,
+      this.input.now,
+    );
+    return this.done(phase, ttl.remainingMs, finished);
+  }
+
+  fail(reason: ReasonName, message: string, failures: readonly RankFailure[]): JobPlan {
+    this.set(ConditionType.Failed, 'True', reason, message);
+    this.set(ConditionType.RanksReady, 'False', reason, 'the job failed');
+    this.event('Warning', reason, message);
+    this.deleteActivePods();
+    this.ranks(null, failures, this.planned);
+    return this.terminal('Failed', { result: 'failed', reason, outcome: null });
+  }
+}
+
+/** Finished: nothing more to run; clean up what still runs and honour the TTL. */
+function planFinished(b: PlanBuilder): JobPlan {
+  const { input } = b;
+  b.deleteActivePods();
+  const ttl = checkTtlAfterFinished(b.status.completionTime, b.spec.ttlSecondsAfterFinished, input.now);
+  if (ttl.expired) b.actions.push({ kind: 'deleteJob' });
+  b.status.ranks = (b.status.ranks ?? []).map((r) => {
+    const pod = input.pods.find((p) => p.name === r.pod && p.attempt === b.attempt);
+    return {
+      ...r,
+      phase: pod ? (pod.deleting ? 'Terminating' : pod.phase) : r.phase,
+      ready: pod?.ready ?? false,
+    };
+  });
+  return b.done(b.status.phase ?? 'Failed', ttl.expired ? null : ttl.remainingMs);
+}
+
+/** Suspended: no pods; the deadline clock stops (startTime is cleared, as batch/v1 does). */
+function planSuspended(b: PlanBuilder): JobPlan {
+  b.deleteActivePods();
+  if (
+    b.set(
+      ConditionType.Suspended,
+      'True',
+      Reason.JobSuspended,
+      'spec.suspend is true: the rank pods were deleted',
     )
-      events.push({
-        type: 'Normal',
-        reason: Reason.JobSuspended,
-        message: 'job suspended; rank pods deleted',
+  )
+    b.event('Normal', Reason.JobSuspended, 'job suspended; rank pods deleted');
+  b.set(ConditionType.RanksReady, 'False', Reason.JobSuspended, 'the job is suspended');
+  delete b.status.startTime;
+  b.ranks(null, [], b.planned);
+  return b.done('Suspended', null);
+}
+
+/** Pods of an earlier attempt go first, so two groups never hold the same stable hostnames. */
+function planWaitForOldGroup(b: PlanBuilder, stale: readonly ObservedPod[]): JobPlan {
+  b.actions.push(
+    ...stale
+      .filter((p) => !p.deleting)
+      .map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const),
+  );
+  b.set(
+    ConditionType.RanksReady,
+    'False',
+    Reason.GroupRestarting,
+    `waiting for ${stale.length} pod(s) of the previous attempt to go`,
+  );
+  b.ranks(null, [], b.planned);
+  return b.done('Pending', 1000);
+}
+
+function planSucceeded(b: PlanBuilder, outcome: RunOutcome): JobPlan {
+  const message = successMessage(outcome);
+  b.set(ConditionType.Complete, 'True', Reason.FirstTokenProduced, message);
+  b.set(ConditionType.RanksReady, 'False', Reason.FirstTokenProduced, 'the run is over');
+  b.event('Normal', Reason.FirstTokenProduced, message);
+  b.deleteActivePods();
+  b.ranks(outcome, [], outcome.boundaries);
+  Object.assign(b.status, {
+    ttftMs: outcome.ttftMs,
+    contextLength: outcome.contextLength,
+    boundaries: [...outcome.boundaries],
+    partition: outcome.partition,
+    firstToken: outcome.firstToken,
+    firstTokenText: outcome.firstTokenText,
+    tokens: [...outcome.tokens],
+    text: outcome.text,
+  });
+  return b.terminal('Succeeded', { result: 'succeeded', reason: Reason.FirstTokenProduced, outcome });
+}
+
+/** A failed pod, one being deleted, one gone after the group started, or rank 0 ending without a result. */
+function collectFailures(
+  current: readonly ObservedPod[],
+  deletedRanks: readonly number[],
+  now: Date,
+): RankFailure[] {
+  const failures: RankFailure[] = [];
+  for (const p of current) {
+    if (p.phase === 'Failed') failures.push(describeFailure(p));
+    else if (p.phase === 'Succeeded' && p.rank === 0)
+      failures.push({
+        rank: 0,
+        pod: p.name,
+        retriable: true,
+        message: `rank 0 (pod ${p.name}) exited without a result`,
+        at: p.terminated?.finishedAt ?? 0,
       });
-    set(ConditionType.RanksReady, 'False', Reason.JobSuspended, 'the job is suspended');
-    delete status.startTime;
-    status.ranks = rankStatuses(job, input.pods, attempt, null, [], planned);
-    finish('Suspended', {});
-    return { status, actions, events, requeueAfterMs: null, finished: null };
+    else if (p.deleting && p.phase !== 'Succeeded')
+      failures.push({
+        rank: p.rank,
+        pod: p.name,
+        retriable: true,
+        message: `rank ${p.rank} (pod ${p.name}) was deleted`,
+        at: now.getTime(),
+      });
   }
-  if (isTrue(conditions, ConditionType.Suspended)) {
-    set(ConditionType.Suspended, 'False', Reason.JobResumed, 'spec.suspend is false: the job resumed');
-    events.push({ type: 'Normal', reason: Reason.JobResumed, message: 'job resumed; creating rank pods' });
-  }
-
-  // ---- shared children.
-  if (!input.serviceExists) actions.push({ kind: 'createService', object: desiredService(job) });
-  if (!input.configMapExists)
-    actions.push({ kind: 'createConfigMap', object: desiredConfigMap(job, input.defaults) });
-  status.startTime ??= timestamp(now);
-  if (planned && !status.boundaries) status.boundaries = planned;
-  status.partition ??= spec.partition.strategy;
-  status.restarts = attempt;
-
-  // ---- deadline.
-  const deadline = checkActiveDeadline(status.startTime, spec.activeDeadlineSeconds, now);
-  if (deadline.exceeded)
-    return failJob(Reason.DeadlineExceeded, deadlineMessage(spec.activeDeadlineSeconds ?? 0), []);
-
-  // ---- pods of an earlier attempt go first; the new group waits until they are gone, so two
-  // groups never hold the same stable hostnames.
-  const stale = input.pods.filter((p) => p.attempt !== attempt);
-  if (stale.length > 0) {
-    actions.push(
-      ...stale
-        .filter((p) => !p.deleting)
-        .map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const),
-    );
-    set(
-      ConditionType.RanksReady,
-      'False',
-      Reason.GroupRestarting,
-      `waiting for ${stale.length} pod(s) of the previous attempt to go`,
-    );
-    status.ranks = rankStatuses(job, input.pods, attempt, null, [], planned);
-    finish('Pending', {});
-    return { status, actions, events, requeueAfterMs: 1000, finished: null };
-  }
-
-  // ---- success: rank 0 ended with the result.
-  const outcome = successfulOutcome(current.find((p) => p.rank === 0));
-  if (outcome) {
-    const message = successMessage(outcome);
-    set(ConditionType.Complete, 'True', Reason.FirstTokenProduced, message);
-    set(ConditionType.RanksReady, 'False', Reason.FirstTokenProduced, 'the run is over');
-    events.push({ type: 'Normal', reason: Reason.FirstTokenProduced, message });
-    actions.push(...deleteActive(input.pods));
-    status.ranks = rankStatuses(job, input.pods, attempt, outcome, [], outcome.boundaries);
-    finish('Succeeded', {
-      completionTime: timestamp(now),
-      ttftMs: outcome.ttftMs,
-      contextLength: outcome.contextLength,
-      boundaries: [...outcome.boundaries],
-      partition: outcome.partition,
-      firstToken: outcome.firstToken,
-      firstTokenText: outcome.firstTokenText,
-      tokens: [...outcome.tokens],
-      text: outcome.text,
-    });
-    const ttl = checkTtlAfterFinished(status.completionTime, spec.ttlSecondsAfterFinished, now);
-    return {
-      status,
-      actions,
-      events,
-      requeueAfterMs: ttl.remainingMs,
-      finished: { result: 'succeeded', reason: Reason.FirstTokenProduced, outcome },
-    };
-  }
-
-  // ---- failures: a failed pod, one being deleted, one gone after the group started, or a rank 0
-  // that ended without a result.
-  const failures: RankFailure[] = current
-    .filter((p) => p.phase === 'Failed' || (p.phase === 'Succeeded' && p.rank === 0))
-    .map((p) =>
-      p.phase === 'Failed'
-        ? describeFailure(p)
-        : {
-            rank: 0,
-            pod: p.name,
-            retriable: true,
-            message: `rank 0 (pod ${p.name}) exited without a result`,
-            at: p.terminated?.finishedAt ?? 0,
-          },
-    );
-  for (const p of current.filter((q) => q.deleting && q.phase !== 'Failed' && q.phase !== 'Succeeded'))
-    failures.push({
-      rank: p.rank,
-      pod: p.name,
-      retriable: true,
-      message: `rank ${p.rank} (pod ${p.name}) was deleted`,
-      at: now.getTime(),
-    });
-  for (const rank of input.deletedRanks)
+  for (const rank of deletedRanks)
     if (!current.some((p) => p.rank === rank))
       failures.push({
         rank,
@@ -297,61 +306,98 @@ export function planJob(input: PlanInput): JobPlan {
         message: `the pod of rank ${rank} was deleted`,
         at: now.getTime(),
       });
-  if (failures.length > 0) {
-    const decision = decideOnFailure(failures, attempt, spec.backoffLimit);
-    if (decision?.action === 'fail') return failJob(decision.reason, decision.message, failures);
-    if (decision?.action === 'restart') {
-      actions.push(
-        ...current
-          .filter((p) => !p.deleting)
-          .map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const),
-      );
-      status.restarts = decision.nextAttempt;
-      status.startTime = timestamp(now);
-      set(ConditionType.RanksReady, 'False', Reason.GroupRestarting, decision.message);
-      events.push({ type: 'Warning', reason: Reason.RankFailed, message: decision.cause.message });
-      events.push({ type: 'Warning', reason: Reason.GroupRestarting, message: decision.message });
-      status.ranks = rankStatuses(job, input.pods, attempt, null, failures, planned);
-      finish('Pending', {});
-      return { status, actions, events, requeueAfterMs: 1000, finished: null };
-    }
-  }
+  return failures;
+}
 
-  // ---- create what is missing, in rank order.
-  const missing = Array.from({ length: spec.ranks }, (_, r) => r).filter(
-    (r) => !current.some((p) => p.rank === r),
+/** One failed rank fails the group: all its pods go, and a fresh group follows (next attempt). */
+function planRestart(
+  b: PlanBuilder,
+  decision: Extract<FailureDecision, { action: 'restart' }>,
+  failures: readonly RankFailure[],
+): JobPlan {
+  b.actions.push(
+    ...b.current
+      .filter((p) => !p.deleting)
+      .map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const),
+  );
+  b.status.restarts = decision.nextAttempt;
+  b.status.startTime = timestamp(b.input.now);
+  b.set(ConditionType.RanksReady, 'False', Reason.GroupRestarting, decision.message);
+  b.event('Warning', Reason.RankFailed, decision.cause.message);
+  b.event('Warning', Reason.GroupRestarting, decision.message);
+  b.ranks(null, failures, b.planned);
+  return b.done('Pending', 1000);
+}
+
+/** The group as it should be: create what is missing, in rank order, and report readiness. */
+function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
+  const ranks = b.spec.ranks;
+  const missing = Array.from({ length: ranks }, (_, r) => r).filter(
+    (r) => !b.current.some((p) => p.rank === r),
   );
   for (const rank of missing)
-    actions.push({ kind: 'createPod', object: desiredPod(job, rank, attempt, input.defaults) });
-  if (missing.length === spec.ranks)
-    events.push({
-      type: 'Normal',
-      reason: Reason.PodsCreated,
-      message: `creating ${spec.ranks} rank pod(s)${attempt > 0 ? ` (restart ${attempt})` : ''}`,
-    });
-
-  const ready = current.filter((p) => p.ready && !p.deleting).length;
-  if (ready === spec.ranks && missing.length === 0) {
+    b.actions.push({ kind: 'createPod', object: desiredPod(b.input.job, rank, b.attempt, b.input.defaults) });
+  if (missing.length === ranks)
+    b.event(
+      'Normal',
+      Reason.PodsCreated,
+      `creating ${ranks} rank pod(s)${b.attempt > 0 ? ` (restart ${b.attempt})` : ''}`,
+    );
+  const ready = b.current.filter((p) => p.ready && !p.deleting).length;
+  if (ready === ranks && missing.length === 0) {
     if (
-      set(
+      b.set(
         ConditionType.RanksReady,
         'True',
         Reason.AllRanksReady,
-        `all ${spec.ranks} rank(s) loaded the model and serve`,
+        `all ${ranks} rank(s) loaded the model and serve`,
       )
     )
-      events.push({
-        type: 'Normal',
-        reason: Reason.AllRanksReady,
-        message: `all ${spec.ranks} rank(s) are ready; the chain starts`,
-      });
+      b.event('Normal', Reason.AllRanksReady, `all ${ranks} rank(s) are ready; the chain starts`);
   } else {
-    set(ConditionType.RanksReady, 'False', Reason.WaitingForRanks, `${ready} of ${spec.ranks} rank(s) ready`);
+    b.set(ConditionType.RanksReady, 'False', Reason.WaitingForRanks, `${ready} of ${ranks} rank(s) ready`);
   }
-  const running = missing.length === 0 && current.every((p) => p.phase === 'Running' && !p.deleting);
-  status.ranks = rankStatuses(job, input.pods, attempt, null, [], planned);
-  finish(running ? 'Running' : 'Pending', {});
-  return { status, actions, events, requeueAfterMs: deadline.remainingMs, finished: null };
+  const running = missing.length === 0 && b.current.every((p) => p.phase === 'Running' && !p.deleting);
+  b.ranks(null, [], b.planned);
+  return b.done(running ? 'Running' : 'Pending', requeueAfterMs);
+}
+
+export function planJob(input: PlanInput): JobPlan {
+  const b = new PlanBuilder(input);
+  const { now } = input;
+  const spec = input.job.spec;
+  if (isTrue(b.conditions, ConditionType.Complete) || isTrue(b.conditions, ConditionType.Failed))
+    return planFinished(b);
+  if (spec.suspend) return planSuspended(b);
+  if (isTrue(b.conditions, ConditionType.Suspended)) {
+    b.set(ConditionType.Suspended, 'False', Reason.JobResumed, 'spec.suspend is false: the job resumed');
+    b.event('Normal', Reason.JobResumed, 'job resumed; creating rank pods');
+  }
+
+  if (!input.serviceExists) b.actions.push({ kind: 'createService', object: desiredService(input.job) });
+  if (!input.configMapExists)
+    b.actions.push({ kind: 'createConfigMap', object: desiredConfigMap(input.job, input.defaults) });
+  b.status.startTime ??= timestamp(now);
+  if (b.planned && !b.status.boundaries) b.status.boundaries = b.planned;
+  b.status.partition ??= spec.partition.strategy;
+  b.status.restarts = b.attempt;
+
+  const deadline = checkActiveDeadline(b.status.startTime, spec.activeDeadlineSeconds, now);
+  if (deadline.exceeded)
+    return b.fail(Reason.DeadlineExceeded, deadlineMessage(spec.activeDeadlineSeconds ?? 0), []);
+
+  const stale = input.pods.filter((p) => p.attempt !== b.attempt);
+  if (stale.length > 0) return planWaitForOldGroup(b, stale);
+
+  const outcome = successfulOutcome(b.current.find((p) => p.rank === 0));
+  if (outcome) return planSucceeded(b, outcome);
+
+  const failures = collectFailures(b.current, input.deletedRanks, now);
+  const decision = decideOnFailure(failures, b.attempt, spec.backoffLimit);
+  if (decision?.action === 'fail') return b.fail(decision.reason, decision.message, failures);
+  if (decision?.action === 'restart') return planRestart(b, decision, failures);
+
+  return planGroup(b, deadline.remainingMs);
 }
 
 /** A job whose spec the operator refuses (it got past the API server's checks somehow). */

@@ -1,6 +1,6 @@
 // A rank pod as the planner sees it: which rank and attempt, how far it got, and — once its
 // container ended — what it said (the termination message) or what the kubelet said about it.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { LABEL_ATTEMPT, LABEL_RANK } from '../core/api/v1alpha1/names.ts';
 import {
   WorkerExit,
@@ -46,34 +46,41 @@ function intLabel(pod: V1Pod, label: string): number | null {
 
 const time = (t: Date | string | undefined): number => (t ? new Date(t).getTime() : 0);
 
+function podPhase(status: V1PodStatus | undefined): PodPhase {
+  return PHASES.find((p) => p === status?.phase) ?? (status?.phase ? 'Unknown' : 'Pending');
+}
+
+function workerTermination(status: V1PodStatus | undefined): ObservedPod['terminated'] {
+  const container =
+    status?.containerStatuses?.find((c) => c.name === 'worker') ?? status?.containerStatuses?.[0];
+  const t = container?.state?.terminated;
+  if (!t) return undefined;
+  return {
+    exitCode: t.exitCode,
+    reason: t.reason ?? '',
+    message: t.message ?? '',
+    finishedAt: time(t.finishedAt),
+  };
+}
+
 /** null for a pod that is not a rank pod of ours (no rank or attempt label). */
 export function observePod(pod: V1Pod): ObservedPod | null {
   const rank = intLabel(pod, LABEL_RANK);
   const attempt = intLabel(pod, LABEL_ATTEMPT);
   if (rank === null || attempt === null) return null;
   const status = pod.status;
-  const phase = PHASES.find((p) => p === status?.phase) ?? (status?.phase ? 'Unknown' : 'Pending');
-  const container =
-    status?.containerStatuses?.find((c) => c.name === 'worker') ?? status?.containerStatuses?.[0];
-  const t = container?.state?.terminated;
+  const terminated = workerTermination(status);
   return {
     name: pod.metadata?.name ?? '',
     uid: pod.metadata?.uid ?? '',
     rank,
     attempt,
-    phase,
+    phase: podPhase(status),
     ready: status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     node: pod.spec?.nodeName,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
-    terminated: t
-      ? {
-          exitCode: t.exitCode,
-          reason: t.reason ?? '',
-          message: t.message ?? '',
-          finishedAt: time(t.finishedAt),
-        }
-      : undefined,
-    report: parseTerminationMessage(t?.message),
+    terminated,
+    report: parseTerminationMessage(terminated?.message),
     podReason: status?.reason ?? '',
     podMessage: status?.message ?? '',
   };
