@@ -15,6 +15,7 @@ import {
   KIND,
   LABEL_JOB,
   PLURAL,
+  Reason,
   VERSION,
   childNames,
 } from '../core/api/v1alpha1/names.ts';
@@ -170,7 +171,21 @@ export class Reconciler {
       withoutUndefined(plan.status),
     );
     if (statusChanged) await this.writeStatus(raw, namespace, name, plan.status);
-    for (const action of plan.actions) await this.applyAction(namespace, name, action);
+    for (const action of plan.actions) {
+      try {
+        await this.applyAction(namespace, name, action);
+      } catch (err) {
+        // What the Job controller calls FailedCreate: say so on the job (a quota, an admission
+        // webhook or an invalid affinity refused the pod); the work queue retries with backoff.
+        if (action.kind === 'createPod')
+          await this.recordEvent(raw, namespace, name, {
+            type: 'Warning',
+            reason: Reason.PodCreationFailed,
+            message: `could not create pod ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`,
+          });
+        throw err;
+      }
+    }
     // Events only for what was recorded (jobset does the same): a refused status write repeats the plan.
     if (statusChanged) for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
   }
@@ -288,6 +303,25 @@ export class Reconciler {
         'could not record event',
       );
     }
+  }
+}
+
+/** The API server's own message when it has one (ApiException's body is its Status object). */
+function apiErrorMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = typeof err.body === 'string' ? safeJson(err.body) : err.body;
+    if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string')
+      return body.message;
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }
 

@@ -363,6 +363,26 @@ describe('the operator, one replica', () => {
     );
   }, 30_000);
 
+  test('a pod the API server refuses is reported on the job (PodCreationFailed) and retried', async () => {
+    // Affinity is passed through as given; an empty required term list is invalid for a pod.
+    await createJob(ns, 'unschedulable', {
+      affinity: {
+        nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+      },
+    });
+    const message = await eventually('a PodCreationFailed event', async () => {
+      const list = await core.listNamespacedEvent({
+        namespace: ns,
+        fieldSelector: 'involvedObject.name=unschedulable',
+      });
+      return list.items.find((e) => e.reason === 'PodCreationFailed')?.message;
+    });
+    expect(message).toMatch(
+      /^could not create pod unschedulable-0: .*nodeSelectorTerms.*must have at least one/,
+    );
+    expect(await pods(ns, 'unschedulable')).toHaveLength(0);
+  }, 30_000);
+
   test('the active deadline fails a job that runs too long and deletes its pods', async () => {
     await createJob(ns, 'slow', { activeDeadlineSeconds: 2 });
     await eventually('rank pods', async () => (await pods(ns, 'slow')).length === 2);
