@@ -170,6 +170,8 @@ export function workerArgs(spec: RunaheadJobSpec): string[] {
     '--termination-log',
     TERMINATION_MESSAGE_PATH,
   ];
+  // A checkpoint that is not there is then reported as the job's field, not as a worker flag.
+  if (spec.model.checkpoint) args.push('--model-origin', 'spec.model.checkpoint.path');
   if (spec.prompt.syntheticTokens !== undefined)
     args.push('--prompt-tokens', String(spec.prompt.syntheticTokens));
   else args.push('--prompt-file', PROMPT_FILE);
@@ -259,6 +261,10 @@ function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVa
     { name: 'RUNAHEAD_PREDECESSOR', value: rank > 0 ? peers[rank - 1]! : '' },
     { name: 'RUNAHEAD_SUCCESSOR', value: rank + 1 < peers.length ? peers[rank + 1]! : '' },
     { name: 'RUNAHEAD_JOB', value: job.name },
+    // A missing or broken checkpoint is reported against the field the user wrote.
+    ...(job.spec.model.checkpoint
+      ? [{ name: 'RUNAHEAD_MODEL_ORIGIN', value: 'spec.model.checkpoint.path' }]
+      : []),
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
   ];
