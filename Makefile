@@ -11,8 +11,10 @@ export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
 export MALLOC_TOP_PAD_ := 1073741824
 RUNAHEAD := node bin/runahead.js
-# The embedded default: ranks as local processes, a synthetic model, the CPU.
-RUN_ARGS ?= prefill --model synthetic:small --prompt-tokens 1024 --max-new-tokens 8
+# The embedded default: KV-Runahead with 2 ranks as local processes (the local launcher), a
+# synthetic model, the CPU, each rank on half of the cores; the chain's timeline is drawn in out/.
+RUN_THREADS := $(shell n=$$(nproc); echo $$(( n / 2 > 0 ? n / 2 : 1 )))
+RUN_ARGS ?= run --ranks 2 --model synthetic:small --prompt-tokens 1024 --max-new-tokens 4 --threads $(RUN_THREADS) --plot out/timeline.svg
 
 .DEFAULT_GOAL := help
 
@@ -23,6 +25,7 @@ help: ## Show this help
 
 .PHONY: run
 run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (override with RUN_ARGS=...)
+	@mkdir -p out
 	$(RUNAHEAD) $(RUN_ARGS)
 
 .PHONY: test
