@@ -170,8 +170,6 @@ export function workerArgs(spec: RunaheadJobSpec): string[] {
     '--termination-log',
     TERMINATION_MESSAGE_PATH,
   ];
-  // A checkpoint that is not there is then reported as the job's field, not as a worker flag.
-  if (spec.model.checkpoint) args.push('--model-origin', 'spec.model.checkpoint.path');
   if (spec.prompt.syntheticTokens !== undefined)
     args.push('--prompt-tokens', String(spec.prompt.syntheticTokens));
   else args.push('--prompt-file', PROMPT_FILE);
