@@ -10,6 +10,7 @@ import type {
   V1ConfigMap,
   V1EnvVar,
   V1Pod,
+  V1Probe,
   V1Service,
   V1Toleration,
   V1Volume,
@@ -248,6 +249,16 @@ export function rankResources(spec: RunaheadJobSpec): {
   return { ...(limits ? { limits } : {}), ...(requests ? { requests } : {}) };
 }
 
+/**
+ * Ready = the model is loaded and the rank serves: the gRPC health service says SERVING
+ * (worker/chain/rank-node.ts). With mutual TLS the kubelet's gRPC probe (plaintext) cannot talk to
+ * it; the rank binds its port only once the model is loaded, so an open port means the same there.
+ */
+function readinessProbe(spec: RunaheadJobSpec): V1Probe {
+  const check = spec.tls ? { tcpSocket: { port: RANK_PORT } } : { grpc: { port: RANK_PORT } };
+  return { ...check, periodSeconds: 2, failureThreshold: 1 };
+}
+
 function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVar[] {
   const peers = rankAddresses(job, defaults);
   const env: V1EnvVar[] = [
@@ -307,7 +318,7 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
           env: rankEnv(job, rank, defaults),
           ports: [{ name: RANK_PORT_NAME, containerPort: RANK_PORT, protocol: 'TCP' }],
           // Ready = the model is loaded and the rank serves (worker/chain/rank-node.ts sets SERVING).
-          readinessProbe: { grpc: { port: RANK_PORT }, periodSeconds: 2, failureThreshold: 1 },
+          readinessProbe: readinessProbe(spec),
           resources: rankResources(spec),
           securityContext: {
             allowPrivilegeEscalation: false,

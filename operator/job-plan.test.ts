@@ -45,6 +45,7 @@ class PodBuilder {
       deleting: false,
       terminated: undefined,
       report: null,
+      waiting: '',
       podReason: '',
       podMessage: '',
     };
@@ -72,6 +73,10 @@ class PodBuilder {
     this.p.ready = false;
     this.p.terminated = { exitCode: 0, reason: 'Completed', message: '', finishedAt: NOW.getTime() };
     this.p.report = report;
+    return this;
+  }
+  waitingFor(reason: string): this {
+    this.p.waiting = reason;
     return this;
   }
   deleting(): this {
@@ -172,6 +177,21 @@ describe('planJob', () => {
     );
     expect(again.events).toEqual([]);
     expect(again.status).toEqual(all.status);
+  });
+
+  test('a rank stuck before starting says why in RanksReady and in its rank status', () => {
+    const plan = planJob(
+      input({
+        pods: [
+          pod(0).running().obj(),
+          pod(1).waitingFor('ImagePullBackOff: Back-off pulling image "w:1"').obj(),
+        ],
+      }),
+    );
+    expect(condition(plan.status, 'RanksReady')?.message).toBe(
+      '1 of 2 rank(s) ready; rank 1 (pod demo-1) is waiting: ImagePullBackOff: Back-off pulling image "w:1"',
+    );
+    expect(plan.status.ranks?.[1]?.message).toBe('ImagePullBackOff: Back-off pulling image "w:1"');
   });
 
   test('rank 0 succeeding with a result completes the job with TTFT, split and per-rank timings', () => {

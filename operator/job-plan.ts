@@ -111,7 +111,7 @@ function rankStatuses(
             timeline: timing.timeline,
           }
         : {}),
-      ...(failure ? { message: failure.message } : {}),
+      ...(failure ? { message: failure.message } : pod?.waiting ? { message: pod.waiting } : {}),
     };
   });
 }
@@ -355,7 +355,14 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
     )
       b.event('Normal', Reason.AllRanksReady, `all ${ranks} rank(s) are ready; the chain starts`);
   } else {
-    b.set(ConditionType.RanksReady, 'False', Reason.WaitingForRanks, `${ready} of ${ranks} rank(s) ready`);
+    const stuck = b.current.find((p) => p.waiting);
+    const why = stuck ? `; rank ${stuck.rank} (pod ${stuck.name}) is waiting: ${stuck.waiting}` : '';
+    b.set(
+      ConditionType.RanksReady,
+      'False',
+      Reason.WaitingForRanks,
+      `${ready} of ${ranks} rank(s) ready${why}`,
+    );
   }
   const running = missing.length === 0 && b.current.every((p) => p.phase === 'Running' && !p.deleting);
   b.ranks(null, [], b.planned);

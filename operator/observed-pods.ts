@@ -31,6 +31,11 @@ export interface ObservedPod {
     | undefined;
   /** The termination message, when the worker wrote one of ours. */
   readonly report: TerminationMessage | null;
+  /**
+   * Why a pod that should be running is not yet, as the kubelet or scheduler says it
+   * (ImagePullBackOff, a volume that cannot be mounted, no node with a free GPU); '' when nothing is wrong.
+   */
+  readonly waiting: string;
   /** Why the pod failed without its container ending (eviction, for instance). */
   readonly podReason: string;
   readonly podMessage: string;
@@ -48,6 +53,21 @@ const time = (t: Date | string | undefined): number => (t ? new Date(t).getTime(
 
 function podPhase(status: V1PodStatus | undefined): PodPhase {
   return PHASES.find((p) => p === status?.phase) ?? (status?.phase ? 'Unknown' : 'Pending');
+}
+
+/** Waiting reasons that only mean "starting": not worth reporting. */
+const ROUTINE_WAITING = new Set(['ContainerCreating', 'PodInitializing']);
+
+function waitingReason(status: V1PodStatus | undefined): string {
+  const waiting = status?.containerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
+  if (waiting?.reason && !ROUTINE_WAITING.has(waiting.reason))
+    return [waiting.reason, waiting.message].filter(Boolean).join(': ');
+  const unscheduled = status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unscheduled) return [unscheduled.reason, unscheduled.message].filter(Boolean).join(': ');
+  const volumes = status?.conditions?.find(
+    (c) => c.type === 'PodReadyToStartContainers' && c.status === 'False',
+  );
+  return volumes?.message ?? '';
 }
 
 function workerTermination(status: V1PodStatus | undefined): ObservedPod['terminated'] {
@@ -81,6 +101,7 @@ export function observePod(pod: V1Pod): ObservedPod | null {
     deleting: pod.metadata?.deletionTimestamp !== undefined,
     terminated,
     report: parseTerminationMessage(terminated?.message),
+    waiting: podPhase(status) === 'Pending' ? waitingReason(status) : '',
     podReason: status?.reason ?? '',
     podMessage: status?.message ?? '',
   };
@@ -95,6 +116,12 @@ export interface RankFailure {
   readonly message: string;
   /** When it happened (ms since epoch; 0 when unknown), to find the first failure of a group. */
   readonly at: number;
+  /**
+   * It ended without reporting a failure of its own (killed, crashed, evicted, deleted): more
+   * likely the cause than ranks that reported losing a peer, which termination times (whole
+   * seconds) often cannot tell apart.
+   */
+  readonly crashed?: boolean;
 }
 
 const MAX_MESSAGE = 1024;
@@ -102,7 +129,7 @@ const clip = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE 
 
 /** Why a failed pod failed, from the best source available. */
 export function describeFailure(p: ObservedPod): RankFailure {
-  const base = { rank: p.rank, pod: p.name, at: p.terminated?.finishedAt ?? 0 };
+  const base = { rank: p.rank, pod: p.name, at: p.terminated?.finishedAt ?? 0, crashed: !p.report };
   if (p.report && !p.report.ok)
     return { ...base, retriable: p.report.retriable, message: clip(p.report.error) };
   if (p.terminated) {

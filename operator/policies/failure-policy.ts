@@ -18,9 +18,17 @@ export type FailureDecision =
       readonly message: string;
     };
 
-/** The failure that started it: the earliest (others usually follow when their peer dies), lowest rank on ties. */
+/**
+ * The failure that started it: the earliest (others follow when their peer dies); among equal
+ * times a rank that crashed before one that reported a lost peer; then the lowest rank.
+ */
 export function firstFailure(failures: readonly RankFailure[]): RankFailure | undefined {
-  return [...failures].sort((a, b) => (a.at || Infinity) - (b.at || Infinity) || a.rank - b.rank)[0];
+  return [...failures].sort(
+    (a, b) =>
+      (a.at || Infinity) - (b.at || Infinity) ||
+      Number(b.crashed ?? false) - Number(a.crashed ?? false) ||
+      a.rank - b.rank,
+  )[0];
 }
 
 export function decideOnFailure(
