@@ -1,11 +1,11 @@
 // Reading a rank pod's status the way the kubelet and the scheduler write it.
 import { describe, expect, test } from '@jest/globals';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { encodeTerminationMessage } from '../core/api/termination-message.ts';
 import { describeFailure, observePod } from './observed-pods.ts';
 
 const pod = (
-  status: V1Pod['status'],
+  status: V1PodStatus,
   labels = { 'runahead.dev/rank': '2', 'runahead.dev/attempt': '1' },
 ): V1Pod => ({
   metadata: { name: 'j-2', uid: 'u', labels },
