@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ROOT } from '../support/cli.ts';
 import { ControlPlane } from '../support/control-plane.ts';
 import { eventually } from '../support/eventually.ts';
@@ -104,6 +104,32 @@ describe('the test node agent', () => {
     expect(node.status.capacity['nvidia.com/gpu']).toBe('2');
     expect(node.status.allocatable['nvidia.com/gpu']).toBe('2');
     expect(node.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
+  it('runs the image entrypoint as it is, even when a pod volume is mounted over the checkout', async () => {
+    // The "image" is this checkout: a volume whose mountPath holds it (an emptyDir at /tmp when the
+    // checkout is under /tmp, as on CI) must not move the entrypoint into the volume.
+    await cp.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'entrypoint' },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'worker',
+              image: 'test',
+              args: ['--help'],
+              volumeMounts: [{ name: 'over', mountPath: dirname(ROOT) }],
+            },
+          ],
+          volumes: [{ name: 'over', emptyDir: {} }],
+        },
+      }),
+    );
+    expect(await terminated('entrypoint')).toMatchObject({ exitCode: 0 });
   });
 
   it('binds a pod, runs it with its env, volumes and args as the container sees them, and reports how it ended', async () => {

@@ -679,12 +679,19 @@ export class NodeAgent {
       const env = await containerEnv(ctx, container);
       const net = await this.#network(rt);
       const vars = new Map(env);
-      const command = container.command?.map((s) => expandVars(s, vars)) ?? [...this.#image.entrypoint];
-      const args = (container.args ?? []).map((s) => expandVars(s, vars));
+      // The image's entrypoint is a path of this machine (the "image" is this checkout), so it is not
+      // translated: a checkout under /tmp must not land in the pod's /tmp volume.
+      const command = container.command
+        ? container.command.map((s, i) =>
+            i === 0 ? expandVars(s, vars) : localize(expandVars(s, vars), mounts, net),
+          )
+        : [...this.#image.entrypoint];
+      const args = (container.args ?? []).map((s) => localize(expandVars(s, vars), mounts, net));
+      // The image's PATH names this machine's node; its other variables (HOME=/tmp) are container paths.
       const processEnv: Record<string, string> = {};
       for (const [k, v] of [...Object.entries(this.#image.env), ...env])
-        processEnv[k] = localize(v, mounts, net);
-      const argv = [...command, ...args].map((s, i) => (i === 0 ? s : localize(s, mounts, net)));
+        processEnv[k] = k === 'PATH' && v === this.#image.env['PATH'] ? v : localize(v, mounts, net);
+      const argv = [...command, ...args];
       const cwd = container.workingDir ? localPath(container.workingDir, mounts) : this.#image.workingDir;
       // A pod of the same name from an earlier attempt may still hold the address (it is stopping).
       while (this.#addressBusy(rt) && !rt.deleting && !this.#stopped) await sleep(100);
