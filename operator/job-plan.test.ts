@@ -8,7 +8,7 @@ import {
 } from '../core/api/v1alpha1/runahead-job.ts';
 import { WorkerExit, type RunOutcome, type TerminationMessage } from '../core/api/termination-message.ts';
 import { DEFAULT_OPERATOR_DEFAULTS, type JobRef } from './desired-children.ts';
-import { planJob, planInvalidJob, type ChildAction, type PlanInput } from './job-plan.ts';
+import { SUCCESS_GRACE_MS, planJob, planInvalidJob, type ChildAction, type PlanInput } from './job-plan.ts';
 import type { ObservedPod } from './observed-pods.ts';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
@@ -219,7 +219,15 @@ describe('planJob', () => {
       status: 'True',
       reason: 'FirstTokenProduced',
     });
-    expect(kinds(plan.actions)).toEqual(['deletePod demo-1']);
+    // The other ranks exit on their own; those still running after the grace period are deleted.
+    expect(plan.actions).toEqual([]);
+    expect(plan.requeueAfterMs).toBe(SUCCESS_GRACE_MS);
+    const running = [pod(0).succeeded(null).obj(), pod(1).running().obj()];
+    const early = planJob(input({ status: plan.status, now: later(10), pods: running }));
+    expect(early.actions).toEqual([]);
+    expect(early.requeueAfterMs).toBe(SUCCESS_GRACE_MS - 10_000);
+    const late = planJob(input({ status: plan.status, now: later(31), pods: running }));
+    expect(kinds(late.actions)).toEqual(['deletePod demo-1']);
     expect(plan.finished).toMatchObject({ result: 'succeeded' });
   });
 

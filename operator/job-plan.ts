@@ -116,6 +116,15 @@ function rankStatuses(
   });
 }
 
+/** How long the other ranks of a succeeded job get to exit on their own before they are deleted. */
+export const SUCCESS_GRACE_MS = 30_000;
+
+function minDelay(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
 type ConditionTypeValue = (typeof ConditionType)[keyof typeof ConditionType];
 
 /** The plan under construction: the next status, actions and events, and the steps that fill them. */
@@ -186,7 +195,8 @@ class PlanBuilder {
       this.spec.ttlSecondsAfterFinished,
       this.input.now,
     );
-    return this.done(phase, ttl.remainingMs, finished);
+    const grace = phase === 'Succeeded' && this.input.pods.some(isActive) ? SUCCESS_GRACE_MS : null;
+    return this.done(phase, minDelay(ttl.remainingMs, grace), finished);
   }
 
   fail(reason: ReasonName, message: string, failures: readonly RankFailure[]): JobPlan {
@@ -202,7 +212,14 @@ class PlanBuilder {
 /** Finished: nothing more to run; clean up what still runs and honour the TTL. */
 function planFinished(b: PlanBuilder): JobPlan {
   const { input } = b;
-  b.deleteActivePods();
+  // After a success the other ranks exit on their own (rank 0 tells them the run is over); they keep
+  // their exit status and logs that way. Only what is still running after a grace period is deleted.
+  const graceLeft =
+    b.status.phase === 'Succeeded' && b.status.completionTime
+      ? new Date(b.status.completionTime).getTime() + SUCCESS_GRACE_MS - input.now.getTime()
+      : 0;
+  const stillRunning = input.pods.some(isActive);
+  if (graceLeft <= 0) b.deleteActivePods();
   const ttl = checkTtlAfterFinished(b.status.completionTime, b.spec.ttlSecondsAfterFinished, input.now);
   if (ttl.expired) b.actions.push({ kind: 'deleteJob' });
   b.status.ranks = (b.status.ranks ?? []).map((r) => {
@@ -213,7 +230,8 @@ function planFinished(b: PlanBuilder): JobPlan {
       ready: pod?.ready ?? false,
     };
   });
-  return b.done(b.status.phase ?? 'Failed', ttl.expired ? null : ttl.remainingMs);
+  const graceRequeue = graceLeft > 0 && stillRunning ? graceLeft : null;
+  return b.done(b.status.phase ?? 'Failed', ttl.expired ? null : minDelay(ttl.remainingMs, graceRequeue));
 }
 
 /** Suspended: no pods; the deadline clock stops (startTime is cleared, as batch/v1 does). */
@@ -256,7 +274,6 @@ function planSucceeded(b: PlanBuilder, outcome: RunOutcome): JobPlan {
   b.set(ConditionType.Complete, 'True', Reason.FirstTokenProduced, message);
   b.set(ConditionType.RanksReady, 'False', Reason.FirstTokenProduced, 'the run is over');
   b.event('Normal', Reason.FirstTokenProduced, message);
-  b.deleteActivePods();
   b.ranks(outcome, [], outcome.boundaries);
   Object.assign(b.status, {
     ttftMs: outcome.ttftMs,
