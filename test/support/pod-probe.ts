@@ -2,22 +2,9 @@
 // within timeoutSeconds. gRPC probes call the standard health service in plaintext (the kubelet's
 // probe has no TLS), TCP probes connect, HTTP probes want a 2xx or 3xx.
 import { connect } from 'node:net';
-import { credentials, makeGenericClientConstructor, type ChannelCredentials } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
 import type { V1Container, V1Probe } from '@kubernetes/client-node';
-import { service as healthService } from 'grpc-health-check';
-
-interface HealthClient {
-  check(
-    request: { service: string },
-    options: { deadline: number },
-    cb: (err: Error | null, reply?: { status: string }) => void,
-  ): void;
-  close(): void;
-}
-const HealthClientCtor = makeGenericClientConstructor(
-  healthService,
-  'grpc.health.v1.Health',
-) as unknown as new (address: string, creds: ChannelCredentials) => HealthClient;
+import { healthClient } from '../../worker/chain/transport.ts';
 
 /** Whether the probe succeeds once against `ip`. */
 export async function probeOnce(ip: string, probe: V1Probe, container: V1Container): Promise<boolean> {
@@ -41,7 +28,7 @@ export async function probeOnce(ip: string, probe: V1Probe, container: V1Contain
 }
 
 async function grpcHealth(address: string, service: string, timeoutMs: number): Promise<boolean> {
-  const client = new HealthClientCtor(address, credentials.createInsecure());
+  const client = healthClient(address, credentials.createInsecure());
   try {
     return await new Promise<boolean>((resolve) => {
       client.check({ service }, { deadline: Date.now() + timeoutMs }, (err, reply) => {

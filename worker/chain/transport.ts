@@ -59,7 +59,8 @@ const RankClientCtor = makeGenericClientConstructor(
   'runahead.v1.Rank',
 ) as unknown as typeof RankClient;
 
-interface HealthCheckClient {
+/** A client of the standard gRPC health service (grpc.health.v1.Health). */
+export interface HealthCheckClient {
   check(
     request: { service: string },
     options: { deadline: number },
@@ -71,6 +72,14 @@ const HealthClientCtor = makeGenericClientConstructor(
   healthService,
   'grpc.health.v1.Health',
 ) as unknown as new (address: string, creds: ChannelCredentials, options: object) => HealthCheckClient;
+
+export function healthClient(
+  address: string,
+  creds: ChannelCredentials,
+  options: object = {},
+): HealthCheckClient {
+  return new HealthClientCtor(address, creds, options);
+}
 
 /** Clients to every rank of the group, made on first use. */
 export class Peers {
