@@ -10,8 +10,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { get as httpGet } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { freePorts } from '../../cli/launcher/ports.ts';
 import { join } from 'node:path';
 
 export interface ControlPlaneOptions {
@@ -364,27 +365,6 @@ function kubeconfig(server: string, caPem: string, token: string): string {
     null,
     2,
   );
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const srv = createServer();
-      servers.push(srv);
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', resolve);
-      });
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') throw new Error('no port');
-      ports.push(addr.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  }
 }
 
 /** Polls `check` every 50 ms until it is true; fails at once if one of `servers` exits. */
