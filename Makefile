@@ -70,6 +70,10 @@ chromium: ## Install Debian's chromium for the dashboard test (once; apt-get, ne
 tools: ## Build (once, cached in .cache/) helm and dockerfile-check (BuildKit's Dockerfile checks)
 	scripts/setup-tools.sh >/dev/null
 
+.PHONY: cuda
+cuda: $(NODE_MODULES) ## Install onnxruntime's CUDA 13 provider into node_modules (for --ep cuda; not needed by the tests)
+	scripts/setup-cuda-provider.sh
+
 .PHONY: build
 build: $(NODE_MODULES) ## Compile TypeScript to dist/ (container images and the device bundle use it)
 	tsc -p tsconfig.build.json

@@ -23,6 +23,12 @@ export const EngineFlagsSchema = z.object({
   threads: intFlag('--threads', 0),
   seed: intFlag('--seed', 0),
   device: intFlag('--device', 0),
+  layersPerGraph: z.union([z.literal('auto'), intFlag('--layers-per-graph', 0)], {
+    error: '--layers-per-graph must be auto or an integer ≥ 0',
+  }),
+  attention: z.enum(['auto', 'fused', 'reference'], {
+    error: '--attention must be auto, fused or reference',
+  }),
 });
 
 export const PromptFlagsSchema = z.object({
@@ -37,9 +43,20 @@ export function parseFlags<S extends z.ZodType>(schema: S, flags: unknown): z.in
   return result.data;
 }
 
-export function engineSpec(flags: unknown): EngineSpec {
+/** The engine a command's flags ask for; `inChain`: the process is one rank of several. */
+export function engineSpec(flags: unknown, inChain = false): EngineSpec {
   const f = parseFlags(EngineFlagsSchema, flags);
-  return { model: f.model, ep: f.ep, dtype: f.dtype, threads: f.threads, seed: f.seed, deviceId: f.device };
+  return {
+    model: f.model,
+    ep: f.ep,
+    dtype: f.dtype,
+    threads: f.threads,
+    seed: f.seed,
+    deviceId: f.device,
+    inChain,
+    ...(f.layersPerGraph === 'auto' ? {} : { layersPerGraph: f.layersPerGraph }),
+    ...(f.attention === 'auto' ? {} : { attention: f.attention }),
+  };
 }
 
 export function promptSource(flags: unknown, seed: number): PromptSource {
@@ -66,4 +83,14 @@ export const ENGINE_FLAG_HELP = {
   ],
   seed: ['--seed <n>', 'seed of a synthetic model and prompt', '0'],
   device: ['--device <n>', 'GPU index for --ep cuda', '0'],
+  layersPerGraph: [
+    '--layers-per-graph <n>',
+    'layers per onnxruntime graph: 0 one graph of the model, 1 one per projection/attention, k: cut after every k-th projection (auto: 1 on cpu; on a GPU 0 for a rank alone, 4 in a chain)',
+    'auto',
+  ],
+  attention: [
+    '--attention <kind>',
+    'fused (onnxruntime GroupQueryAttention) or reference (explicit ops) (auto: fused where it runs)',
+    'auto',
+  ],
 } as const;

@@ -56,19 +56,19 @@ function chainSummary(ranks: number, layers = 32, context = 1_000_000): RunSumma
 describe('runOutcome', () => {
   it('paints each rank over [0, the run’s end) with the right letters', () => {
     // Rank 0: compute 0–4 ms, sends 4–6 ms while computing 4–5, idle after. Rank 1: waits 0–2,
-    // computes 2–7 (embed and head count as compute), sends 7–8. 8 slots of 1 ms.
+    // computes 2–7 (graphs of several layers count as compute), sends 7–8. 8 slots of 1 ms.
     const summary: RunSummary = {
       ...chainSummary(2),
       ttftMs: 7,
       timeline: [
-        { rank: 0, kind: 'embed', layer: -1, start: 0, end: 1 },
+        { rank: 0, kind: 'layers', layer: 0, start: 0, end: 1 },
         { rank: 0, kind: 'project', layer: 0, start: 1, end: 4 },
         { rank: 0, kind: 'send', layer: 0, start: 4, end: 6 },
         { rank: 0, kind: 'attend', layer: 0, start: 4, end: 5 },
         { rank: 1, kind: 'wait', layer: 0, start: 0, end: 2 },
         { rank: 1, kind: 'project', layer: 0, start: 2, end: 3 },
         { rank: 1, kind: 'attend', layer: 0, start: 3, end: 6 },
-        { rank: 1, kind: 'head', layer: 1, start: 6, end: 7 },
+        { rank: 1, kind: 'layers', layer: 1, start: 6, end: 7 },
         { rank: 1, kind: 'send', layer: 0, start: 7, end: 8 },
       ],
     };

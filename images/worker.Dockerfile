@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1.17
 # check=error=true
 #
-# A rank: `runahead worker`, started by the operator, one pod per rank. CUDA 12 + cuDNN 9 (what
-# onnxruntime-node 1.30's CUDA provider is built against), linux/amd64 only (the only platform for
-# which onnxruntime-node publishes a CUDA provider). Build from the repository root:
+# A rank: `runahead worker`, started by the operator, one pod per rank. CUDA 13 + cuDNN 9 (what the
+# CUDA provider of onnxruntime 1.29.0 that scripts/setup-cuda-provider.sh installs is built against),
+# linux/amd64 only. Build from the repository root:
 #
 #   docker build -f images/worker.Dockerfile -t <registry>/runahead-worker:<version> .
 #
@@ -11,7 +11,7 @@
 # be resolved from the machine these files are written on. glibc is needed (onnxruntime-node's
 # native library), so neither base is Alpine.
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
@@ -26,21 +26,19 @@ COPY cli cli
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
  && find core worker operator cli -type f ! -name '*.ts' -exec cp --parents {} dist/ \;
 
-# Production dependencies, then onnxruntime-node's CUDA provider. The provider libraries are too
-# large for the npm registry, so the package's install script fetches them (NuGet package
-# Microsoft.ML.OnnxRuntime.Gpu.Linux of the same version) into bin/napi-v6/linux/x64/. The project
-# keeps that script off (package.json allowScripts), so it runs here, explicitly, with the flag its
-# header documents: ONNXRUNTIME_NODE_INSTALL=cuda12 forces the CUDA 12 provider.
+# Production dependencies, then onnxruntime's CUDA provider, installed by the same script as
+# `make cuda` (its header says where the provider comes from and why the versions must match).
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/setup-cuda-provider.sh scripts/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm cache clean --force
-WORKDIR /app/node_modules/onnxruntime-node
-RUN ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js \
- && test -f bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
- && find bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
- && find bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name x64 -exec rm -rf {} +
+ && scripts/setup-cuda-provider.sh /app \
+ && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
+ && rm -rf .cache \
+ && npm cache clean --force \
+ && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
+ && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name x64 -exec rm -rf {} +
 
 FROM ${CUDA_IMAGE}
 # Node.js from the official image (one static-enough binary: glibc and libstdc++ are in the base).

@@ -53,17 +53,20 @@ export function registerPrefill(program: Command): void {
           tokens: result.tokens,
           text: tokenizer.decode(result.tokens),
           decodeMsPerToken: result.decodeMsPerToken === null ? null : round(result.decodeMsPerToken),
+          cacheFillMs: round(result.cacheFillMs),
+          attention: engine.info.attention,
+          graphs: engine.info.graphs.length,
           loadMs: round(engine.info.loadMs),
         };
         if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else {
           const lines = [
             `first token   ${report.firstToken} ${JSON.stringify(report.firstTokenText)}`,
-            `TTFT          ${report.ttftMs} ms  (${report.contextLength} prompt tokens, ${spec.ep} ${spec.dtype}, model ${report.model})`,
+            `TTFT          ${report.ttftMs} ms  (${report.contextLength} prompt tokens, ${spec.ep} ${spec.dtype}, ${report.attention} attention, ${report.graphs} graph(s), model ${report.model})`,
           ];
           if (maxNewTokens > 0) {
             lines.push(
-              `generated     ${JSON.stringify(report.text)}  (${report.tokens.length} tokens, ${report.decodeMsPerToken ?? '-'} ms/token)`,
+              `generated     ${JSON.stringify(report.text)}  (${report.tokens.length} tokens, ${report.decodeMsPerToken ?? '-'} ms/token${report.cacheFillMs > 0 ? `, after ${report.cacheFillMs} ms rebuilding the prompt's KV-cache` : ''})`,
             );
           }
           process.stdout.write(`${lines.join('\n')}\n`);

@@ -225,8 +225,8 @@ function checkPartition(chain: ChainFlags, worldSize: number, table: PartitionTa
 }
 
 async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
-  const spec = engineSpec(flags);
   const w = parseFlags(WorkerFlags, flags);
+  const spec = engineSpec(flags, w.worldSize > 1);
   const chain = parseFlags(ChainFlagsSchema, flags);
   if (w.rank >= w.worldSize)
     throw new UsageError(`--rank ${w.rank} must be below --world-size ${w.worldSize}`);

@@ -122,6 +122,10 @@ export class RankGroup {
           String(spec.seed),
           '--device',
           String(spec.deviceId),
+          '--layers-per-graph',
+          String(spec.layersPerGraph ?? 'auto'),
+          '--attention',
+          spec.attention ?? 'auto',
         ],
         ...[
           '--max-frame-bytes',

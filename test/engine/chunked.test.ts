@@ -22,7 +22,7 @@ function randomSplit(n: number, seed: number): number[] {
 async function prefill(engine: EngineClient, ids: number[], bounds: number[]) {
   await engine.resetCache();
   for (let i = 0; i + 1 < bounds.length; i++)
-    await engine.forward(ids.slice(bounds[i], bounds[i + 1]), bounds[i]!);
+    await engine.forward(ids.slice(bounds[i], bounds[i + 1]), bounds[i]!, true);
   return { logits: await engine.logits(), cache: (await engine.cache()) as KvBlock[] };
 }
 
@@ -89,13 +89,20 @@ describe('decoder-with-past contract', () => {
       deviceId: 0,
     });
     try {
-      await engine.embed([1, 2, 3], 5);
-      await engine.project(0);
-      await expect(engine.attend(0, null, null, false)).rejects.toThrow(
-        /past holds 0 tokens, the chunk starts at 5/,
+      // One graph per stage on the CPU: graph 0 projects layer 0, graph 1 attends it.
+      await engine.startChunk([1, 2, 3], 5);
+      await engine.runGraph(0, [], { emit: false, keep: false });
+      await expect(engine.runGraph(1, [null], { emit: false, keep: false })).rejects.toThrow(
+        /layer 0: past holds 0 tokens, the chunk starts at 5/,
       );
-      await expect(engine.embed([1, 99999], 0)).rejects.toThrow(
+      await expect(engine.runGraph(3, [null], { emit: false, keep: false })).rejects.toThrow(
+        /graph 3 cannot run now: graph 1 of this chunk is next/,
+      );
+      await expect(engine.startChunk([1, 99999], 0)).rejects.toThrow(
         /token id 99999 is outside the vocabulary \[0, 512\)/,
+      );
+      await expect(engine.forward([1, 2], 4, true)).rejects.toThrow(
+        /forward at position 4: layer 0 has no KV-cache; prefill positions \[0, 4\) first/,
       );
     } finally {
       await engine.close();

@@ -148,17 +148,17 @@ describe('the worker image', () => {
   const text = read('images/worker.Dockerfile');
   const { stages: all } = stages(text);
 
-  test('runs on a CUDA 12 runtime base with cuDNN (glibc, for onnxruntime-node)', () => {
-    expect(all.at(-1)!.image).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/);
+  test('runs on a CUDA 13 runtime base with cuDNN (glibc, for onnxruntime-node)', () => {
+    expect(all.at(-1)!.image).toMatch(/^nvidia\/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/);
   });
 
-  test("installs onnxruntime-node's CUDA 12 provider with the package's own install script", () => {
-    // The flag its script/install.js documents; the project keeps the script off elsewhere.
-    expect(text).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js/);
-    expect(text).toMatch(/test -f bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/);
-    const installer = readFileSync(join(REPO, 'node_modules/onnxruntime-node/script/install.js'), 'utf8');
-    expect(installer).toContain('ONNXRUNTIME_NODE_INSTALL');
-    expect(installer).toContain('--onnxruntime-node-install=cuda12');
+  test("installs onnxruntime's CUDA provider with the script of `make cuda`, for the pinned onnxruntime-node", () => {
+    expect(text).toMatch(/scripts\/setup-cuda-provider\.sh \/app/);
+    expect(text).toMatch(/test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/);
+    const script = readFileSync(join(REPO, 'scripts/setup-cuda-provider.sh'), 'utf8');
+    const pinned = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
+      .dependencies['onnxruntime-node'];
+    expect(script).toContain(`want=${pinned}`);
   });
 
   test('sets the glibc allocator settings the engine relies on', async () => {

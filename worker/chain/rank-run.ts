@@ -20,6 +20,8 @@ import type { Logger } from '../../core/log.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
 import { argmax } from '../sampling.ts';
+import { isProject, layerOf, type StageRange } from '../model/llama-graphs.ts';
+import { stageLayers } from '../runtime/stage-plan.ts';
 import { decodeGreedy } from '../prefill.ts';
 import { framesOf, type KvGeometry } from './frames.ts';
 import { encodeSafetensors } from '../model/safetensors.ts';
@@ -51,8 +53,30 @@ export interface RunPlan {
 
 const now = () => performance.timeOrigin + performance.now();
 
-/** Timeline span kinds that are work on the compute thread. */
-export const COMPUTE_KINDS: readonly string[] = ['embed', 'project', 'attend', 'head'];
+/**
+ * Timeline span kinds that are work on the compute thread: a graph of one projection, of one
+ * attention (with its MLP), or of several layers (EngineInfo.graphs).
+ */
+export const COMPUTE_KINDS: readonly string[] = ['project', 'attend', 'layers'];
+
+/**
+ * TSP all-gathers every layer's K/V before any rank attends it, from later ranks too: a graph that
+ * projects a layer and attends it would wait for peers that wait for it.
+ */
+export function tspProblem(graphs: readonly StageRange[]): string | null {
+  const mixed = graphs.find((r) => {
+    const { projects, attends } = stageLayers(r);
+    return projects.some((l) => attends.includes(l));
+  });
+  return mixed
+    ? `TSP all-gathers K/V at every layer and needs one graph per stage (--layers-per-graph 1); this engine's graph of stages [${mixed.from}, ${mixed.to}) projects and attends a layer`
+    : null;
+}
+
+function spanKind(range: StageRange): string {
+  if (range.to - range.from > 1) return 'layers';
+  return isProject(range.from) ? 'project' : 'attend';
+}
 
 export class RunFailure extends Error {
   override readonly name = 'RunFailure';
@@ -95,6 +119,10 @@ export class RankRun {
       throw new RunFailure(
         `rank ${me}: got ${plan.chunkIds.length} token ids for chunk [${this.chunkStart}, ${this.chunkEnd})`,
       );
+    }
+    if (plan.mode === Mode.MODE_TSP && n > 1) {
+      const problem = tspProblem(env.engine.info.graphs);
+      if (problem) throw new RunFailure(`rank ${me}: ${problem}`);
     }
     const sources: InboxSource[] =
       plan.mode === Mode.MODE_TSP
@@ -185,6 +213,7 @@ export class RankRun {
   }
 
   private async send(layer: number, own: KvBlock, to: readonly number[]): Promise<void> {
+    if (to.length === 0) return;
     const frames = framesOf(
       layer,
       this.chunkStart,
@@ -199,37 +228,54 @@ export class RankRun {
   /** Run this rank's part; resolves with its report. `onFirstToken` is called by the last rank. */
   async execute(onFirstToken: (token: number) => Promise<void>): Promise<RankReport> {
     const { engine } = this.env;
-    const layers = engine.info.config.numLayers;
     const tsp = this.plan.mode === Mode.MODE_TSP;
     const others = [...this.links.keys()];
+    const needCache = this.last && (this.plan.maxNewTokens > 0 || this.plan.debugState);
+    // The last rank keeps past + own K/V for decoding while it prefills only where that is free
+    // (EngineInfo.kvOnHostIsFree); elsewhere it rebuilds them after the first token.
+    const keepNow = needCache && engine.info.kvOnHostIsFree;
+    const received: (KvBlock | null)[] = [];
+    /** Own K/V projected before their layer's past came through: sent once it has (KV-Runahead). */
+    const held = new Map<number, KvBlock>();
     let tokens: number[] = [];
     let debugState: Uint8Array = new Uint8Array();
     try {
-      const embed = await this.guard(engine.embed(this.plan.chunkIds, this.chunkStart));
-      this.span('embed', -1, embed.start, embed.end);
-      for (let l = 0; l < layers; l++) {
-        const own = await this.guard(engine.project(l));
-        this.span('project', l, own.span.start, own.span.end);
-        if (tsp) await this.send(l, own.value, others);
-        const waitStart = now();
-        const received = this.inbox
-          ? await this.guard(this.inbox.layer(l, this.env.limits.peerTimeoutMs))
-          : null;
-        if (this.inbox) this.span('wait', l, waitStart, now());
-        // Own K/V go behind the predecessor's, which were forwarded as they arrived.
-        if (!tsp && others.length > 0) await this.send(l, own.value, others);
-        const attend = await this.guard(
-          engine.attend(l, received?.past ?? null, received?.later ?? null, this.last),
+      await this.guard(engine.startChunk(this.plan.chunkIds, this.chunkStart));
+      for (const [index, range] of engine.info.graphs.entries()) {
+        const { attends } = stageLayers(range);
+        const pasts: (KvBlock | null)[] = [];
+        for (const l of attends) {
+          let past: KvBlock | null = null;
+          if (this.inbox) {
+            const waitStart = now();
+            past = (await this.guard(this.inbox.layer(l, this.env.limits.peerTimeoutMs))).past;
+            this.span('wait', l, waitStart, now());
+          }
+          pasts.push(past);
+          received[l] = past;
+          // Own K/V go behind the predecessor's, which were forwarded as they arrived.
+          const own = held.get(l);
+          held.delete(l);
+          if (own) await this.send(l, own, others);
+        }
+        const ran = await this.guard(
+          engine.runGraph(index, pasts, { emit: others.length > 0, keep: keepNow }),
         );
-        this.span('attend', l, attend.start, attend.end);
-        this.env.log.debug({ runId: this.plan.runId, layer: l }, 'layer done');
+        this.span(spanKind(range), layerOf(range.from), ran.span.start, ran.span.end);
+        for (const { layer, block } of ran.value) {
+          if (tsp || attends.includes(layer)) await this.send(layer, block, others);
+          else held.set(layer, block);
+        }
+        this.env.log.debug({ runId: this.plan.runId, graph: index }, 'graph done');
       }
       if (this.last) {
-        const t0 = now();
         const logits = await this.guard(engine.logits());
         const first = argmax(logits);
-        this.span('head', layers, t0, now());
         await this.guard(onFirstToken(first));
+        if (needCache && !keepNow) {
+          for (const [l, past] of received.entries()) if (past) await this.guard(engine.setCache(l, past));
+          await this.guard(engine.forward(this.plan.chunkIds, this.chunkStart, true));
+        }
         if (this.plan.debugState) debugState = debugStateOf(logits, await engine.cache(), engine.info.dtype);
         const decoded = await this.guard(
           decodeGreedy(engine, first, this.plan.boundaries.at(-1)!, {

@@ -1,20 +1,34 @@
-// The Llama forward pass as ONNX graphs, one builder function per graph:
+// The Llama forward pass as ONNX graphs. A layer is two *stages*: project(l) — norm, the q|k|v
+// projection and RoPE — and attend(l) — attention over the past and the chunk, o-proj, MLP. Stage
+// 2l is project(l), stage 2l+1 is attend(l). One graph covers a range of stages [from, to):
 //
-//   embed:        ids[T]                                  → hidden[T, D]
-//   layer_qkv(l): hidden[T, D], positions[T]              → query[T, H, hd], key[T, Hkv, hd], value[T, Hkv, hd]
-//   layer_attn(l): query, key/value of the new positions [N], past key/value of [0, P), residual[T, D]
-//                                                         → hidden[T, D], present key/value [0, P+N)
-//   head:         hidden[T, D]                            → logits[T, V] (float32)
+//   inputs   input_ids[T] (from = 0) | hidden[T, D] (the residual stream), and when the range starts
+//            at attend(a): query.a [T, H, hd], key.a / value.a [T, Hkv, hd];
+//            position_ids[T] (absolute positions) when the range holds a projection;
+//            past_key.l / past_value.l [P, Hkv, hd] for each attend(l) in the range — positions [0, P)
+//   outputs  key.l / value.l [T, Hkv, hd] for each project(l) in the range — the chunk's own K/V;
+//            logits[1, V] float32 of the last position (to = 2L) | hidden_out[T, D], and when the
+//            range ends after project(e): query.e
 //
-// A layer is split in two so that a rank has its own chunk's K/V *before* attention runs: KV-Runahead
-// forwards them to the next rank while this one attends (PAPER.md, "per-layer granularity").
-// layer_attn is the decoder-with-past step: queries sit at absolute positions P..P+T-1 and may see
-// keys 0..P+t. With N = T it is a prefill chunk or one decoding step; with N > T (TSP, where a rank
-// holds the keys of later ranks too) the same causal rule masks the future.
+// Why stages: a chain rank can only attend at layer l once its predecessor's K/V(l) are there, but it
+// can project (and forward its own K/V) before; so a rank's graphs are cut right after a projection
+// (KV-Runahead's early send, TSP's all-gather per layer). Why ranges: on a GPU every value that leaves
+// a graph crosses the host (DEVICE.md), so one rank alone runs a single graph of every stage, and a
+// chain rank a few graphs of k layers.
 //
-// K/V are token-major [tokens, Hkv, hd] so that a token range is one contiguous slice: appending a
-// chunk is a Concat along axis 0, and a frame on the wire is a plain sub-array.
-import { GraphBuilder, int, ints, type TensorDType } from '../onnx/graph-builder.ts';
+// Queries sit at absolute positions P..P+T-1 and see keys 0..P+t: the same graphs serve a whole
+// prompt (P = 0), a chunk of a chain rank and one decoding step (T = 1).
+//
+// Two implementations of RoPE + attention, with one contract:
+// - fused: onnxruntime's com.microsoft.RotaryEmbedding and GroupQueryAttention (flash attention on
+//   CUDA, no T×S score matrix);
+// - reference: explicit ops (rotate_half, Q·Kᵀ, a float32 softmax over a materialized causal mask),
+//   for what GroupQueryAttention cannot run (head sizes not a multiple of 16, float32 on CUDA), and
+//   as the independent check of the fused graphs.
+//
+// K/V are token-major [tokens, Hkv, hd] so that a token range is one contiguous slice: a frame on
+// the wire is a plain sub-array and appending a chunk is a concatenation.
+import { GraphBuilder, float, int, ints, type BuiltModel } from '../onnx/graph-builder.ts';
 import type { ModelConfig, RopeScaling } from './config.ts';
 import type { ComputeDType, HostArray } from './tensor.ts';
 import type { LayerWeights } from './weights.ts';
@@ -22,19 +36,35 @@ import type { LayerWeights } from './weights.ts';
 /** Value names of graph inputs and outputs: the runtime feeds and fetches by these. */
 export const IO = {
   ids: 'input_ids',
-  hidden: 'hidden',
   positions: 'position_ids',
-  query: 'query',
-  key: 'key',
-  value: 'value',
-  pastKey: 'past_key',
-  pastValue: 'past_value',
-  residual: 'residual',
-  presentKey: 'present_key',
-  presentValue: 'present_value',
+  hidden: 'hidden',
   hiddenOut: 'hidden_out',
   logits: 'logits',
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  query: (layer: number) => `query.${layer}`,
+  key: (layer: number) => `key.${layer}`,
+  value: (layer: number) => `value.${layer}`,
 } as const;
+
+export type AttentionKind = 'fused' | 'reference';
+
+/** Stages [from, to) of a model of L layers: stage 2l is project(l), 2l+1 is attend(l). */
+export interface StageRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export const isProject = (stage: number) => stage % 2 === 0;
+export const layerOf = (stage: number) => Math.floor(stage / 2);
+
+/** The model's parameters a stage graph may need. */
+export interface StageWeights {
+  layer(index: number): LayerWeights;
+  readonly embedding: HostArray;
+  readonly finalNorm: HostArray;
+  readonly lmHead: HostArray;
+}
 
 const FLOAT32_MIN = -3.4028234663852886e38;
 
@@ -62,31 +92,391 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling: 
   return inv;
 }
 
-function weight(
-  g: GraphBuilder,
-  name: string,
+/** The attention a model gets by default on a provider and dtype (see the file comment). */
+export function defaultAttention(
+  config: Pick<ModelConfig, 'headDim'>,
+  ep: string,
   dtype: ComputeDType,
-  dims: readonly number[],
-  data: HostArray,
-): string {
-  return g.initializer(name, dtype, dims, data);
+): AttentionKind {
+  return attentionProblem('fused', config, ep, dtype) === null ? 'fused' : 'reference';
 }
 
-/** x·Wᵀ (+ b), W stored [out, in] as in the checkpoint. */
-function linear(g: GraphBuilder, x: string, w: string, bias: string | null): string {
-  return g.node('Gemm', bias ? [x, w, bias] : [x, w], { transB: int(1) });
+/** Why `kind` cannot run this model on this provider, or null when it can. */
+export function attentionProblem(
+  kind: AttentionKind,
+  config: Pick<ModelConfig, 'headDim'>,
+  ep: string,
+  dtype: ComputeDType,
+): string | null {
+  if (kind === 'reference') return null;
+  if (config.headDim % 16 !== 0)
+    return `fused attention needs a head size that is a multiple of 16 (this model's is ${config.headDim}); use --attention reference`;
+  if (ep === 'cuda' && dtype === 'float32')
+    return 'fused attention runs in float16 on CUDA; use --dtype float16 or --attention reference';
+  if (ep === 'webgpu') return 'fused attention is not measured on webgpu; use --attention reference';
+  return null;
 }
 
-/** RMSNorm in float32 then back to the compute dtype, times the weight (transformers' LlamaRMSNorm). */
-function rmsNorm(g: GraphBuilder, x: string, w: string, eps: number, dtype: ComputeDType): string {
-  const x32 = dtype === 'float32' ? x : g.node('Cast', [x], { to: int(1) });
-  const variance = g.node('ReduceMean', [g.node('Mul', [x32, x32])], { axes: ints([-1]), keepdims: int(1) });
-  const inv = g.node('Reciprocal', [
-    g.node('Sqrt', [g.node('Add', [variance, g.float32s('eps', [eps], [])])]),
-  ]);
-  const normed32 = g.node('Mul', [x32, inv]);
-  const normed = dtype === 'float32' ? normed32 : g.node('Cast', [normed32], { to: int(10) });
-  return g.node('Mul', [w, normed]);
+/** The graph under construction, with the model's shapes and the helpers every stage uses. */
+class StageGraph {
+  readonly g: GraphBuilder;
+  readonly config: ModelConfig;
+  readonly dtype: ComputeDType;
+  private readonly cache = new Map<string, string>();
+
+  constructor(name: string, config: ModelConfig, dtype: ComputeDType) {
+    this.g = new GraphBuilder(name);
+    this.config = config;
+    this.dtype = dtype;
+  }
+
+  /** A value built once per graph (shapes, masks, rotary angles), whatever needs it first. */
+  once(key: string, make: () => string): string {
+    let v = this.cache.get(key);
+    if (v === undefined) {
+      v = make();
+      this.cache.set(key, v);
+    }
+    return v;
+  }
+
+  weight(name: string, dims: readonly number[], data: HostArray): string {
+    return this.g.initializer(name, this.dtype, dims, data);
+  }
+
+  /** x·Wᵀ (+ b), W stored [out, in] as in the checkpoint. */
+  linear(x: string, w: string, bias: string | null): string {
+    return this.g.node('Gemm', bias ? [x, w, bias] : [x, w], { transB: int(1) });
+  }
+
+  /** RMSNorm (transformers' LlamaRMSNorm), accumulated in float32 whatever the dtype. */
+  rmsNorm(x: string, w: string): string {
+    return this.g.node('SimplifiedLayerNormalization', [x, w], {
+      axis: int(-1),
+      epsilon: float(this.config.rmsNormEps),
+      stash_type: int(1),
+    });
+  }
+
+  toCompute(t: string): string {
+    return this.dtype === 'float32' ? t : this.g.node('Cast', [t], { to: int(10) });
+  }
+
+  /** A 1-D int64 [1] tensor holding dimension `axis` of `t`. */
+  dim(t: string, axis: number): string {
+    return this.g.node('Shape', [t], { start: int(axis), end: int(axis + 1) });
+  }
+
+  scalar(t: string): string {
+    return this.g.node('Squeeze', [t, this.g.int64s('axis0', [0])]);
+  }
+
+  const64(name: string, values: readonly number[]): string {
+    return this.once(`const:${name}`, () => this.g.int64s(name, values));
+  }
+
+  /** position·inv_freq in float32, [T, hd/2], as transformers computes the rotary angles. */
+  angles(positions: string): string {
+    return this.once('angles', () => {
+      const { headDim: hd, ropeTheta, ropeScaling } = this.config;
+      const inv = this.g.float32s('inv_freq', ropeInverseFrequencies(hd, ropeTheta, ropeScaling), [
+        1,
+        hd / 2,
+      ]);
+      const pos = this.g.node('Unsqueeze', [
+        this.g.node('Cast', [positions], { to: int(1) }),
+        this.const64('axis1', [1]),
+      ]);
+      return this.g.node('Mul', [pos, inv]);
+    });
+  }
+}
+
+/** Q, K, V of a chunk after RoPE: query [T, H, hd], key and value [T, Hkv, hd]. */
+interface Projection {
+  readonly query: string;
+  readonly key: string;
+  readonly value: string;
+}
+
+/** RoPE of x [T, n·hd] → [T, n, hd]. */
+type Rope = (x: string, heads: number) => string;
+
+/** Attention of a chunk's projection over this layer's past K/V → mixed heads [T, H·hd]. */
+type Attention = (p: Projection, pastKey: string, pastValue: string) => string;
+
+/**
+ * com.microsoft.RotaryEmbedding. Its cos/sin tables are indexed by position; they hold the chunk's
+ * own positions (row t is position P + t), so no table of every position the model allows is kept.
+ */
+function fusedRope(s: StageGraph, positions: string): Rope {
+  const { g } = s;
+  const hd = s.config.headDim;
+  const angles = s.angles(positions); // [T, hd/2]
+  const cos = s.toCompute(g.node('Cos', [angles]));
+  const sin = s.toCompute(g.node('Sin', [angles]));
+  const rows = g.node('Unsqueeze', [
+    g.node('Range', [g.int64Scalar('zero', 0), s.scalar(s.dim(positions, 0)), g.int64Scalar('one', 1)]),
+    s.const64('axis0', [0]),
+  ]); // [1, T]
+  return (x, heads) =>
+    g.node('Reshape', [
+      g.node(
+        'RotaryEmbedding',
+        [g.node('Unsqueeze', [x, s.const64('axis0', [0])]), rows, cos, sin],
+        { num_heads: int(heads), interleaved: int(0) },
+        undefined,
+        'com.microsoft',
+      ),
+      s.const64(`heads_${heads}`, [-1, heads, hd]),
+    ]);
+}
+
+/** RoPE by rotate_half: x·cos + rotate_half(x)·sin, angles in float32, products in the compute dtype. */
+function referenceRope(s: StageGraph, positions: string): Rope {
+  const { g } = s;
+  const hd = s.config.headDim;
+  const cosSin = s.once('rope_cos_sin', () => {
+    const a = s.angles(positions);
+    return g.node('Concat', [a, a], { axis: int(-1) }); // [T, hd]
+  });
+  const unsq = (t: string) => g.node('Unsqueeze', [s.toCompute(t), s.const64('axis1', [1])]); // [T, 1, hd]
+  const cos = s.once('ref_cos', () => unsq(g.node('Cos', [cosSin])));
+  const sin = s.once('ref_sin', () => unsq(g.node('Sin', [cosSin])));
+  return (x, heads) => {
+    const t = g.node('Reshape', [x, s.const64(`heads_${heads}`, [-1, heads, hd])]);
+    return g.node('Add', [g.node('Mul', [t, cos]), g.node('Mul', [rotateHalf(g, t, hd), sin])]);
+  };
+}
+
+/** BNSH view [1, Hkv, P, hd] of token-major K/V [P, Hkv, hd], as GroupQueryAttention takes its past. */
+function bnsh(s: StageGraph, kv: string): string {
+  return s.g.node('Transpose', [s.g.node('Unsqueeze', [kv, s.const64('axis0', [0])])], {
+    perm: ints([0, 2, 1, 3]),
+  });
+}
+
+/** com.microsoft.GroupQueryAttention over past [0, P) and the chunk [P, P+T), RoPE already applied. */
+function fusedAttention(s: StageGraph): Attention {
+  const { g } = s;
+  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = s.config;
+  const flat = (t: string, heads: number) =>
+    g.node('Reshape', [t, g.int64s(`flat_${heads}`, [1, -1, heads * hd])]);
+  return (p, pastKey, pastValue) => {
+    const [totalLength, seqlensK] = [0, 1].map((i) =>
+      s.once(`gqa_len_${i}`, () => {
+        const total = g.node('Add', [s.dim(pastKey, 0), s.dim(p.query, 0)]); // [1] int64: P + T
+        return i === 0
+          ? s.scalar(g.node('Cast', [total], { to: int(6) }))
+          : g.node('Cast', [g.node('Sub', [total, s.const64('one_1d', [1])])], { to: int(6) });
+      }),
+    );
+    const [out] = g.nodeN(
+      'GroupQueryAttention',
+      [
+        flat(p.query, H),
+        flat(p.key, Hkv),
+        flat(p.value, Hkv),
+        bnsh(s, pastKey),
+        bnsh(s, pastValue),
+        seqlensK!,
+        totalLength!,
+      ],
+      3,
+      { num_heads: int(H), kv_num_heads: int(Hkv) },
+      undefined,
+      'com.microsoft',
+    );
+    return g.node('Reshape', [out!, g.int64s('merged_shape', [-1, H * hd])]);
+  };
+}
+
+/**
+ * Attention in explicit ops: grouped-query attention without repeating K/V (the G query heads of kv
+ * head j are stacked into one [G·T, hd] matrix against that head's keys), scores and softmax in
+ * float32 over a causal mask for queries at positions P..P+T-1.
+ */
+function referenceAttention(s: StageGraph): Attention {
+  const { g } = s;
+  const { numHeads: H, numKvHeads: Hkv, headDim: hd } = s.config;
+  const G = H / Hkv;
+  const scale =
+    s.dtype === 'float32'
+      ? g.float32s('scale', [1 / Math.sqrt(hd)], [])
+      : g.initializer('scale', 'float16', [], toFloat16Bits(Float32Array.of(1 / Math.sqrt(hd))));
+  return (p, pastKey, pastValue) => {
+    const P = s.once('ref_P', () => s.dim(pastKey, 0));
+    const T = s.once('ref_T', () => s.dim(p.query, 0));
+    const S = s.once('ref_S', () => g.node('Add', [P, T]));
+    const mask = s.once('ref_mask', () => {
+      const one = g.int64Scalar('one', 1);
+      const queryPos = g.node('Range', [s.scalar(P), s.scalar(S), one]); // [T]
+      const keyPos = g.node('Range', [g.int64Scalar('zero', 0), s.scalar(S), one]); // [S]
+      const visible = g.node('LessOrEqual', [
+        g.node('Unsqueeze', [keyPos, s.const64('axis0', [0])]), // [1, S]
+        g.node('Unsqueeze', [queryPos, s.const64('axis1', [1])]), // [T, 1]
+      ]); // [T, S]: key s visible to the query at position q iff s ≤ q
+      return g.node('Where', [
+        visible,
+        g.float32s('mask_open', [0], []),
+        g.float32s('mask_closed', [FLOAT32_MIN], []),
+      ]);
+    });
+    const scoresShape = s.once('ref_scores_shape', () =>
+      g.node('Concat', [g.int64s('score_lead', [Hkv, G]), T, S], { axis: int(0) }),
+    );
+    const probsShape = s.once('ref_probs_shape', () =>
+      g.node('Concat', [g.int64s('probs_lead', [Hkv, -1]), S], { axis: int(0) }),
+    );
+    const contextShape = s.once('ref_ctx_shape', () =>
+      g.node('Concat', [g.int64s('ctx_lead', [Hkv, G]), T, g.int64s('ctx_hd', [hd])], { axis: int(0) }),
+    );
+
+    const presentKey = g.node('Concat', [pastKey, p.key], { axis: int(0) }); // [S, Hkv, hd]
+    const presentValue = g.node('Concat', [pastValue, p.value], { axis: int(0) });
+    const qGrouped = g.node('Reshape', [
+      g.node('Transpose', [g.node('Reshape', [p.query, g.int64s('q_group_shape', [0, Hkv, G, hd])])], {
+        perm: ints([1, 2, 0, 3]),
+      }),
+      g.int64s('q_stack_shape', [Hkv, -1, hd]),
+    ]); // [Hkv, G·T, hd]
+    const kT = g.node('Transpose', [presentKey], { perm: ints([1, 2, 0]) }); // [Hkv, hd, S]
+    const vH = g.node('Transpose', [presentValue], { perm: ints([1, 0, 2]) }); // [Hkv, S, hd]
+    const scores = g.node('Reshape', [g.node('Mul', [g.node('MatMul', [qGrouped, kT]), scale]), scoresShape]); // [Hkv, G, T, S]
+    const scores32 = s.dtype === 'float32' ? scores : g.node('Cast', [scores], { to: int(1) });
+    const probs = s.toCompute(g.node('Softmax', [g.node('Add', [scores32, mask])], { axis: int(-1) }));
+    const context = g.node('MatMul', [g.node('Reshape', [probs, probsShape]), vH]); // [Hkv, G·T, hd]
+    return g.node('Reshape', [
+      g.node('Transpose', [g.node('Reshape', [context, contextShape])], { perm: ints([2, 0, 1, 3]) }), // [T, Hkv, G, hd]
+      g.int64s('merge_shape', [0, H * hd]),
+    ]); // [T, H·hd]
+  };
+}
+
+/** The graph of stages [from, to) (see the file comment for its inputs and outputs). */
+export function buildStageGraph(
+  config: ModelConfig,
+  dtype: ComputeDType,
+  range: StageRange,
+  weights: StageWeights,
+  attention: AttentionKind,
+): BuiltModel {
+  const {
+    hiddenSize: D,
+    numHeads: H,
+    numKvHeads: Hkv,
+    headDim: hd,
+    intermediateSize: I,
+    vocabSize: V,
+  } = config;
+  const { from, to } = range;
+  const stages = 2 * config.numLayers;
+  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < to && to <= stages))
+    throw new Error(
+      `stages [${from}, ${to}) are not a range of a ${config.numLayers}-layer model's ${stages} stages`,
+    );
+  const s = new StageGraph(`stages_${from}_${to}`, config, dtype);
+  const { g } = s;
+  let positions: string | null = null;
+  const positionIds = () => (positions ??= g.input(IO.positions, 'int64', ['T']));
+  let ropeOfGraph: Rope | null = null;
+  const rope = () => (ropeOfGraph ??= (attention === 'fused' ? fusedRope : referenceRope)(s, positionIds()));
+  const attend = (attention === 'fused' ? fusedAttention : referenceAttention)(s);
+
+  let x: string; // the residual stream [T, D]
+  let pending: Projection | null = null;
+  if (from === 0) {
+    const ids = g.input(IO.ids, 'int64', ['T']);
+    x = g.node('Gather', [s.weight('model.embed_tokens.weight', [V, D], weights.embedding), ids], {
+      axis: int(0),
+    });
+  } else {
+    x = g.input(IO.hidden, dtype, ['T', D]);
+  }
+  if (!isProject(from)) {
+    const l = layerOf(from);
+    pending = {
+      query: g.input(IO.query(l), dtype, ['T', H, hd]),
+      key: g.input(IO.key(l), dtype, ['T', Hkv, hd]),
+      value: g.input(IO.value(l), dtype, ['T', Hkv, hd]),
+    };
+  }
+
+  for (let stage = from; stage < to; stage++) {
+    const l = layerOf(stage);
+    const w = weights.layer(l);
+    const p = (name: string, dims: readonly number[], data: HostArray) =>
+      s.weight(`layers.${l}.${name}`, dims, data);
+    if (isProject(stage)) {
+      const qkvRows = (H + 2 * Hkv) * hd;
+      const qkv = s.linear(
+        s.rmsNorm(x, p('input_layernorm.weight', [D], w.inputNorm)),
+        p('self_attn.qkv_proj.weight', [qkvRows, D], w.qkv),
+        w.qkvBias && p('self_attn.qkv_proj.bias', [qkvRows], w.qkvBias),
+      ); // [T, (H + 2Hkv)·hd]
+      const [q, k, v] = g.nodeN('Split', [qkv, s.const64('qkv_split', [H * hd, Hkv * hd, Hkv * hd])], 3, {
+        axis: int(1),
+      });
+      const r = rope();
+      pending = {
+        query: r(q!, H),
+        key: r(k!, Hkv),
+        value: g.node('Reshape', [v!, s.const64('kv_shape', [-1, Hkv, hd])]),
+      };
+      g.output(pending.key, IO.key(l), dtype, ['T', Hkv, hd]);
+      g.output(pending.value, IO.value(l), dtype, ['T', Hkv, hd]);
+    } else {
+      if (!pending) throw new Error(`attend(${l}) without its projection`);
+      const pastKey = g.input(IO.pastKey(l), dtype, ['P', Hkv, hd]);
+      const pastValue = g.input(IO.pastValue(l), dtype, ['P', Hkv, hd]);
+      const merged = attend(pending, pastKey, pastValue);
+      pending = null;
+      const o = s.linear(
+        merged,
+        p('self_attn.o_proj.weight', [D, H * hd], w.o),
+        w.oBias && p('self_attn.o_proj.bias', [D], w.oBias),
+      );
+      const h1 = g.node('Add', [x, o]); // [T, D]
+      // SwiGLU MLP, down(silu(gate(x)) · up(x)); gate and up are two products over views of the
+      // fused weight, which spares splitting a [T, 2I] product.
+      const x2 = s.rmsNorm(h1, p('post_attention_layernorm.weight', [D], w.postNorm));
+      const half = (data: HostArray, at: 0 | 1, n: number) => data.subarray(at * n, (at + 1) * n);
+      const gate = s.linear(
+        x2,
+        p('mlp.gate_proj.weight', [I, D], half(w.gateUp, 0, I * D)),
+        w.gateUpBias && p('mlp.gate_proj.bias', [I], half(w.gateUpBias, 0, I)),
+      );
+      const up = s.linear(
+        x2,
+        p('mlp.up_proj.weight', [I, D], half(w.gateUp, 1, I * D)),
+        w.gateUpBias && p('mlp.up_proj.bias', [I], half(w.gateUpBias, 1, I)),
+      );
+      const silu = g.node('Mul', [gate, g.node('Sigmoid', [gate])]);
+      const down = s.linear(
+        g.node('Mul', [silu, up]),
+        p('mlp.down_proj.weight', [D, I], w.down),
+        w.downBias && p('mlp.down_proj.bias', [D], w.downBias),
+      );
+      x = g.node('Add', [h1, down]);
+    }
+  }
+
+  if (pending) {
+    g.output(pending.query, IO.query(layerOf(to - 1)), dtype, ['T', H, hd]);
+    g.output(x, IO.hiddenOut, dtype, ['T', D]);
+  } else if (to === stages) {
+    const lastRow = g.node('Sub', [s.dim(x, 0), s.const64('one_1d', [1])]); // [1]
+    const last = g.node('Gather', [x, lastRow], { axis: int(0) }); // [1, D]
+    const normed = s.rmsNorm(last, s.weight('model.norm.weight', [D], weights.finalNorm));
+    const logits = s.linear(normed, s.weight('lm_head.weight', [V, D], weights.lmHead), null);
+    g.output(dtype === 'float32' ? logits : g.node('Cast', [logits], { to: int(1) }), IO.logits, 'float32', [
+      1,
+      V,
+    ]);
+  } else {
+    g.output(x, IO.hiddenOut, dtype, ['T', D]);
+  }
+  return g.build();
 }
 
 /** rotate_half(x) = concat(-x2, x1) over the last axis, x = [x1 | x2]. */
@@ -96,188 +486,7 @@ function rotateHalf(g: GraphBuilder, x: string, headDim: number): string {
   return g.node('Concat', [g.node('Neg', [x2!]), x1!], { axis: int(-1) });
 }
 
-function dtypeCode(dtype: ComputeDType): number {
-  return dtype === 'float32' ? 1 : 10;
-}
-
-function computeDType(dtype: ComputeDType): TensorDType {
-  return dtype;
-}
-
-export function buildEmbedGraph(config: ModelConfig, dtype: ComputeDType, table: HostArray): Uint8Array {
-  const g = new GraphBuilder('embed');
-  const ids = g.input(IO.ids, 'int64', ['T']);
-  const w = weight(g, 'model.embed_tokens.weight', dtype, [config.vocabSize, config.hiddenSize], table);
-  g.output(g.node('Gather', [w, ids], { axis: int(0) }), IO.hidden, dtype, ['T', config.hiddenSize]);
-  return g.toBytes();
-}
-
-export function buildLayerQkvGraph(
-  config: ModelConfig,
-  dtype: ComputeDType,
-  layer: number,
-  weights: Pick<LayerWeights, 'inputNorm' | 'qkv' | 'qkvBias'>,
-): Uint8Array {
-  const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: hd } = config;
-  const g = new GraphBuilder(`layer${layer}_qkv`);
-  const hidden = g.input(IO.hidden, computeDType(dtype), ['T', D]);
-  const positions = g.input(IO.positions, 'int64', ['T']);
-  const qkvRows = (H + 2 * Hkv) * hd;
-  const wNorm = weight(g, `layers.${layer}.input_layernorm.weight`, dtype, [D], weights.inputNorm);
-  const wQkv = weight(g, `layers.${layer}.self_attn.qkv_proj.weight`, dtype, [qkvRows, D], weights.qkv);
-  const bQkv = weights.qkvBias
-    ? weight(g, `layers.${layer}.self_attn.qkv_proj.bias`, dtype, [qkvRows], weights.qkvBias)
-    : null;
-
-  const x = rmsNorm(g, hidden, wNorm, config.rmsNormEps, dtype); // [T, D]
-  const qkv = linear(g, x, wQkv, bQkv); // [T, (H + 2Hkv)·hd]
-  const [q, k, v] = g.nodeN('Split', [qkv, g.int64s('qkv_split', [H * hd, Hkv * hd, Hkv * hd])], 3, {
-    axis: int(1),
-  });
-  const query = g.node('Reshape', [q!, g.int64s('q_shape', [0, H, hd])]); // [T, H, hd]
-  const key = g.node('Reshape', [k!, g.int64s('kv_shape', [0, Hkv, hd])]); // [T, Hkv, hd]
-  const value = g.node('Reshape', [v!, g.int64s('kv_shape', [0, Hkv, hd])]);
-
-  // RoPE at absolute positions: angle[t, i] = pos[t]·inv_freq[i], in float32 like transformers.
-  const invFreq = g.float32s('inv_freq', ropeInverseFrequencies(hd, config.ropeTheta, config.ropeScaling), [
-    1,
-    hd / 2,
-  ]);
-  const pos = g.node('Unsqueeze', [g.node('Cast', [positions], { to: int(1) }), g.int64s('axis1', [1])]); // [T, 1]
-  const freqs = g.node('Mul', [pos, invFreq]); // [T, hd/2]
-  const angles = g.node('Concat', [freqs, freqs], { axis: int(-1) }); // [T, hd]
-  const toDtype = (t: string) =>
-    dtype === 'float32' ? t : g.node('Cast', [t], { to: int(dtypeCode(dtype)) });
-  const cos = g.node('Unsqueeze', [toDtype(g.node('Cos', [angles])), g.int64s('axis1', [1])]); // [T, 1, hd]
-  const sin = g.node('Unsqueeze', [toDtype(g.node('Sin', [angles])), g.int64s('axis1', [1])]);
-  const rope = (t: string) =>
-    g.node('Add', [g.node('Mul', [t, cos]), g.node('Mul', [rotateHalf(g, t, hd), sin])]);
-
-  g.output(rope(query), IO.query, dtype, ['T', H, hd]);
-  g.output(rope(key), IO.key, dtype, ['T', Hkv, hd]);
-  g.output(value, IO.value, dtype, ['T', Hkv, hd]);
-  return g.toBytes();
-}
-
-export function buildLayerAttentionGraph(
-  config: ModelConfig,
-  dtype: ComputeDType,
-  layer: number,
-  weights: Omit<LayerWeights, 'inputNorm' | 'qkv' | 'qkvBias'>,
-): Uint8Array {
-  const { hiddenSize: D, numHeads: H, numKvHeads: Hkv, headDim: hd, intermediateSize: I } = config;
-  const G = H / Hkv; // query heads per kv head
-  const g = new GraphBuilder(`layer${layer}_attn`);
-  const dt = computeDType(dtype);
-  const query = g.input(IO.query, dt, ['T', H, hd]);
-  const key = g.input(IO.key, dt, ['N', Hkv, hd]);
-  const value = g.input(IO.value, dt, ['N', Hkv, hd]);
-  const pastKey = g.input(IO.pastKey, dt, ['P', Hkv, hd]);
-  const pastValue = g.input(IO.pastValue, dt, ['P', Hkv, hd]);
-  const residual = g.input(IO.residual, dt, ['T', D]);
-  const w = (name: string, dims: readonly number[], data: HostArray) =>
-    weight(g, `layers.${layer}.${name}`, dtype, dims, data);
-  const wO = w('self_attn.o_proj.weight', [D, H * hd], weights.o);
-  const bO = weights.oBias ? w('self_attn.o_proj.bias', [D], weights.oBias) : null;
-  const wPost = w('post_attention_layernorm.weight', [D], weights.postNorm);
-  const wGateUp = w('mlp.gate_up_proj.weight', [2 * I, D], weights.gateUp);
-  const bGateUp = weights.gateUpBias ? w('mlp.gate_up_proj.bias', [2 * I], weights.gateUpBias) : null;
-  const wDown = w('mlp.down_proj.weight', [D, I], weights.down);
-  const bDown = weights.downBias ? w('mlp.down_proj.bias', [D], weights.downBias) : null;
-
-  const presentKey = g.node('Concat', [pastKey, key], { axis: int(0) }, IO.presentKey); // [S, Hkv, hd], S = P + N
-  const presentValue = g.node('Concat', [pastValue, value], { axis: int(0) }, IO.presentValue);
-
-  // Sizes as 1-D int64 tensors: P (past), T (queries), S (keys).
-  const dim0 = (t: string) => g.node('Shape', [t], { start: int(0), end: int(1) });
-  const P = dim0(pastKey);
-  const T = dim0(query);
-  const S = dim0(presentKey);
-  const scalar = (t: string) => g.node('Squeeze', [t, g.int64s('axis0', [0])]);
-  const zero = g.int64Scalar('zero', 0);
-  const one = g.int64Scalar('one', 1);
-
-  // Causal mask for queries at absolute positions P..P+T-1 over keys 0..S-1: key s visible iff s ≤ P + t.
-  const queryPos = g.node('Range', [scalar(P), g.node('Add', [scalar(P), scalar(T)]), one]); // [T]
-  const keyPos = g.node('Range', [zero, scalar(S), one]); // [S]
-  const visible = g.node('LessOrEqual', [
-    g.node('Unsqueeze', [keyPos, g.int64s('axis0', [0])]), // [1, S]
-    g.node('Unsqueeze', [queryPos, g.int64s('axis1', [1])]), // [T, 1]
-  ]); // [T, S]
-  const mask = g.node('Where', [
-    visible,
-    g.float32s('mask_open', [0], []),
-    g.float32s('mask_closed', [FLOAT32_MIN], []),
-  ]);
-
-  // Grouped-query attention without repeating K/V: query head h = j·G + g uses kv head j, so the G
-  // query heads of kv head j are stacked into one [G·T, hd] matrix against that head's keys.
-  const qGrouped = g.node('Reshape', [
-    g.node('Transpose', [g.node('Reshape', [query, g.int64s('q_group_shape', [0, Hkv, G, hd])])], {
-      perm: ints([1, 2, 0, 3]),
-    }),
-    g.int64s('q_stack_shape', [Hkv, -1, hd]),
-  ]); // [Hkv, G·T, hd]
-  const kT = g.node('Transpose', [presentKey], { perm: ints([1, 2, 0]) }); // [Hkv, hd, S]
-  const vH = g.node('Transpose', [presentValue], { perm: ints([1, 0, 2]) }); // [Hkv, S, hd]
-  const scale =
-    dtype === 'float32'
-      ? g.float32s('scale', [1 / Math.sqrt(hd)], [])
-      : g.initializer('scale', 'float16', [], f16Scalar(1 / Math.sqrt(hd)));
-  const scores = g.node('Mul', [g.node('MatMul', [qGrouped, kT]), scale]); // [Hkv, G·T, S]
-  const scoresShape = g.node('Concat', [g.int64s('score_lead', [Hkv, G]), T, S], { axis: int(0) });
-  const scores4 = g.node('Reshape', [scores, scoresShape]); // [Hkv, G, T, S]
-  const scores32 = dtype === 'float32' ? scores4 : g.node('Cast', [scores4], { to: int(1) });
-  // Softmax in float32, as transformers does, then back to the compute dtype.
-  const probs32 = g.node('Softmax', [g.node('Add', [scores32, mask])], { axis: int(-1) });
-  const probs = dtype === 'float32' ? probs32 : g.node('Cast', [probs32], { to: int(10) });
-  const probsStackShape = g.node('Concat', [g.int64s('probs_lead', [Hkv, -1]), S], { axis: int(0) });
-  const context = g.node('MatMul', [g.node('Reshape', [probs, probsStackShape]), vH]); // [Hkv, G·T, hd]
-  const contextShape = g.node('Concat', [g.int64s('ctx_lead', [Hkv, G]), T, g.int64s('ctx_hd', [hd])], {
-    axis: int(0),
-  });
-  const merged = g.node('Reshape', [
-    g.node('Transpose', [g.node('Reshape', [context, contextShape])], { perm: ints([2, 0, 1, 3]) }), // [T, Hkv, G, hd]
-    g.int64s('merge_shape', [0, H * hd]),
-  ]); // [T, H·hd]
-  const h1 = g.node('Add', [residual, linear(g, merged, wO, bO)]); // [T, D]
-
-  // SwiGLU MLP: down(silu(gate(x)) · up(x)).
-  const x2 = rmsNorm(g, h1, wPost, config.rmsNormEps, dtype);
-  const [gate, up] = g.nodeN(
-    'Split',
-    [linear(g, x2, wGateUp, bGateUp), g.int64s('gate_up_split', [I, I])],
-    2,
-    { axis: int(1) },
-  );
-  const silu = g.node('Mul', [gate!, g.node('Sigmoid', [gate!])]);
-  const out = g.node('Add', [h1, linear(g, g.node('Mul', [silu, up!]), wDown, bDown)]);
-
-  g.output(out, IO.hiddenOut, dtype, ['T', D]);
-  g.output(presentKey, IO.presentKey, dtype, ['S', Hkv, hd]);
-  g.output(presentValue, IO.presentValue, dtype, ['S', Hkv, hd]);
-  return g.toBytes();
-}
-
-export function buildHeadGraph(
-  config: ModelConfig,
-  dtype: ComputeDType,
-  norm: HostArray,
-  lmHead: HostArray,
-): Uint8Array {
-  const g = new GraphBuilder('head');
-  const hidden = g.input(IO.hidden, computeDType(dtype), ['T', config.hiddenSize]);
-  const wNorm = weight(g, 'model.norm.weight', dtype, [config.hiddenSize], norm);
-  const wHead = weight(g, 'lm_head.weight', dtype, [config.vocabSize, config.hiddenSize], lmHead);
-  const logits = linear(g, rmsNorm(g, hidden, wNorm, config.rmsNormEps, dtype), wHead, null);
-  g.output(dtype === 'float32' ? logits : g.node('Cast', [logits], { to: int(1) }), IO.logits, 'float32', [
-    'T',
-    config.vocabSize,
-  ]);
-  return g.toBytes();
-}
-
-function f16Scalar(value: number): Uint16Array {
-  const half = new Float16Array([value]);
-  return new Uint16Array(half.buffer);
+/** float32 values as float16 bit patterns (round to nearest even). */
+export function toFloat16Bits(values: Float32Array): Uint16Array {
+  return new Uint16Array(new Float16Array(values).buffer);
 }

@@ -5,6 +5,7 @@ import {
   AttributeProto_AttributeType,
   ModelProto,
   TensorProto_DataType,
+  TensorProto_DataLocation,
   type NodeProto,
   type TensorProto,
   type ValueInfoProto,
@@ -94,6 +95,22 @@ function bytesOf(data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * A serialized model and the bytes of its external initializers, keyed by the location the model
+ * names (onnxruntime-node's `externalData` session option takes exactly this).
+ */
+export interface BuiltModel {
+  readonly bytes: Uint8Array;
+  readonly externalData: readonly { readonly path: string; readonly data: Uint8Array }[];
+}
+
+/**
+ * Initializers at least this large stay outside the protobuf: they are handed to onnxruntime as
+ * views of the arrays that hold them, never copied into the model bytes (whose 2 GB limit a 7B
+ * model's layers would pass).
+ */
+const EXTERNAL_MIN_BYTES = 4096;
+
 /** Opset of the default ONNX domain: 17 is supported by every execution provider we target. */
 export const DEFAULT_OPSET = 17;
 const IR_VERSION = 8;
@@ -104,6 +121,7 @@ export class GraphBuilder {
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly usedNames = new Set<string>();
+  private readonly external: { path: string; data: Uint8Array }[] = [];
   private counter = 0;
   private readonly name: string;
 
@@ -139,12 +157,28 @@ export class GraphBuilder {
       );
     }
     const unique = this.fresh(name);
-    this.initializers.push({
+    const bytes = bytesOf(data);
+    const tensor: TensorProto = {
       name: unique,
       dims: [...dims],
       dataType: onnxDType(dtype),
-      rawData: bytesOf(data),
-    });
+      rawData: new Uint8Array(),
+      externalData: [],
+      dataLocation: TensorProto_DataLocation.DEFAULT,
+    };
+    if (bytes.byteLength >= EXTERNAL_MIN_BYTES) {
+      const path = `w${this.external.length}.bin`;
+      this.external.push({ path, data: bytes });
+      tensor.dataLocation = TensorProto_DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: path },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(bytes.byteLength) },
+      ];
+    } else {
+      tensor.rawData = bytes;
+    }
+    this.initializers.push(tensor);
     return unique;
   }
 
@@ -203,11 +237,19 @@ export class GraphBuilder {
     return outputs;
   }
 
-  /** Serialized ModelProto, ready for InferenceSession.create(bytes). */
-  toBytes(metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  /** The serialized ModelProto and its external initializers, ready for createSession(). */
+  build(metadata: Readonly<Record<string, string>> = {}): BuiltModel {
+    return { bytes: this.serialize(metadata), externalData: [...this.external] };
+  }
+
+  private serialize(metadata: Readonly<Record<string, string>>): Uint8Array {
     const model: ModelProto = {
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: DEFAULT_OPSET }],
+      // com.microsoft: onnxruntime's contrib operators (GroupQueryAttention).
+      opsetImport: [
+        { domain: '', version: DEFAULT_OPSET },
+        { domain: 'com.microsoft', version: 1 },
+      ],
       producerName: 'runahead',
       producerVersion: '1',
       graph: {

@@ -39,11 +39,12 @@ const handlers: {
     ...args: Parameters<EngineMethods[M]>
   ) => Promise<ReturnType<EngineMethods[M]>> | ReturnType<EngineMethods[M]>;
 } = {
-  embed: (ids, start) => engine.embed(ids, start),
-  project: (layer) => engine.project(layer),
-  attend: (layer, past, later, keep) => engine.attend(layer, past, later, keep),
-  forward: (ids, start) => engine.forward(ids, start),
-  logits: (rows) => engine.logits(rows),
+  startChunk: (ids, start) => {
+    engine.startChunk(ids, start);
+  },
+  runGraph: (index, pasts, options) => engine.runGraph(index, pasts, options),
+  forward: (ids, start, keep) => engine.forward(ids, start, keep),
+  logits: () => engine.logits(),
   // The cache stays in use here: the caller gets copies it may keep.
   cache: () => engine.cache().map(copyBlock),
   setCache: (layer, block) => {

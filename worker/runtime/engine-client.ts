@@ -2,7 +2,14 @@
 // with its value and the span it ran, so the rank loop can draw its timeline.
 import { Worker } from 'node:worker_threads';
 import { siblingModule } from '../../core/module-path.ts';
-import type { EngineInfo, EngineSpec, KvBlock, LoadProgress } from './layer-engine.ts';
+import type {
+  EngineInfo,
+  EngineSpec,
+  GraphRunOptions,
+  KvBlock,
+  LayerKv,
+  LoadProgress,
+} from './layer-engine.ts';
 import type {
   CallRequest,
   EngineMethod,
@@ -111,24 +118,27 @@ export class EngineClient {
     });
   }
 
-  async embed(ids: readonly number[], start: number): Promise<Span> {
-    return (await this.call('embed', ids, start)).span;
+  async startChunk(ids: readonly number[], start: number): Promise<void> {
+    await this.call('startChunk', ids, start);
   }
 
-  project(layer: number): Promise<Timed<KvBlock>> {
-    return this.call('project', layer);
+  /** Graph `index` of the current chunk (see LayerEngine.runGraph). */
+  runGraph(
+    index: number,
+    pasts: readonly (KvBlock | null)[],
+    options: GraphRunOptions,
+  ): Promise<Timed<LayerKv[]>> {
+    return this.call('runGraph', index, pasts, options);
   }
 
-  async attend(layer: number, past: KvBlock | null, later: KvBlock | null, keep: boolean): Promise<Span> {
-    return (await this.call('attend', layer, past, later, keep)).span;
+  /** The whole stack for one chunk over the local KV-cache; `keep` extends the cache. */
+  async forward(ids: readonly number[], start: number, keep: boolean): Promise<Span> {
+    return (await this.call('forward', ids, start, keep)).span;
   }
 
-  async forward(ids: readonly number[], start: number): Promise<Span> {
-    return (await this.call('forward', ids, start)).span;
-  }
-
-  async logits(rows = 1): Promise<Float32Array> {
-    return (await this.call('logits', rows)).value;
+  /** Float32 logits of the last position of the last chunk. */
+  async logits(): Promise<Float32Array> {
+    return (await this.call('logits')).value;
   }
 
   async cache(): Promise<(KvBlock | null)[]> {

@@ -1,13 +1,12 @@
 // Messages between the main thread (EngineClient) and the compute thread (compute-thread.ts).
-import type { EngineInfo, EngineSpec, KvBlock } from './layer-engine.ts';
+import type { EngineInfo, EngineSpec, GraphRunOptions, KvBlock, LayerKv } from './layer-engine.ts';
 
 /** What the compute thread can be asked to do; each maps to a LayerEngine method. */
 export interface EngineMethods {
-  embed(ids: readonly number[], start: number): void;
-  project(layer: number): KvBlock;
-  attend(layer: number, past: KvBlock | null, later: KvBlock | null, keep: boolean): void;
-  forward(ids: readonly number[], start: number): void;
-  logits(rows: number): Float32Array;
+  startChunk(ids: readonly number[], start: number): void;
+  runGraph(index: number, pasts: readonly (KvBlock | null)[], options: GraphRunOptions): LayerKv[];
+  forward(ids: readonly number[], start: number, keep: boolean): void;
+  logits(): Float32Array;
   cache(): (KvBlock | null)[];
   setCache(layer: number, block: KvBlock): void;
   resetCache(): void;

@@ -1,20 +1,24 @@
-// The model on onnxruntime, one layer at a time. It lives in a worker thread (compute-thread.ts)
-// because InferenceSession.run() is synchronous native work that would otherwise stall every gRPC
-// stream of the process. It holds what stays local to a rank between calls — the hidden state, the
-// current layer's queries and own K/V, and (when asked) the KV-cache for decoding — so only K/V that
-// must cross to another rank ever leave this thread.
+// The model on onnxruntime, as a few graphs of consecutive stages (llama-graphs.ts, stage-plan.ts).
+// It lives in a worker thread (compute-thread.ts) because InferenceSession.run() is synchronous
+// native work that would otherwise stall every gRPC stream of the process. It holds what stays local
+// to a rank between calls — the values one graph hands the next, the chunk's positions and (when
+// asked) the KV-cache for decoding — so only K/V that must cross to another rank leave this thread.
 import { performance } from 'node:perf_hooks';
 import {
   IO,
-  buildEmbedGraph,
-  buildHeadGraph,
-  buildLayerAttentionGraph,
-  buildLayerQkvGraph,
+  attentionProblem,
+  buildStageGraph,
+  defaultAttention,
+  type AttentionKind,
+  type StageRange,
 } from '../model/llama-graphs.ts';
 import { loadModelWeights, type ModelRef } from '../model/load.ts';
 import { allocate, type ComputeDType, type HostArray } from '../model/tensor.ts';
 import type { ModelConfig } from '../model/config.ts';
+import type { LayerWeights } from '../model/weights.ts';
+import { defaultLayersPerGraph, stageLayers, stagePlan } from './stage-plan.ts';
 import {
+  ExecutionProviderError,
   Tensor,
   checkExecutionProvider,
   createSession,
@@ -23,7 +27,14 @@ import {
   type SessionSettings,
 } from './ort.ts';
 
-export interface EngineSpec extends ModelRef, SessionSettings {}
+export interface EngineSpec extends ModelRef, SessionSettings {
+  /** Layers per graph (stage-plan.ts); absent: defaultLayersPerGraph(ep, inChain). */
+  readonly layersPerGraph?: number;
+  /** The engine is one rank of a chain (the default plan cuts its graphs). */
+  readonly inChain?: boolean;
+  /** Attention implementation; absent: the fastest one that runs this model here. */
+  readonly attention?: AttentionKind;
+}
 
 /** Keys and values of a token range, token-major [tokens, kvHeads, headDim]. */
 export interface KvBlock {
@@ -32,68 +43,109 @@ export interface KvBlock {
   readonly value: HostArray;
 }
 
+/** A layer's own K/V, as a graph emits them. */
+export interface LayerKv {
+  readonly layer: number;
+  readonly block: KvBlock;
+}
+
 export interface EngineInfo {
   readonly config: ModelConfig;
   readonly dtype: ComputeDType;
   readonly fingerprint: string;
   readonly description: string;
   readonly loadMs: number;
+  readonly attention: AttentionKind;
+  /** The stage ranges of the engine's graphs, in order. */
+  readonly graphs: readonly StageRange[];
+  /**
+   * Whether K/V leave the engine at no real cost. On the CPU, outputs are in host memory anyway; on a
+   * GPU every byte crosses through the host (DEVICE.md), so the first token is computed without the
+   * cache and the cache is filled afterwards, for decoding only.
+   */
+  readonly kvOnHostIsFree: boolean;
 }
 
 export type LoadProgress = (done: number, total: number, what: string) => void;
 
-interface LayerSessions {
-  readonly qkv: Session;
-  readonly attn: Session;
+/** What a graph run hands back and keeps. */
+export interface GraphRunOptions {
+  /** Return the own K/V of every layer this graph projects (to send them). */
+  readonly emit: boolean;
+  /** Keep past + own K/V of every layer this graph attends as that layer's cache (to decode). */
+  readonly keep: boolean;
 }
 
-interface Projected {
-  readonly query: OrtTensor;
-  readonly key: OrtTensor;
-  readonly value: OrtTensor;
+interface Chunk {
+  readonly start: number;
+  readonly ids: OrtTensor;
+  readonly positions: OrtTensor;
+  /** Values the previous graph left for the next (hidden_out → hidden, query/key/value at a cut). */
+  carry: Record<string, OrtTensor>;
+  /** Own K/V of layers projected but not yet attended (a cut lies between). */
+  own: Map<number, KvBlock>;
+  next: number;
+  logits: Float32Array | null;
 }
 
 export class LayerEngine {
-  private hidden: OrtTensor | null = null;
-  private positions: BigInt64Array = new BigInt64Array(0);
-  private readonly projected = new Map<number, Projected>();
+  private chunk: Chunk | null = null;
   private readonly kvCache: (KvBlock | null)[];
   private readonly info: EngineInfo;
-  private readonly embedSession: Session;
-  private readonly layers: readonly LayerSessions[];
-  private readonly headSession: Session;
+  private readonly sessions: readonly Session[];
   private readonly kvRowElements: number;
 
-  private constructor(info: EngineInfo, embed: Session, layers: LayerSessions[], head: Session) {
+  private constructor(info: EngineInfo, sessions: Session[]) {
     this.info = info;
-    this.embedSession = embed;
-    this.layers = layers;
-    this.headSession = head;
-    this.kvCache = layers.map(() => null);
+    this.sessions = sessions;
+    this.kvCache = Array.from({ length: info.config.numLayers }, () => null);
     this.kvRowElements = info.config.numKvHeads * info.config.headDim;
   }
 
   static async create(spec: EngineSpec, progress: LoadProgress = () => undefined): Promise<LayerEngine> {
     const started = performance.now();
-    checkExecutionProvider(spec.ep);
+    await checkExecutionProvider(spec.ep, spec.deviceId);
     const weights = await loadModelWeights(spec);
     const { config, dtype } = weights;
-    const total = config.numLayers + 2;
-    progress(0, total, 'embedding');
-    const embed = await createSession(buildEmbedGraph(config, dtype, await weights.embedding()), spec);
-    const layers: LayerSessions[] = [];
-    for (let l = 0; l < config.numLayers; l++) {
-      progress(l + 1, total, `layer ${l}`);
-      const w = await weights.layer(l);
-      const qkv = await createSession(buildLayerQkvGraph(config, dtype, l, w), spec);
-      const attn = await createSession(buildLayerAttentionGraph(config, dtype, l, w), spec);
-      layers.push({ qkv, attn });
-    }
-    progress(total - 1, total, 'head');
-    const head = await createSession(
-      buildHeadGraph(config, dtype, await weights.finalNorm(), await weights.lmHead()),
-      spec,
+    const attention = spec.attention ?? defaultAttention(config, spec.ep, dtype);
+    const problem = attentionProblem(attention, config, spec.ep, dtype);
+    if (problem) throw new ExecutionProviderError(problem);
+    const graphs = stagePlan(
+      config.numLayers,
+      spec.layersPerGraph ?? defaultLayersPerGraph(spec.ep, spec.inChain ?? false),
     );
+    const layers = new Map<number, LayerWeights>();
+    const sessions: Session[] = [];
+    const total = config.numLayers + 2;
+    for (const [i, range] of graphs.entries()) {
+      const { projects, attends } = stageLayers(range);
+      for (const l of new Set([...projects, ...attends]).values()) {
+        if (!layers.has(l)) {
+          progress(Math.min(l + 1, total - 1), total, `layer ${l}`);
+          layers.set(l, await weights.layer(l));
+        }
+      }
+      const first = range.from === 0;
+      const last = range.to === 2 * config.numLayers;
+      const model = buildStageGraph(
+        config,
+        dtype,
+        range,
+        {
+          layer: (l) => layers.get(l)!,
+          embedding: first ? await weights.embedding() : allocate(dtype, 0),
+          finalNorm: last ? await weights.finalNorm() : allocate(dtype, 0),
+          lmHead: last ? await weights.lmHead() : allocate(dtype, 0),
+        },
+        attention,
+      );
+      // onnxruntime copies external initializers into its own buffers (checked: overwriting the
+      // arrays after creation changes no output), so the arrays are garbage once a session exists.
+      sessions.push(await createSession(model, spec));
+      // A layer whose stages are all built is not needed here any more.
+      for (const l of layers.keys()) if (2 * l + 2 <= range.to) layers.delete(l);
+      if (i === graphs.length - 1) progress(total - 1, total, 'head');
+    }
     progress(total, total, 'ready');
     const info: EngineInfo = {
       config,
@@ -101,20 +153,19 @@ export class LayerEngine {
       fingerprint: weights.fingerprint,
       description: weights.description,
       loadMs: performance.now() - started,
+      attention,
+      graphs,
+      kvOnHostIsFree: spec.ep === 'cpu',
     };
-    return new LayerEngine(info, embed, layers, head);
+    return new LayerEngine(info, sessions);
   }
 
   get engineInfo(): EngineInfo {
     return this.info;
   }
 
-  private tensor(data: HostArray, dims: readonly number[]): OrtTensor {
-    return new Tensor(this.info.dtype, data, dims);
-  }
-
   private kvTensor(data: HostArray, tokens: number): OrtTensor {
-    return this.tensor(data, [tokens, this.info.config.numKvHeads, this.info.config.headDim]);
+    return new Tensor(this.info.dtype, data, [tokens, this.info.config.numKvHeads, this.info.config.headDim]);
   }
 
   private emptyKv(): KvBlock {
@@ -131,111 +182,138 @@ export class LayerEngine {
   }
 
   /** Start a chunk: token ids at absolute positions start, start+1, … */
-  async embed(ids: readonly number[], start: number): Promise<void> {
-    if (ids.length === 0) throw new Error('embed: a chunk needs at least one token');
+  startChunk(ids: readonly number[], start: number): void {
+    if (ids.length === 0) throw new Error('a chunk needs at least one token');
+    if (!Number.isInteger(start) || start < 0)
+      throw new Error(`a chunk starts at a position ≥ 0, got ${start}`);
     const vocab = this.info.config.vocabSize;
     const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
-    if (bad !== undefined) throw new Error(`embed: token id ${bad} is outside the vocabulary [0, ${vocab})`);
-    const idTensor = new Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]);
-    const out = await this.embedSession.run({ [IO.ids]: idTensor });
-    this.hidden = out[IO.hidden] ?? null;
-    this.positions = BigInt64Array.from(ids, (_, i) => BigInt(start + i));
-    this.projected.clear();
-  }
-
-  private currentHidden(): OrtTensor {
-    if (!this.hidden) throw new Error('no chunk: call embed() first');
-    return this.hidden;
-  }
-
-  /** Q, K, V of the chunk at `layer`; returns the chunk's own K/V (a copy stays here for attention). */
-  async project(layer: number): Promise<KvBlock> {
-    const sessions = this.sessionsOf(layer);
-    const out = await sessions.qkv.run({
-      [IO.hidden]: this.currentHidden(),
-      [IO.positions]: new Tensor('int64', this.positions, [this.positions.length]),
-    });
-    const projected = { query: out[IO.query]!, key: out[IO.key]!, value: out[IO.value]! };
-    this.projected.set(layer, projected);
-    const tokens = this.positions.length;
-    return {
-      tokens,
-      key: (projected.key.data as HostArray).slice(),
-      value: (projected.value.data as HostArray).slice(),
+    if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary [0, ${vocab})`);
+    this.chunk = {
+      start,
+      ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]),
+      positions: new Tensor(
+        'int64',
+        BigInt64Array.from(ids, (_, i) => BigInt(start + i)),
+        [ids.length],
+      ),
+      carry: {},
+      own: new Map(),
+      next: 0,
+      logits: null,
     };
   }
 
   /**
-   * Attention and MLP of the chunk at `layer`, over `past` (positions [0, start)) and the chunk's own
-   * K/V, followed by `later` (positions after the chunk; TSP only). Keeps the present K/V as this
-   * layer's cache when `keep` is set.
+   * Run graph `index` of the current chunk (graphs run in order). `pasts` holds, for each layer the
+   * graph attends, the K/V of positions [0, start) (null: none, for a chunk at 0). Returns the own
+   * K/V of the layers it projects when `emit` is set.
    */
-  async attend(layer: number, past: KvBlock | null, later: KvBlock | null, keep: boolean): Promise<void> {
-    const sessions = this.sessionsOf(layer);
-    const own = this.projected.get(layer);
-    if (!own) throw new Error(`attend(${layer}): project(${layer}) was not called for this chunk`);
-    const start = Number(this.positions[0]);
-    const p = past ?? this.emptyKv();
-    this.checkKv(p, `attend(${layer}) past`);
-    if (p.tokens !== start)
-      throw new Error(`attend(${layer}): past holds ${p.tokens} tokens, the chunk starts at ${start}`);
-    let key = own.key;
-    let value = own.value;
-    if (later && later.tokens > 0) {
-      this.checkKv(later, `attend(${layer}) later`);
-      const tokens = this.positions.length + later.tokens;
-      key = this.kvTensor(concat(own.key.data as HostArray, later.key), tokens);
-      value = this.kvTensor(concat(own.value.data as HostArray, later.value), tokens);
-    }
-    const fetches = keep ? [IO.hiddenOut, IO.presentKey, IO.presentValue] : [IO.hiddenOut];
-    const out = await sessions.attn.run(
-      {
-        [IO.query]: own.query,
-        [IO.key]: key,
-        [IO.value]: value,
-        [IO.pastKey]: this.kvTensor(p.key, p.tokens),
-        [IO.pastValue]: this.kvTensor(p.value, p.tokens),
-        [IO.residual]: this.currentHidden(),
-      },
-      fetches,
+  async runGraph(
+    index: number,
+    pasts: readonly (KvBlock | null)[],
+    options: GraphRunOptions,
+  ): Promise<LayerKv[]> {
+    const chunk = this.chunk;
+    if (!chunk) throw new Error('no chunk: call startChunk() first');
+    if (index !== chunk.next)
+      throw new Error(`graph ${index} cannot run now: graph ${chunk.next} of this chunk is next`);
+    const session = this.sessions[index]!;
+    const range = this.info.graphs[index]!;
+    const { projects, attends } = stageLayers(range);
+    if (pasts.length !== attends.length)
+      throw new Error(`graph ${index} attends ${attends.length} layer(s), got ${pasts.length} past(s)`);
+    const feeds: Record<string, OrtTensor> = {};
+    const wanted = new Set(session.inputNames);
+    if (wanted.has(IO.ids)) feeds[IO.ids] = chunk.ids;
+    if (wanted.has(IO.positions)) feeds[IO.positions] = chunk.positions;
+    for (const name of wanted) if (chunk.carry[name]) feeds[name] = chunk.carry[name];
+    const pastOf = attends.map((l, i) => {
+      const past = pasts[i] ?? this.emptyKv();
+      this.checkKv(past, `layer ${l} past`);
+      if (past.tokens !== chunk.start)
+        throw new Error(`layer ${l}: past holds ${past.tokens} tokens, the chunk starts at ${chunk.start}`);
+      feeds[IO.pastKey(l)] = this.kvTensor(past.key, past.tokens);
+      feeds[IO.pastValue(l)] = this.kvTensor(past.value, past.tokens);
+      return past;
+    });
+    const missing = session.inputNames.filter((n) => !feeds[n]);
+    if (missing.length > 0) throw new Error(`graph ${index}: nothing to feed ${missing.join(', ')}`);
+
+    // K/V of a layer projected here and attended in the next graph always cross (the next graph
+    // takes them); the others only when they must leave or be kept.
+    const fetches = session.outputNames.filter(
+      (n) =>
+        !(n.startsWith('key.') || n.startsWith('value.')) ||
+        options.emit ||
+        options.keep ||
+        isCarried(n, range),
     );
-    this.hidden = out[IO.hiddenOut]!;
-    this.projected.delete(layer);
-    if (keep) {
-      const k = out[IO.presentKey]!;
-      const v = out[IO.presentValue]!;
-      this.kvCache[layer] = { tokens: k.dims[0]!, key: k.data as HostArray, value: v.data as HostArray };
+    const out = await session.run(feeds, fetches);
+    chunk.next = index + 1;
+    chunk.carry = {};
+    const emitted: LayerKv[] = [];
+    for (const l of projects) {
+      const k = out[IO.key(l)];
+      const v = out[IO.value(l)];
+      if (!k || !v) continue;
+      const block = { tokens: k.dims[0]!, key: k.data as HostArray, value: v.data as HostArray };
+      const carried = !attends.includes(l);
+      if (carried) {
+        chunk.carry[IO.key(l)] = k;
+        chunk.carry[IO.value(l)] = v;
+        chunk.carry[IO.query(l)] = out[IO.query(l)]!;
+      }
+      chunk.own.set(l, block);
+      // The caller may move what it gets to another thread: a copy where this engine reads on.
+      if (options.emit) emitted.push({ layer: l, block: carried || options.keep ? copyBlock(block) : block });
+    }
+    const hidden = out[IO.hiddenOut];
+    if (hidden) chunk.carry[IO.hidden] = hidden;
+    const logits = out[IO.logits];
+    if (logits) chunk.logits = logits.data as Float32Array;
+    attends.forEach((l, i) => {
+      const own = chunk.own.get(l);
+      chunk.own.delete(l);
+      if (options.keep) {
+        if (!own) throw new Error(`layer ${l}: its own K/V were not kept by its projection`);
+        const past = pastOf[i]!;
+        this.kvCache[l] = {
+          tokens: past.tokens + own.tokens,
+          key: concat(past.key, own.key),
+          value: concat(past.value, own.value),
+        };
+      }
+    });
+    return emitted;
+  }
+
+  /** The whole stack for one chunk, attending over the local KV-cache; `keep` extends it. */
+  async forward(ids: readonly number[], start: number, keep: boolean): Promise<void> {
+    this.startChunk(ids, start);
+    for (const [index, range] of this.info.graphs.entries()) {
+      const pasts = stageLayers(range).attends.map((l) => {
+        const cached = this.kvCache[l] ?? null;
+        if (!cached && start > 0)
+          throw new Error(
+            `forward at position ${start}: layer ${l} has no KV-cache; prefill positions [0, ${start}) first`,
+          );
+        return cached;
+      });
+      await this.runGraph(index, pasts, { emit: false, keep });
     }
   }
 
-  /** The whole stack for one chunk, attending over (and extending) the local KV-cache. */
-  async forward(ids: readonly number[], start: number): Promise<void> {
-    await this.embed(ids, start);
-    for (let l = 0; l < this.layers.length; l++) {
-      await this.project(l);
-      await this.attend(l, this.kvCache[l] ?? (start === 0 ? null : this.missingCache(l, start)), null, true);
-    }
-  }
-
-  private missingCache(layer: number, start: number): never {
-    throw new Error(
-      `forward at position ${start}: layer ${layer} has no KV-cache; prefill positions [0, ${start}) first`,
-    );
-  }
-
-  /** Float32 logits of the last `rows` positions of the current chunk, [rows, vocab]. */
-  async logits(rows = 1): Promise<Float32Array> {
-    const hidden = this.currentHidden();
-    const tokens = hidden.dims[0]!;
-    const d = this.info.config.hiddenSize;
-    if (rows < 1 || rows > tokens) throw new Error(`logits: rows must be in [1, ${tokens}], got ${rows}`);
-    const data = (hidden.data as HostArray).subarray((tokens - rows) * d);
-    const out = await this.headSession.run({ [IO.hidden]: this.tensor(data, [rows, d]) });
-    return out[IO.logits]!.data as Float32Array;
+  /** Float32 logits of the last position of the current chunk, [vocab]. */
+  logits(): Float32Array {
+    const logits = this.chunk?.logits;
+    if (!logits) throw new Error('no logits: run every graph of a chunk first');
+    return logits.slice();
   }
 
   setCache(layer: number, block: KvBlock): void {
-    this.sessionsOf(layer);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.kvCache.length)
+      throw new Error(`layer ${layer} does not exist (the model has ${this.kvCache.length})`);
     this.checkKv(block, `setCache(${layer})`);
     this.kvCache[layer] = block;
   }
@@ -248,22 +326,23 @@ export class LayerEngine {
     this.kvCache.fill(null);
   }
 
-  private sessionsOf(layer: number): LayerSessions {
-    const s = this.layers[layer];
-    if (!s) throw new Error(`layer ${layer} does not exist (the model has ${this.layers.length})`);
-    return s;
-  }
-
   async release(): Promise<void> {
-    await Promise.all([
-      this.embedSession.release(),
-      this.headSession.release(),
-      ...this.layers.flatMap((l) => [l.qkv.release(), l.attn.release()]),
-    ]);
+    await Promise.all(this.sessions.map((s) => s.release()));
   }
 }
 
+/** Whether output `name` (key.l / value.l) is handed to the next graph: its layer's attention is not in `range`. */
+function isCarried(name: string, range: StageRange): boolean {
+  const layer = Number(name.slice(name.indexOf('.') + 1));
+  return 2 * layer + 1 >= range.to;
+}
+
+function copyBlock(b: KvBlock): KvBlock {
+  return { tokens: b.tokens, key: b.key.slice(), value: b.value.slice() };
+}
+
 function concat(a: HostArray, b: HostArray): HostArray {
+  if (a.length === 0) return b;
   const out =
     a instanceof Float32Array ? new Float32Array(a.length + b.length) : new Uint16Array(a.length + b.length);
   out.set(a);

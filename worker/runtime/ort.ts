@@ -1,10 +1,11 @@
 // The native boundary: every use of onnxruntime-node goes through this file.
 import ort from 'onnxruntime-node';
+import { GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
 
 // onnxruntime-common 1.30 wraps float16 data in a Float16Array view whenever the global exists
 // (Node ≥ 24), but the native binding cannot read a Float16Array and sees 0 bytes ("not enough
 // space: expected N, got 0"). Hiding the global during its one-time type check makes it keep
-// float16 data as Uint16Array, which the binding reads. Measured on onnxruntime-node 1.30.0.
+// float16 data as Uint16Array, which the binding reads. Measured on onnxruntime-node 1.30.0 and 1.29.0.
 {
   const g = globalThis as { Float16Array?: unknown };
   const saved = g.Float16Array;
@@ -44,21 +45,57 @@ export class ExecutionProviderError extends Error {
   override readonly name = 'ExecutionProviderError';
 }
 
-/** Fail early and clearly when the chosen provider is not in this onnxruntime-node install. */
-export function checkExecutionProvider(ep: ExecutionProviderName): void {
-  const backend = ort.listSupportedBackends().find((b) => b.name === ep);
-  if (!backend) {
+/** Where onnxruntime's CUDA provider comes from (scripts/setup-cuda-provider.sh; DEVICE.md). */
+export const CUDA_PROVIDER_HELP =
+  'onnxruntime-node ' +
+  ort.env.versions.common +
+  " needs onnxruntime's CUDA provider (libonnxruntime_providers_cuda.so, built for CUDA 13 and cuDNN 9) " +
+  'beside its native library: run `make cuda` (scripts/setup-cuda-provider.sh), and put the CUDA 13 ' +
+  'runtime, cuBLAS and cuDNN 9 libraries on LD_LIBRARY_PATH; or choose --ep cpu';
+
+const probed = new Map<string, Promise<void>>();
+
+/**
+ * Fail early and clearly when the chosen provider cannot run here. For CUDA the binding's
+ * listSupportedBackends() says `bundled: false` even where the provider works, so the answer
+ * comes from creating a one-node session on it.
+ */
+export function checkExecutionProvider(ep: ExecutionProviderName, deviceId = 0): Promise<void> {
+  const key = `${ep}:${deviceId}`;
+  let check = probed.get(key);
+  if (!check) {
+    check = probeExecutionProvider(ep, deviceId);
+    probed.set(key, check);
+  }
+  return check;
+}
+
+async function probeExecutionProvider(ep: ExecutionProviderName, deviceId: number): Promise<void> {
+  if (!ort.listSupportedBackends().some((b) => b.name === ep)) {
     throw new ExecutionProviderError(
       `execution provider "${ep}" is not supported by onnxruntime-node ${ort.env.versions.common}`,
     );
   }
-  if (!backend.bundled && ep === 'cuda') {
+  if (ep !== 'cuda') return;
+  try {
+    const session = await createSession(probeModel(), { ep, threads: 1, deviceId });
+    const x = new Tensor('float16', Uint16Array.of(0x3c00), [1, 1]);
+    await session.run({ x });
+    await session.release();
+  } catch (err) {
+    const cause = (err as Error).message.split('\n')[0];
     throw new ExecutionProviderError(
-      'execution provider "cuda" needs onnxruntime-node\'s CUDA 12 libraries, which are not installed here. ' +
-        'Install them at image build time (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci) on a host with CUDA 12 and cuDNN 9, ' +
-        'or choose --ep cpu or --ep webgpu.',
+      `execution provider "cuda" does not load (${cause}). ${CUDA_PROVIDER_HELP}.`,
     );
   }
+}
+
+/** x·x in float16: creating and running it loads the provider, the CUDA runtime and cuBLAS. */
+function probeModel(): BuiltModel {
+  const g = new GraphBuilder('probe');
+  const x = g.input('x', 'float16', [1, 1]);
+  g.output(g.node('MatMul', [x, x]), 'y', 'float16', [1, 1]);
+  return g.build();
 }
 
 function providerOptions(settings: SessionSettings): ort.InferenceSession.ExecutionProviderConfig[] {
@@ -72,11 +109,20 @@ function providerOptions(settings: SessionSettings): ort.InferenceSession.Execut
   }
 }
 
+/**
+ * Session configuration entries. On a GPU the weights go to the device with plain allocations,
+ * outside the provider's arena: the arena grows by powers of two, and a 7B model's weights in it
+ * left no room for activations at 4k tokens (DEVICE.md, the 2026-12-02 OOM).
+ */
+function configEntries(settings: SessionSettings): Record<string, string> {
+  return settings.ep === 'cpu' ? {} : { 'session.use_device_allocator_for_initializers': '1' };
+}
+
 export async function createSession(
-  model: Uint8Array,
+  model: BuiltModel,
   settings: SessionSettings,
 ): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model, {
+  return ort.InferenceSession.create(model.bytes, {
     executionProviders: providerOptions(settings),
     graphOptimizationLevel: 'all',
     intraOpNumThreads: settings.threads,
@@ -87,6 +133,9 @@ export async function createSession(
     // preset held 29 GiB at 8k tokens (bench/results). Without it, and with glibc told to keep
     // freed memory (MALLOC_TUNING_ENV), the same prefill measured 2.1 GiB peak and ran faster.
     enableCpuMemArena: settings.cpuArena ?? false,
+    // Weights are views of the arrays that hold them, never copied into the model's protobuf.
+    externalData: model.externalData.map(({ path, data }) => ({ path, data })),
+    extra: configEntries(settings),
   });
 }
 

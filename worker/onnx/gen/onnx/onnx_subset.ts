@@ -93,6 +93,9 @@ export interface TensorProto {
   dataType: number;
   name: string;
   rawData: Uint8Array;
+  /** location, offset, length of the external bytes */
+  externalData: StringStringEntryProto[];
+  dataLocation: TensorProto_DataLocation;
 }
 
 export const TensorProto_DataType = {
@@ -121,6 +124,20 @@ export namespace TensorProto_DataType {
   export type FLOAT16 = typeof TensorProto_DataType.FLOAT16;
   export type BFLOAT16 = typeof TensorProto_DataType.BFLOAT16;
   export type UNRECOGNIZED = typeof TensorProto_DataType.UNRECOGNIZED;
+}
+
+/**
+ * Where the bytes are: inline in raw_data, or outside the model (weights handed to onnxruntime
+ * separately, so a model has no 2 GB protobuf limit and its weights are never copied into it).
+ */
+export const TensorProto_DataLocation = { DEFAULT: 0, EXTERNAL: 1, UNRECOGNIZED: -1 } as const;
+
+export type TensorProto_DataLocation = typeof TensorProto_DataLocation[keyof typeof TensorProto_DataLocation];
+
+export namespace TensorProto_DataLocation {
+  export type DEFAULT = typeof TensorProto_DataLocation.DEFAULT;
+  export type EXTERNAL = typeof TensorProto_DataLocation.EXTERNAL;
+  export type UNRECOGNIZED = typeof TensorProto_DataLocation.UNRECOGNIZED;
 }
 
 export interface TensorShapeProto {
@@ -703,7 +720,7 @@ export const GraphProto: MessageFns<GraphProto> = {
 };
 
 function createBaseTensorProto(): TensorProto {
-  return { dims: [], dataType: 0, name: "", rawData: new Uint8Array(0) };
+  return { dims: [], dataType: 0, name: "", rawData: new Uint8Array(0), externalData: [], dataLocation: 0 };
 }
 
 export const TensorProto: MessageFns<TensorProto> = {
@@ -723,6 +740,12 @@ export const TensorProto: MessageFns<TensorProto> = {
     }
     if (message.rawData.length !== 0) {
       writer.uint32(74).bytes(message.rawData);
+    }
+    for (const v of message.externalData) {
+      StringStringEntryProto.encode(v!, writer.uint32(106).fork()).join();
+    }
+    if (message.dataLocation !== 0) {
+      writer.uint32(112).int32(message.dataLocation);
     }
     return writer;
   },
@@ -780,6 +803,22 @@ export const TensorProto: MessageFns<TensorProto> = {
             }
 
             message.rawData = reader.bytes();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.externalData.push(StringStringEntryProto.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.dataLocation = reader.int32() as any;
             continue;
           }
         }

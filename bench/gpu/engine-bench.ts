@@ -1,0 +1,87 @@
+// Single-rank TTFT of the engine, one model loaded once, several context lengths: the runahead side
+// of bench/gpu/run.sh (the PyTorch side is pytorch_anchor.py). Prints one JSON line per event on
+// stdout; report.ts turns them into bench/results/h200-cuda.{md,json}.
+//
+//   node bench/gpu/engine-bench.ts --model synthetic:llama-7b --ep cuda --dtype float16 \
+//     --contexts 2048,4096 --warmup 1 --repeats 3
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { EngineClient } from '../../worker/runtime/engine-client.ts';
+import { prefillAndGenerate } from '../../worker/prefill.ts';
+import { syntheticPromptIds } from '../../worker/prompt.ts';
+import type { EngineSpec } from '../../worker/runtime/layer-engine.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    ep: { type: 'string', default: 'cuda' },
+    dtype: { type: 'string', default: 'float16' },
+    contexts: { type: 'string', default: '2048,4096,8192,16384,32768' },
+    warmup: { type: 'string', default: '1' },
+    repeats: { type: 'string', default: '3' },
+    'layers-per-graph': { type: 'string' },
+    attention: { type: 'string' },
+    threads: { type: 'string', default: '0' },
+  },
+});
+if (!a.model) throw new Error('--model is required');
+const emit = (event: string, fields: Record<string, unknown>) => {
+  process.stdout.write(
+    `${JSON.stringify({ event, engine: 'runahead', model: a.model, atMs: Date.now(), ...fields })}\n`,
+  );
+};
+
+const spec: EngineSpec = {
+  model: a.model,
+  seed: 0,
+  ep: a.ep as EngineSpec['ep'],
+  dtype: a.dtype as EngineSpec['dtype'],
+  threads: Number(a.threads),
+  deviceId: 0,
+  ...(a['layers-per-graph'] === undefined ? {} : { layersPerGraph: Number(a['layers-per-graph']) }),
+  ...(a.attention === undefined ? {} : { attention: a.attention as 'fused' | 'reference' }),
+};
+const loadStart = performance.now();
+const engine = await EngineClient.start(spec);
+const loadMs = performance.now() - loadStart;
+emit('load', {
+  loadMs,
+  attention: engine.info.attention,
+  graphs: engine.info.graphs,
+  ep: spec.ep,
+  dtype: spec.dtype,
+});
+try {
+  const { config } = engine.info;
+  for (const context of a.contexts.split(',').map(Number)) {
+    const ids = syntheticPromptIds(context, config.vocabSize, 0, config.bosTokenId);
+    const startMs = Date.now();
+    const ttfts: number[] = [];
+    let firstToken = -1;
+    try {
+      for (let i = 0; i < Number(a.warmup) + Number(a.repeats); i++) {
+        const r = await prefillAndGenerate(engine, ids, { maxNewTokens: 0 });
+        if (i >= Number(a.warmup)) ttfts.push(r.ttftMs);
+        firstToken = r.firstToken;
+      }
+      emit('context', {
+        contextLength: context,
+        startMs,
+        endMs: Date.now(),
+        ttftMs: ttfts,
+        firstToken,
+        loadMs,
+      });
+    } catch (err) {
+      emit('context', {
+        contextLength: context,
+        startMs,
+        endMs: Date.now(),
+        error: (err as Error).message,
+        loadMs,
+      });
+    }
+  }
+} finally {
+  await engine.close();
+}
