@@ -266,7 +266,7 @@ export class RankRun {
           if (tsp || attends.includes(layer)) await this.send(layer, block, others);
           else held.set(layer, block);
         }
-        this.env.log.debug({ runId: this.plan.runId, graph: index }, 'graph done');
+        for (const layer of attends) this.env.log.debug({ runId: this.plan.runId, layer }, 'layer done');
       }
       if (this.last) {
         const logits = await this.guard(engine.logits());

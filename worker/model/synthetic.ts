@@ -7,6 +7,9 @@
 // llama-7b preset (6.7e9 values) generates in about 5 s in fp16 on one core (README). The scale 2^e is
 // about 1/sqrt(fan_in), which keeps activations of a deep random model finite in fp16.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { siblingModule } from '../../core/module-path.ts';
 import { presetConfig } from './presets.ts';
 import type { ModelConfig } from './config.ts';
 import type { ComputeDType, HostArray } from './tensor.ts';
@@ -71,6 +74,109 @@ function scaleExponent(fanIn: number): number {
   return Math.max(-14, Math.round(-Math.log2(fanIn) / 2) - 1);
 }
 
+export interface SyntheticLayerRequest {
+  readonly preset: string;
+  readonly seed: number;
+  readonly dtype: ComputeDType;
+  readonly layer: number;
+}
+
+/** One layer's weights; the same values whichever thread generates them. */
+export function syntheticLayer({ preset, seed, dtype, layer }: SyntheticLayerRequest): LayerWeights {
+  const {
+    hiddenSize: d,
+    intermediateSize: inter,
+    numHeads: h,
+    numKvHeads: kv,
+    headDim: hd,
+  } = presetConfig(preset);
+  const gen = (name: string, count: number, fanIn: number) =>
+    randomTensor(dtype, count, scaleExponent(fanIn), seed, name);
+  const p = `layer${layer}.`;
+  return {
+    inputNorm: ones(dtype, d),
+    qkv: gen(`${p}qkv`, (h + 2 * kv) * hd * d, d),
+    qkvBias: null,
+    o: gen(`${p}o`, d * h * hd, h * hd),
+    oBias: null,
+    postNorm: ones(dtype, d),
+    gateUp: gen(`${p}gate_up`, 2 * inter * d, d),
+    gateUpBias: null,
+    down: gen(`${p}down`, d * inter, inter),
+    downBias: null,
+  };
+}
+
+/**
+ * Generates layers on up to `threads` worker threads, started on first use and stopped when idle:
+ * a 7B model's 6.7e9 values take about 15 s on one core (README), and an engine asks for all the
+ * layers of a graph at once.
+ */
+class GeneratorPool {
+  private readonly threads: number;
+  private readonly idle: Worker[] = [];
+  private readonly all = new Set<Worker>();
+  private readonly queue: {
+    req: SyntheticLayerRequest;
+    resolve: (w: LayerWeights) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  private nextId = 0;
+
+  constructor(threads: number) {
+    this.threads = threads;
+  }
+
+  generate(req: SyntheticLayerRequest): Promise<LayerWeights> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let worker = this.idle.pop();
+      if (!worker && this.all.size < this.threads) {
+        worker = new Worker(siblingModule(import.meta.url, './synthetic-thread'));
+        worker.unref();
+        this.all.add(worker);
+      }
+      if (!worker) return;
+      const job = this.queue.shift()!;
+      const id = this.nextId++;
+      const w = worker;
+      const onMessage = (m: { id: number; layer: LayerWeights }) => {
+        if (m.id !== id) return;
+        w.off('message', onMessage).off('error', onError);
+        job.resolve(m.layer);
+        this.release(w);
+      };
+      const onError = (err: Error) => {
+        w.off('message', onMessage).off('error', onError);
+        this.all.delete(w);
+        job.reject(err);
+        this.pump();
+      };
+      w.on('message', onMessage).on('error', onError);
+      w.postMessage({ ...job.req, id });
+    }
+  }
+
+  private release(worker: Worker): void {
+    this.idle.push(worker);
+    if (this.queue.length > 0) this.pump();
+    else if (this.idle.length === this.all.size) {
+      for (const w of this.all) void w.terminate();
+      this.all.clear();
+      this.idle.length = 0;
+    }
+  }
+}
+
+/** Layers at least this large are worth a thread (llama-7b's are 200M values; small's 7M). */
+const POOL_MIN_LAYER_VALUES = 50_000_000;
+
 export function syntheticWeights(preset: string, seed: number, dtype: ComputeDType): ModelWeights {
   const config: ModelConfig = presetConfig(preset);
   const {
@@ -83,6 +189,11 @@ export function syntheticWeights(preset: string, seed: number, dtype: ComputeDTy
   } = config;
   const gen = (name: string, count: number, fanIn: number) =>
     randomTensor(dtype, count, scaleExponent(fanIn), seed, name);
+  const layerValues = ((h + 2 * kv) * hd + h * hd) * d + 3 * inter * d;
+  const pool =
+    layerValues >= POOL_MIN_LAYER_VALUES
+      ? new GeneratorPool(Math.min(16, Math.max(1, availableParallelism() - 1)))
+      : null;
   return {
     config,
     dtype,
@@ -93,19 +204,8 @@ export function syntheticWeights(preset: string, seed: number, dtype: ComputeDTy
     lmHead: () =>
       Promise.resolve(config.tieWordEmbeddings ? gen('embed', v * d, 16 * 16) : gen('lm_head', v * d, d)),
     layer(i: number): Promise<LayerWeights> {
-      const p = `layer${i}.`;
-      return Promise.resolve({
-        inputNorm: ones(dtype, d),
-        qkv: gen(`${p}qkv`, (h + 2 * kv) * hd * d, d),
-        qkvBias: null,
-        o: gen(`${p}o`, d * h * hd, h * hd),
-        oBias: null,
-        postNorm: ones(dtype, d),
-        gateUp: gen(`${p}gate_up`, 2 * inter * d, d),
-        gateUpBias: null,
-        down: gen(`${p}down`, d * inter, inter),
-        downBias: null,
-      });
+      const req = { preset, seed, dtype, layer: i };
+      return pool ? pool.generate(req) : Promise.resolve(syntheticLayer(req));
     },
   };
 }

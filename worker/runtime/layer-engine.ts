@@ -117,26 +117,31 @@ export class LayerEngine {
     const layers = new Map<number, LayerWeights>();
     const sessions: Session[] = [];
     const total = config.numLayers + 2;
+    let loaded = 0;
     for (const [i, range] of graphs.entries()) {
       const { projects, attends } = stageLayers(range);
-      for (const l of new Set([...projects, ...attends]).values()) {
-        if (!layers.has(l)) {
-          progress(Math.min(l + 1, total - 1), total, `layer ${l}`);
-          layers.set(l, await weights.layer(l));
-        }
-      }
+      // All layers of a graph are asked for at once (a synthetic model generates them in parallel),
+      // and the embedding and head are made here meanwhile.
+      const needed = [...new Set([...projects, ...attends])].filter((l) => !layers.has(l));
+      const pending = Promise.all(
+        needed.map(async (l) => {
+          const w = await weights.layer(l);
+          progress(++loaded, total, `layer ${l}`);
+          return [l, w] as const;
+        }),
+      );
       const first = range.from === 0;
       const last = range.to === 2 * config.numLayers;
+      const empty = allocate(dtype, 0);
+      const embedding = first ? await weights.embedding() : empty;
+      const finalNorm = last ? await weights.finalNorm() : empty;
+      const lmHead = last ? await weights.lmHead() : empty;
+      for (const [l, w] of await pending) layers.set(l, w);
       const model = buildStageGraph(
         config,
         dtype,
         range,
-        {
-          layer: (l) => layers.get(l)!,
-          embedding: first ? await weights.embedding() : allocate(dtype, 0),
-          finalNorm: last ? await weights.finalNorm() : allocate(dtype, 0),
-          lmHead: last ? await weights.lmHead() : allocate(dtype, 0),
-        },
+        { layer: (l) => layers.get(l)!, embedding, finalNorm, lmHead },
         attention,
       );
       // onnxruntime copies external initializers into its own buffers (checked: overwriting the

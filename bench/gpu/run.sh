@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The GPU benchmark and checks, on the device (one H200), from the repository root after
+# `source .device/setup.sh` (DEVICE.md: Node.js, production node_modules, onnxruntime's CUDA
+# provider). Writes into OUT_DIR:
+#   check.md       bench/gpu/check.ts: the CUDA engine against transformers and the CPU engine
+#   runs.jsonl     one line per load and per context: runahead (engine-bench.ts) and PyTorch
+#                  (pytorch_anchor.py), same prompts' lengths, same GPU, one after the other
+#   gpu-mem.log    the GPU's used memory every 50 ms (gpu-mem.py), for each context's peak
+#   profile.txt    where the time of one runahead prefill goes (ncu, kernel durations by name)
+#   *.log          stderr of each step
+# Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
+#
+# Usage: bench/gpu/run.sh OUT_DIR [steps: check bench anchor profile] [MODELS=llama-7b,llama3-8b]
+set -uo pipefail
+out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
+shift
+steps=${*:-smoke bench anchor check profile}
+models=${MODELS:-llama-7b llama3-8b}
+contexts=${CONTEXTS:-2048,4096,8192,16384,32768}
+repeats=${REPEATS:-3}
+mkdir -p "$out"
+export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  node --version
+  node -p "'onnxruntime-node ' + require('onnxruntime-node/package.json').version"
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  nproc
+} > "$out/machine.txt" 2>&1
+python3 bench/gpu/gpu-mem.py > "$out/gpu-mem.log" &
+poller=$!
+trap 'kill $poller 2>/dev/null' EXIT
+step() { echo "== $1 ($(date +%T))"; }
+for s in $steps; do
+  case $s in
+    smoke)
+      step smoke
+      timeout 120 node bin/runahead.js prefill --model synthetic:small --ep cuda --dtype float16 --prompt-tokens 512 \
+        --max-new-tokens 4 2>&1 | tail -n 5 ;;
+    check)
+      step check
+      timeout 200 node bench/gpu/check.ts > "$out/check.md" 2> "$out/check.log"; echo "check exit $?"
+      tail -n 20 "$out/check.md" ;;
+    bench)
+      for m in $models; do
+        step "runahead $m"
+        timeout 300 node bench/gpu/engine-bench.ts --model "synthetic:$m" --contexts "$contexts" --repeats "$repeats" \
+          >> "$out/runs.jsonl" 2>> "$out/bench.log"; echo "exit $?"
+      done ;;
+    anchor)
+      for m in $models; do
+        step "pytorch $m"
+        timeout 300 python3 bench/gpu/pytorch_anchor.py --preset "$m" --contexts "$contexts" --repeats "$repeats" \
+          >> "$out/runs.jsonl" 2>> "$out/anchor.log"; echo "exit $?"
+      done ;;
+    profile)
+      step "profile runahead llama-7b @8192"
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      # One measured prefill after one warm-up, every kernel timed (ncu serialises them).
+      timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/ncu.csv" \
+        node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 8192 --warmup 1 --repeats 1 \
+        > "$out/profile-run.jsonl" 2> "$out/profile.log"; echo "exit $?"
+      node bench/gpu/ncu-summary.ts "$out/ncu.csv" > "$out/profile.txt" 2>> "$out/profile.log"
+      head -n 30 "$out/profile.txt" ;;
+  esac
+done
+grep -h '"event":"context"' "$out/runs.jsonl" 2>/dev/null | cut -c1-220
