@@ -136,14 +136,14 @@ export function textTimeline(s: RunSummary, width = 72): string {
 const COLORS: Record<string, string> = {
   project: '#7aa6dd',
   attend: '#2f5d9e',
-  embed: '#7aa6dd',
-  head: '#2f5d9e',
+  layers: '#2f5d9e',
   wait: '#c9c9c9',
   send: '#e8903a',
 };
 const LEGEND: Record<string, string> = {
   project: 'Q/K/V projection',
   attend: 'attention + MLP',
+  layers: 'several layers (one graph)',
   wait: 'waiting for K/V',
   send: 'sending K/V',
 };

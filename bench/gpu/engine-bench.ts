@@ -46,6 +46,7 @@ const engine = await EngineClient.start(spec);
 const loadMs = performance.now() - loadStart;
 emit('load', {
   loadMs,
+  breakdownMs: engine.info.loadBreakdownMs,
   attention: engine.info.attention,
   graphs: engine.info.graphs,
   ep: spec.ep,

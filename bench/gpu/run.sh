@@ -14,7 +14,7 @@
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
-steps=${*:-smoke bench anchor check profile}
+steps=${*:-smoke bench anchor check loadprofile profile}
 models=${MODELS:-llama-7b llama3-8b}
 contexts=${CONTEXTS:-2048,4096,8192,16384,32768}
 repeats=${REPEATS:-3}
@@ -53,6 +53,15 @@ for s in $steps; do
         timeout 300 python3 bench/gpu/pytorch_anchor.py --preset "$m" --contexts "$contexts" --repeats "$repeats" \
           >> "$out/runs.jsonl" 2>> "$out/anchor.log"; echo "exit $?"
       done ;;
+    loadprofile)
+      step "load profile runahead llama-7b"
+      RUNAHEAD_ORT_PROFILE="$out/ort-load" timeout 120 node bench/gpu/engine-bench.ts --model synthetic:llama-7b \
+        --contexts 2048 --warmup 0 --repeats 1 > "$out/load-run.jsonl" 2>> "$out/profile.log"; echo "exit $?"
+      head -c 400 "$out/load-run.jsonl"; echo
+      node -e 'const e=JSON.parse(require("fs").readFileSync(process.argv[1]));for(const x of e.filter(x=>x.cat==="Session").sort((a,b)=>b.dur-a.dur).slice(0,12))console.log(x.name,(x.dur/1000).toFixed(0),"ms")' \
+        "$(ls "$out"/ort-load*.json | head -1)" > "$out/load-profile.txt" 2>&1
+      cat "$out/load-profile.txt"
+      rm -f "$out"/ort-load*.json ;;
     profile)
       step "profile runahead llama-7b @8192"
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -52,7 +52,7 @@ describe('runahead run (the local launcher)', () => {
       }),
     );
     expect(new Set(out.timeline.map((t) => t.kind))).toEqual(
-      new Set(['embed', 'project', 'attend', 'head', 'wait', 'send']),
+      new Set(['project', 'attend', 'wait', 'send']),
     );
     const svg = await readFile(plot, 'utf8');
     expect(svg).toMatch(/^<svg /);

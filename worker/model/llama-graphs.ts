@@ -249,19 +249,27 @@ function referenceRope(s: StageGraph, positions: string): Rope {
   };
 }
 
-/** BNSH view [1, Hkv, P, hd] of token-major K/V [P, Hkv, hd], as GroupQueryAttention takes its past. */
+/** BNSH view [1, Hkv, S, hd] of token-major K/V [S, Hkv, hd], GroupQueryAttention's layout. */
 function bnsh(s: StageGraph, kv: string): string {
   return s.g.node('Transpose', [s.g.node('Unsqueeze', [kv, s.const64('axis0', [0])])], {
     perm: ints([0, 2, 1, 3]),
   });
 }
 
-/** com.microsoft.GroupQueryAttention over past [0, P) and the chunk [P, P+T), RoPE already applied. */
+/**
+ * com.microsoft.GroupQueryAttention over past [0, P) and the chunk [P, P+T), RoPE already applied.
+ * Its past input is a buffer with room for the chunk — past and the chunk's own K/V, [1, Hkv, P+T, hd]
+ * — and seqlens_k = P+T−1 says where the past ends: the layout onnxruntime's CUDA kernel expects of a
+ * past it may reuse as present (given a past of exactly P positions, the CUDA planner reused it for
+ * the longer present and failed: "Shape mismatch attempting to re-use buffer {1,4,0,64} != {1,4,512,64}").
+ * The chunk's positions hold its own K/V already, so whether the kernel writes them again or not,
+ * the buffer ends the same.
+ */
 function fusedAttention(s: StageGraph): Attention {
   const { g } = s;
   const { numHeads: H, numKvHeads: Hkv, headDim: hd } = s.config;
   const flat = (t: string, heads: number) =>
-    g.node('Reshape', [t, g.int64s(`flat_${heads}`, [1, -1, heads * hd])]);
+    g.node('Reshape', [t, s.const64(`flat_${heads}`, [1, -1, heads * hd])]);
   return (p, pastKey, pastValue) => {
     const [totalLength, seqlensK] = [0, 1].map((i) =>
       s.once(`gqa_len_${i}`, () => {
@@ -271,14 +279,15 @@ function fusedAttention(s: StageGraph): Attention {
           : g.node('Cast', [g.node('Sub', [total, s.const64('one_1d', [1])])], { to: int(6) });
       }),
     );
+    const withRoom = (past: string, own: string) => bnsh(s, g.node('Concat', [past, own], { axis: int(0) })); // [1, Hkv, P+T, hd]
     const [out] = g.nodeN(
       'GroupQueryAttention',
       [
         flat(p.query, H),
         flat(p.key, Hkv),
         flat(p.value, Hkv),
-        bnsh(s, pastKey),
-        bnsh(s, pastValue),
+        withRoom(pastKey, p.key),
+        withRoom(pastValue, p.value),
         seqlensK!,
         totalLength!,
       ],

@@ -55,6 +55,8 @@ export interface EngineInfo {
   readonly fingerprint: string;
   readonly description: string;
   readonly loadMs: number;
+  /** Where the load went: weights read or generated, graphs built, onnxruntime sessions created. */
+  readonly loadBreakdownMs: { readonly weights: number; readonly graphs: number; readonly sessions: number };
   readonly attention: AttentionKind;
   /** The stage ranges of the engine's graphs, in order. */
   readonly graphs: readonly StageRange[];
@@ -118,6 +120,13 @@ export class LayerEngine {
     const sessions: Session[] = [];
     const total = config.numLayers + 2;
     let loaded = 0;
+    const spent = { weights: 0, graphs: 0, sessions: 0 };
+    let mark = performance.now();
+    const lap = (what: keyof typeof spent) => {
+      const t = performance.now();
+      spent[what] += t - mark;
+      mark = t;
+    };
     for (const [i, range] of graphs.entries()) {
       const { projects, attends } = stageLayers(range);
       // All layers of a graph are asked for at once (a synthetic model generates them in parallel),
@@ -137,6 +146,7 @@ export class LayerEngine {
       const finalNorm = last ? await weights.finalNorm() : empty;
       const lmHead = last ? await weights.lmHead() : empty;
       for (const [l, w] of await pending) layers.set(l, w);
+      lap('weights');
       const model = buildStageGraph(
         config,
         dtype,
@@ -144,9 +154,11 @@ export class LayerEngine {
         { layer: (l) => layers.get(l)!, embedding, finalNorm, lmHead },
         attention,
       );
+      lap('graphs');
       // onnxruntime copies external initializers into its own buffers (checked: overwriting the
       // arrays after creation changes no output), so the arrays are garbage once a session exists.
       sessions.push(await createSession(model, spec));
+      lap('sessions');
       // A layer whose stages are all built is not needed here any more.
       for (const l of layers.keys()) if (2 * l + 2 <= range.to) layers.delete(l);
       if (i === graphs.length - 1) progress(total - 1, total, 'head');
@@ -158,6 +170,7 @@ export class LayerEngine {
       fingerprint: weights.fingerprint,
       description: weights.description,
       loadMs: performance.now() - started,
+      loadBreakdownMs: spent,
       attention,
       graphs,
       kvOnHostIsFree: spec.ep === 'cpu',

@@ -137,6 +137,8 @@ export async function createSession(
     externalData: model.externalData.map(({ path, data }) => ({ path, data })),
     extra: configEntries(settings),
   });
+  if (PROFILE_PREFIX) session.endProfiling();
+  return session;
 }
 
 export type Session = ort.InferenceSession;
