@@ -118,11 +118,19 @@ function configEntries(settings: SessionSettings): Record<string, string> {
   return settings.ep === 'cpu' ? {} : { 'session.use_device_allocator_for_initializers': '1' };
 }
 
+/**
+ * RUNAHEAD_ORT_PROFILE=<file prefix>: onnxruntime's profiler records how each session was created
+ * (model load, graph transforms, initializers, kernels), written as <prefix>_<date>.json once the
+ * session exists. A diagnostic for load times (bench/gpu/run.sh), off by default.
+ */
+const PROFILE_PREFIX = process.env.RUNAHEAD_ORT_PROFILE;
+
 export async function createSession(
   model: BuiltModel,
   settings: SessionSettings,
 ): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model.bytes, {
+  const session = await ort.InferenceSession.create(model.bytes, {
+    ...(PROFILE_PREFIX ? { enableProfiling: true, profileFilePrefix: PROFILE_PREFIX } : {}),
     executionProviders: providerOptions(settings),
     graphOptimizationLevel: 'all',
     intraOpNumThreads: settings.threads,
