@@ -22,6 +22,7 @@ const { values: a } = parseArgs({
     'layers-per-graph': { type: 'string' },
     attention: { type: 'string' },
     threads: { type: 'string', default: '0' },
+    'opt-level': { type: 'string' },
   },
 });
 if (!a.model) throw new Error('--model is required');
@@ -40,6 +41,9 @@ const spec: EngineSpec = {
   deviceId: 0,
   ...(a['layers-per-graph'] === undefined ? {} : { layersPerGraph: Number(a['layers-per-graph']) }),
   ...(a.attention === undefined ? {} : { attention: a.attention as 'fused' | 'reference' }),
+  ...(a['opt-level'] === undefined
+    ? {}
+    : { graphOptimization: a['opt-level'] as 'disabled' | 'basic' | 'extended' | 'all' }),
 };
 const loadStart = performance.now();
 const engine = await EngineClient.start(spec);
@@ -47,6 +51,7 @@ const loadMs = performance.now() - loadStart;
 emit('load', {
   loadMs,
   breakdownMs: engine.info.loadBreakdownMs,
+  optLevel: a['opt-level'] ?? 'all',
   attention: engine.info.attention,
   graphs: engine.info.graphs,
   ep: spec.ep,

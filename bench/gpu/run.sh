@@ -58,10 +58,18 @@ for s in $steps; do
       RUNAHEAD_ORT_PROFILE="$out/ort-load" timeout 120 node bench/gpu/engine-bench.ts --model synthetic:llama-7b \
         --contexts 2048 --warmup 0 --repeats 1 > "$out/load-run.jsonl" 2>> "$out/profile.log"; echo "exit $?"
       head -c 400 "$out/load-run.jsonl"; echo
+      # the largest profile is the model's session (the first is the provider probe's)
       node -e 'const e=JSON.parse(require("fs").readFileSync(process.argv[1]));for(const x of e.filter(x=>x.cat==="Session").sort((a,b)=>b.dur-a.dur).slice(0,12))console.log(x.name,(x.dur/1000).toFixed(0),"ms")' \
-        "$(ls "$out"/ort-load*.json | head -1)" > "$out/load-profile.txt" 2>&1
+        "$(ls -S "$out"/ort-load*.json | head -1)" > "$out/load-profile.txt" 2>&1
       cat "$out/load-profile.txt"
       rm -f "$out"/ort-load*.json ;;
+    optlevels)
+      for level in disabled basic extended all; do
+        step "load at opt level $level"
+        timeout 150 node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 8192 --warmup 1 --repeats 2 \
+          --opt-level "$level" > "$out/opt-$level.jsonl" 2>> "$out/opt.log"
+        cut -c1-330 "$out/opt-$level.jsonl"
+      done ;;
     profile)
       step "profile runahead llama-7b @8192"
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

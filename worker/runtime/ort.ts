@@ -28,6 +28,8 @@ export interface SessionSettings {
   readonly deviceId: number;
   /** onnxruntime's per-session CPU arena (faster without MALLOC_TUNING_ENV, far more memory). */
   readonly cpuArena?: boolean;
+  /** onnxruntime's graph optimization level; default 'all'. */
+  readonly graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 /**
@@ -132,7 +134,7 @@ export async function createSession(
   const session = await ort.InferenceSession.create(model.bytes, {
     ...(PROFILE_PREFIX ? { enableProfiling: true, profileFilePrefix: PROFILE_PREFIX } : {}),
     executionProviders: providerOptions(settings),
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: settings.graphOptimization ?? 'all',
     intraOpNumThreads: settings.threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
