@@ -105,6 +105,15 @@ images-lint: $(NODE_MODULES) tools ## Lint the Dockerfiles (BuildKit's build che
 bench: $(NODE_MODULES) ## Single-rank CPU TTFT of the small preset at 1k/2k/4k tokens
 	$(RUNAHEAD) bench --model synthetic:small --contexts 1024,2048,4096 --repeats 3 --warmup 1 --threads 2 --out bench/results/local-cpu-single.md
 
+.PHONY: gpu-check
+gpu-check: $(NODE_MODULES) ## On a GPU (after make cuda): the CUDA engine against transformers, the CPU engine and itself
+	node bench/gpu/check.ts
+
+.PHONY: gpu-bench
+gpu-bench: $(NODE_MODULES) ## On a GPU (after make cuda, with PyTorch): runahead beside PyTorch → bench/results/h200-cuda.{md,json}
+	bench/gpu/run.sh out/gpu-bench smoke bench anchor check profile
+	node bench/gpu/report.ts out/gpu-bench bench/results/h200-cuda
+
 .PHONY: device-pack
 device-pack: build ## Pack Node.js, production node_modules and the Vulkan loader for the GPU machine
 	../shared/device/pack.sh

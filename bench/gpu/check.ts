@@ -2,7 +2,7 @@
 // - the two test checkpoints: first token and 8 greedy tokens of the CUDA engine (float16) against
 //   transformers' (float32, test/fixtures/reference.json) and against the CPU engine's, last-position
 //   logits within the float16 tolerance of the CPU tests;
-// - synthetic:small at 2000 tokens: CUDA float16 against the CPU engine in float32;
+// - synthetic:small at 2000 tokens: every graph plan and both attentions on CUDA against one graph;
 // - the chain on one GPU: 2 and 3 ranks (`runahead run`, gRPC between processes) give the single
 //   rank's first token (mechanics; speed needs more GPUs).
 // Prints a markdown table and exits 1 if any check fails.
@@ -62,8 +62,10 @@ for (const name of ['llama3-tiny', 'llama2-tiny'] as const) {
 }
 
 {
-  // A random 12-layer model over 2000 tokens: float16 against float16 (CPU and CUDA round alike up to
-  // accumulation order), and each against float32 for scale.
+  // A random 12-layer model over 2000 tokens. float16 flips its first token even on the CPU (float32
+  // 17836 → float16 6272 at 200 tokens, bench/results/h200-cuda.md), and the CPU's float16 kernels are
+  // far too slow to be the reference at this length, so every CUDA plan and the chain are checked
+  // against the CUDA rank alone; the float32 CPU difference is printed for scale.
   const model = 'synthetic:small';
   const ids = syntheticPromptIds(2000, 32000, 0, 1);
   const run = (spec: EngineSpec) =>
@@ -72,31 +74,23 @@ for (const name of ['llama3-tiny', 'llama2-tiny'] as const) {
       attention: e.info.attention,
       graphs: e.info.graphs.length,
     }));
-  const margin = (logits: Float32Array) => {
-    const s = [...logits].sort((a, b) => b - a);
-    return (s[0]! - s[1]!).toFixed(3);
-  };
   const c32 = await run({ ...cpu, model });
-  const c16 = await run({ ...cpu, model, dtype: 'float16' });
+  const alone = await run({ ...cuda, model, layersPerGraph: 0 });
   check(
-    `${model} 2000 tokens, CPU fp16 vs CPU fp32 (float16's own error on this model)`,
+    `${model} 2000 tokens, CUDA fp16 (${alone.attention}, one graph) vs CPU fp32, for scale`,
     true,
-    `first token ${c16.r.firstToken} vs ${c32.r.firstToken} (fp32 top-2 margin ${margin(c32.r.logits!)}); logits max |Δ| ${maxAbsDiff(c16.r.logits!, c32.r.logits!).toExponential(2)}`,
+    `first token ${alone.r.firstToken} vs ${c32.r.firstToken}; logits max |Δ| ${maxAbsDiff(alone.r.logits!, c32.r.logits!).toExponential(2)}`,
   );
-  let alone = -1;
   for (const [attention, layersPerGraph] of [
-    ['fused', 0],
     ['fused', 1],
     ['fused', 4],
     ['reference', 0],
   ] as const) {
     const g = await run({ ...cuda, model, layersPerGraph, attention });
-    if (attention === 'fused' && layersPerGraph === 0) alone = g.r.firstToken;
-    const diff = maxAbsDiff(g.r.logits!, c16.r.logits!);
     check(
-      `${model} 2000 tokens, CUDA fp16 (${g.attention}, ${g.graphs} graph(s)) vs CPU fp16`,
-      g.r.tokens.join() === c16.r.tokens.join(),
-      `first token ${g.r.firstToken} vs ${c16.r.firstToken} (CPU fp16 top-2 margin ${margin(c16.r.logits!)}); logits max |Δ| ${diff.toExponential(2)} (vs fp32 ${maxAbsDiff(g.r.logits!, c32.r.logits!).toExponential(2)}); greedy ${g.r.tokens.join(' ')} vs ${c16.r.tokens.join(' ')}`,
+      `${model} 2000 tokens, CUDA fp16 (${g.attention}, ${g.graphs} graph(s)) vs one graph`,
+      g.r.tokens.join() === alone.r.tokens.join(),
+      `greedy ${g.r.tokens.join(' ')} vs ${alone.r.tokens.join(' ')}; logits max |Δ| ${maxAbsDiff(g.r.logits!, alone.r.logits!).toExponential(2)}`,
     );
   }
   for (const ranks of [2, 3]) {
@@ -117,7 +111,7 @@ for (const name of ['llama3-tiny', 'llama2-tiny'] as const) {
         '2000',
         '--json',
       ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 120_000 },
     );
     const summary = JSON.parse(out.trim().split('\n').at(-1)!) as {
       firstToken: number;
@@ -125,9 +119,9 @@ for (const name of ['llama3-tiny', 'llama2-tiny'] as const) {
       boundaries: number[];
     };
     check(
-      `${model} 2000 tokens, KV-Runahead on ${ranks} ranks sharing the GPU vs one rank (CUDA fp16)`,
-      summary.firstToken === alone,
-      `first token ${summary.firstToken} vs ${alone}; split ${summary.boundaries.join(',')}; TTFT ${summary.ttftMs.toFixed(1)} ms`,
+      `${model} 2000 tokens, KV-Runahead on ${ranks} ranks sharing the GPU vs one rank`,
+      summary.firstToken === alone.r.firstToken,
+      `first token ${summary.firstToken} vs ${alone.r.firstToken}; split ${summary.boundaries.join(',')}; TTFT ${summary.ttftMs.toFixed(1)} ms`,
     );
   }
 }

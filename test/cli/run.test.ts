@@ -51,9 +51,7 @@ describe('runahead run (the local launcher)', () => {
         peakRssBytes: expect.any(Number),
       }),
     );
-    expect(new Set(out.timeline.map((t) => t.kind))).toEqual(
-      new Set(['project', 'attend', 'wait', 'send']),
-    );
+    expect(new Set(out.timeline.map((t) => t.kind))).toEqual(new Set(['project', 'attend', 'wait', 'send']));
     const svg = await readFile(plot, 'utf8');
     expect(svg).toMatch(/^<svg /);
     expect(svg).toMatch(/TTFT [\d.]+ ms · runahead · 27 tokens/);

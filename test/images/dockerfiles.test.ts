@@ -154,10 +154,13 @@ describe('the worker image', () => {
 
   test("installs onnxruntime's CUDA provider with the script of `make cuda`, for the pinned onnxruntime-node", () => {
     expect(text).toMatch(/scripts\/setup-cuda-provider\.sh \/app/);
-    expect(text).toMatch(/test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/);
+    expect(text).toMatch(
+      /test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/,
+    );
     const script = readFileSync(join(REPO, 'scripts/setup-cuda-provider.sh'), 'utf8');
-    const pinned = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
-      .dependencies['onnxruntime-node'];
+    const pinned = (
+      JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+    ).dependencies['onnxruntime-node'];
     expect(script).toContain(`want=${pinned}`);
   });
 
