@@ -13,7 +13,7 @@ import { siblingModule } from '../../core/module-path.ts';
 import { presetConfig } from './presets.ts';
 import type { ModelConfig } from './config.ts';
 import type { ComputeDType, HostArray } from './tensor.ts';
-import type { LayerWeights, ModelWeights } from './weights.ts';
+import { layerShapes, type LayerWeights, type ModelWeights } from './weights.ts';
 
 /** Per-tensor stream parameters from SHA-256 of (seed, name): an odd multiplier and an offset. */
 function streamOf(seed: number, name: string): { multiplier: number; offset: number } {
@@ -82,6 +82,12 @@ export interface SyntheticLayerRequest {
 }
 
 /** One layer's weights; the same values whichever thread generates them. */
+/** A generator of the named tensors of one synthetic model. */
+function generator(dtype: ComputeDType, seed: number) {
+  return (name: string, count: number, fanIn: number) =>
+    randomTensor(dtype, count, scaleExponent(fanIn), seed, name);
+}
+
 export function syntheticLayer({ preset, seed, dtype, layer }: SyntheticLayerRequest): LayerWeights {
   const {
     hiddenSize: d,
@@ -90,8 +96,7 @@ export function syntheticLayer({ preset, seed, dtype, layer }: SyntheticLayerReq
     numKvHeads: kv,
     headDim: hd,
   } = presetConfig(preset);
-  const gen = (name: string, count: number, fanIn: number) =>
-    randomTensor(dtype, count, scaleExponent(fanIn), seed, name);
+  const gen = generator(dtype, seed);
   const p = `layer${layer}.`;
   return {
     inputNorm: ones(dtype, d),
@@ -179,17 +184,9 @@ const POOL_MIN_LAYER_VALUES = 50_000_000;
 
 export function syntheticWeights(preset: string, seed: number, dtype: ComputeDType): ModelWeights {
   const config: ModelConfig = presetConfig(preset);
-  const {
-    hiddenSize: d,
-    intermediateSize: inter,
-    numHeads: h,
-    numKvHeads: kv,
-    headDim: hd,
-    vocabSize: v,
-  } = config;
-  const gen = (name: string, count: number, fanIn: number) =>
-    randomTensor(dtype, count, scaleExponent(fanIn), seed, name);
-  const layerValues = ((h + 2 * kv) * hd + h * hd) * d + 3 * inter * d;
+  const { hiddenSize: d, vocabSize: v } = config;
+  const gen = generator(dtype, seed);
+  const layerValues = Object.values(layerShapes(config)).reduce((n, [rows, cols = 1]) => n + rows * cols, 0);
   const pool =
     layerValues >= POOL_MIN_LAYER_VALUES
       ? new GeneratorPool(Math.min(16, Math.max(1, availableParallelism() - 1)))
