@@ -1,6 +1,7 @@
 // The native boundary: every use of onnxruntime-node goes through this file.
 import ort from 'onnxruntime-node';
 import { GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
+import { stageModel } from './weight-staging.ts';
 
 // onnxruntime-common 1.30 wraps float16 data in a Float16Array view whenever the global exists
 // (Node ≥ 24), but the native binding cannot read a Float16Array and sees 0 bytes ("not enough
@@ -131,7 +132,7 @@ export async function createSession(
   model: BuiltModel,
   settings: SessionSettings,
 ): Promise<ort.InferenceSession> {
-  const session = await ort.InferenceSession.create(model.bytes, {
+  const options: ort.InferenceSession.SessionOptions = {
     ...(PROFILE_PREFIX ? { enableProfiling: true, profileFilePrefix: PROFILE_PREFIX } : {}),
     executionProviders: providerOptions(settings),
     graphOptimizationLevel: settings.graphOptimization ?? 'all',
@@ -143,10 +144,22 @@ export async function createSession(
     // preset held 29 GiB at 8k tokens (bench/results). Without it, and with glibc told to keep
     // freed memory (MALLOC_TUNING_ENV), the same prefill measured 2.1 GiB peak and ran faster.
     enableCpuMemArena: settings.cpuArena ?? false,
-    // Weights are views of the arrays that hold them, never copied into the model's protobuf.
-    externalData: model.externalData.map(({ path, data }) => ({ path, data })),
     extra: configEntries(settings),
-  });
+  };
+  // Weights are never copied into the model's protobuf: they are files beside it (weight-staging.ts)
+  // or, where no memory-backed directory has room, views of the arrays that hold them.
+  const staged = await stageModel(model);
+  let session: ort.InferenceSession;
+  try {
+    session = staged
+      ? await ort.InferenceSession.create(staged.path, options)
+      : await ort.InferenceSession.create(model.bytes, {
+          ...options,
+          externalData: model.externalData.map(({ path, data }) => ({ path, data })),
+        });
+  } finally {
+    await staged?.remove();
+  }
   if (PROFILE_PREFIX) session.endProfiling();
   return session;
 }
