@@ -168,7 +168,7 @@ class StageGraph {
   }
 
   scalar(t: string): string {
-    return this.g.node('Squeeze', [t, this.g.int64s('axis0', [0])]);
+    return this.g.node('Squeeze', [t, this.const64('axis0', [0])]);
   }
 
   const64(name: string, values: readonly number[]): string {
@@ -296,7 +296,7 @@ function fusedAttention(s: StageGraph): Attention {
       undefined,
       'com.microsoft',
     );
-    return g.node('Reshape', [out!, g.int64s('merged_shape', [-1, H * hd])]);
+    return g.node('Reshape', [out!, s.const64('merged_shape', [-1, H * hd])]);
   };
 }
 
@@ -332,22 +332,22 @@ function referenceAttention(s: StageGraph): Attention {
       ]);
     });
     const scoresShape = s.once('ref_scores_shape', () =>
-      g.node('Concat', [g.int64s('score_lead', [Hkv, G]), T, S], { axis: int(0) }),
+      g.node('Concat', [s.const64('score_lead', [Hkv, G]), T, S], { axis: int(0) }),
     );
     const probsShape = s.once('ref_probs_shape', () =>
-      g.node('Concat', [g.int64s('probs_lead', [Hkv, -1]), S], { axis: int(0) }),
+      g.node('Concat', [s.const64('probs_lead', [Hkv, -1]), S], { axis: int(0) }),
     );
     const contextShape = s.once('ref_ctx_shape', () =>
-      g.node('Concat', [g.int64s('ctx_lead', [Hkv, G]), T, g.int64s('ctx_hd', [hd])], { axis: int(0) }),
+      g.node('Concat', [s.const64('ctx_lead', [Hkv, G]), T, s.const64('ctx_hd', [hd])], { axis: int(0) }),
     );
 
     const presentKey = g.node('Concat', [pastKey, p.key], { axis: int(0) }); // [S, Hkv, hd]
     const presentValue = g.node('Concat', [pastValue, p.value], { axis: int(0) });
     const qGrouped = g.node('Reshape', [
-      g.node('Transpose', [g.node('Reshape', [p.query, g.int64s('q_group_shape', [0, Hkv, G, hd])])], {
+      g.node('Transpose', [g.node('Reshape', [p.query, s.const64('q_group_shape', [0, Hkv, G, hd])])], {
         perm: ints([1, 2, 0, 3]),
       }),
-      g.int64s('q_stack_shape', [Hkv, -1, hd]),
+      s.const64('q_stack_shape', [Hkv, -1, hd]),
     ]); // [Hkv, G·T, hd]
     const kT = g.node('Transpose', [presentKey], { perm: ints([1, 2, 0]) }); // [Hkv, hd, S]
     const vH = g.node('Transpose', [presentValue], { perm: ints([1, 0, 2]) }); // [Hkv, S, hd]
@@ -357,7 +357,7 @@ function referenceAttention(s: StageGraph): Attention {
     const context = g.node('MatMul', [g.node('Reshape', [probs, probsShape]), vH]); // [Hkv, G·T, hd]
     return g.node('Reshape', [
       g.node('Transpose', [g.node('Reshape', [context, contextShape])], { perm: ints([2, 0, 1, 3]) }), // [T, Hkv, G, hd]
-      g.int64s('merge_shape', [0, H * hd]),
+      s.const64('merge_shape', [0, H * hd]),
     ]); // [T, H·hd]
   };
 }
