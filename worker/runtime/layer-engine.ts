@@ -260,12 +260,11 @@ export class LayerEngine {
 
     // K/V of a layer projected here and attended in the next graph always cross (the next graph
     // takes them); the others only when they must leave or be kept.
+    const carried = projects.filter((l) => !attends.includes(l));
+    const kvFetched = options.emit || options.keep ? projects : carried;
+    const kvNames = new Set(projects.flatMap((l) => [IO.key(l), IO.value(l)]));
     const fetches = session.outputNames.filter(
-      (n) =>
-        !(n.startsWith('key.') || n.startsWith('value.')) ||
-        options.emit ||
-        options.keep ||
-        isCarried(n, range),
+      (n) => !kvNames.has(n) || kvFetched.some((l) => n === IO.key(l) || n === IO.value(l)),
     );
     const out = await session.run(feeds, fetches);
     chunk.next = index + 1;
@@ -276,15 +275,16 @@ export class LayerEngine {
       const v = out[IO.value(l)];
       if (!k || !v) continue;
       const block = { tokens: k.dims[0]!, key: k.data as HostArray, value: v.data as HostArray };
-      const carried = !attends.includes(l);
-      if (carried) {
+      const isCarried = carried.includes(l);
+      if (isCarried) {
         chunk.carry[IO.key(l)] = k;
         chunk.carry[IO.value(l)] = v;
         chunk.carry[IO.query(l)] = out[IO.query(l)]!;
       }
       chunk.own.set(l, block);
       // The caller may move what it gets to another thread: a copy where this engine reads on.
-      if (options.emit) emitted.push({ layer: l, block: carried || options.keep ? copyBlock(block) : block });
+      if (options.emit)
+        emitted.push({ layer: l, block: isCarried || options.keep ? copyBlock(block) : block });
     }
     const hidden = out[IO.hiddenOut];
     if (hidden) chunk.carry[IO.hidden] = hidden;
@@ -347,12 +347,6 @@ export class LayerEngine {
   async release(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release()));
   }
-}
-
-/** Whether output `name` (key.l / value.l) is handed to the next graph: its layer's attention is not in `range`. */
-function isCarried(name: string, range: StageRange): boolean {
-  const layer = Number(name.slice(name.indexOf('.') + 1));
-  return 2 * layer + 1 >= range.to;
 }
 
 function copyBlock(b: KvBlock): KvBlock {
