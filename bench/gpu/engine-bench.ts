@@ -23,12 +23,16 @@ const { values: a } = parseArgs({
     attention: { type: 'string' },
     threads: { type: 'string', default: '0' },
     'opt-level': { type: 'string' },
+    'mem-pattern': { type: 'string' },
+    // also time refilling the KV-cache (every layer's K/V to the host), what decoding needs
+    fill: { type: 'boolean', default: false },
+    label: { type: 'string' },
   },
 });
 if (!a.model) throw new Error('--model is required');
 const emit = (event: string, fields: Record<string, unknown>) => {
   process.stdout.write(
-    `${JSON.stringify({ event, engine: 'runahead', model: a.model, atMs: Date.now(), ...fields })}\n`,
+    `${JSON.stringify({ event, engine: 'runahead', model: a.model, label: a.label, atMs: Date.now(), ...fields })}\n`,
   );
 };
 
@@ -44,6 +48,7 @@ const spec: EngineSpec = {
   ...(a['opt-level'] === undefined
     ? {}
     : { graphOptimization: a['opt-level'] as 'disabled' | 'basic' | 'extended' | 'all' }),
+  ...(a['mem-pattern'] === undefined ? {} : { memPattern: a['mem-pattern'] === 'on' }),
 };
 const loadStart = performance.now();
 const engine = await EngineClient.start(spec);
@@ -52,6 +57,8 @@ emit('load', {
   loadMs,
   breakdownMs: engine.info.loadBreakdownMs,
   optLevel: a['opt-level'] ?? 'all',
+  memPattern: spec.memPattern ?? spec.ep === 'cpu',
+  layersPerGraph: a['layers-per-graph'] ?? 'default',
   attention: engine.info.attention,
   graphs: engine.info.graphs,
   ep: spec.ep,
@@ -63,11 +70,15 @@ try {
     const ids = syntheticPromptIds(context, config.vocabSize, 0, config.bosTokenId);
     const startMs = Date.now();
     const ttfts: number[] = [];
+    const fills: number[] = [];
     let firstToken = -1;
     try {
       for (let i = 0; i < Number(a.warmup) + Number(a.repeats); i++) {
-        const r = await prefillAndGenerate(engine, ids, { maxNewTokens: 0 });
-        if (i >= Number(a.warmup)) ttfts.push(r.ttftMs);
+        const r = await prefillAndGenerate(engine, ids, { maxNewTokens: a.fill ? 1 : 0 });
+        if (i >= Number(a.warmup)) {
+          ttfts.push(r.ttftMs);
+          if (a.fill) fills.push(r.cacheFillMs);
+        }
         firstToken = r.firstToken;
       }
       emit('context', {
@@ -75,6 +86,7 @@ try {
         startMs,
         endMs: Date.now(),
         ttftMs: ttfts,
+        ...(a.fill ? { cacheFillMs: fills } : {}),
         firstToken,
         loadMs,
       });

@@ -14,8 +14,20 @@ interface ContextEvent {
   startMs: number;
   endMs: number;
   ttftMs?: number[];
+  cacheFillMs?: number[];
   loadMs: number;
+  label?: string;
   error?: string;
+}
+
+interface LoadEvent {
+  event: 'load';
+  model: string;
+  label?: string;
+  loadMs: number;
+  breakdownMs?: Record<string, number>;
+  memPattern?: boolean;
+  layersPerGraph?: string;
 }
 
 export interface Row {
@@ -47,11 +59,12 @@ const peak = (from: number, to: number) => {
   return inside.length ? Math.max(...inside) : null;
 };
 
-const events = read('runs.jsonl')
-  .split('\n')
-  .filter((l) => l.startsWith('{'))
-  .map((l) => JSON.parse(l) as ContextEvent | { event: 'load' })
-  .filter((e): e is ContextEvent => e.event === 'context');
+const lines = (file: string) =>
+  read(file)
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as ContextEvent | LoadEvent);
+const events = lines('runs.jsonl').filter((e): e is ContextEvent => e.event === 'context');
 const rows: Row[] = events.map((e) => ({
   engine: e.engine,
   model: e.model,
@@ -109,6 +122,35 @@ for (const model of models) {
   }
   md.push('');
 }
+// experiments.jsonl: engine-bench runs with a --label (run.sh's memory and groups steps), each
+// line after the load event of its process.
+const experiment: string[] = [];
+let load: LoadEvent | undefined;
+for (const e of lines('experiments.jsonl')) {
+  if (e.event === 'load') {
+    load = e;
+    continue;
+  }
+  const fill = e.cacheFillMs?.length ? round(median(e.cacheFillMs)) : '-';
+  const ttft = e.ttftMs?.length ? round(median(e.ttftMs)) : `failed: ${e.error?.slice(0, 60)}`;
+  experiment.push(
+    `| ${e.label ?? '-'} | ${e.model} | ${e.contextLength} | ${load?.layersPerGraph ?? '-'} | ` +
+      `${load?.memPattern === false ? 'off' : 'on'} | ${ttft} | ${fill} | ${peak(e.startMs, e.endMs) ?? '-'} | ` +
+      `${Math.round(e.loadMs)} |`,
+  );
+}
+if (experiment.length)
+  md.push(
+    '## Experiments (`bench/gpu/run.sh` steps memory and groups)',
+    '',
+    "One process per row group. fill = every layer's K/V of the prompt copied to the host (what decoding",
+    'and a chain rank need), measured after the first token; layers/graph 0 = one graph of the model.',
+    '',
+    '| label | model | tokens | layers/graph | mem pattern | TTFT ms | fill ms | peak GPU MiB | load ms |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|',
+    ...experiment,
+    '',
+  );
 const check = read('check.md').trim();
 if (check) md.push('## Correctness on the GPU (`bench/gpu/check.ts`)', '', check, '');
 const profile = read('profile.txt').trim();

@@ -7,10 +7,12 @@
 #                  (pytorch_anchor.py), same prompts' lengths, same GPU, one after the other
 #   gpu-mem.log    the GPU's used memory every 50 ms (gpu-mem.py), for each context's peak
 #   profile.txt    where the time of one runahead prefill goes (ncu, kernel durations by name)
+#   experiments.jsonl  labelled engine-bench runs (steps memory, groups)
 #   *.log          stderr of each step
 # Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
 #
-# Usage: bench/gpu/run.sh OUT_DIR [steps: check bench anchor profile] [MODELS=llama-7b,llama3-8b]
+# Usage: bench/gpu/run.sh OUT_DIR [steps: smoke check bench anchor loadprofile optlevels memory groups
+#        profile] [MODELS=llama-7b,llama3-8b]
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
@@ -26,6 +28,7 @@ export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC
   node -p "'onnxruntime-node ' + require('onnxruntime-node/package.json').version"
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
   nproc
+  df -h /dev/shm /tmp | awk 'NR > 1 { print $6, $4, "free" }'
 } > "$out/machine.txt" 2>&1
 python3 bench/gpu/gpu-mem.py > "$out/gpu-mem.log" &
 poller=$!
@@ -44,7 +47,7 @@ for s in $steps; do
     bench)
       for m in $models; do
         step "runahead $m"
-        timeout 300 node bench/gpu/engine-bench.ts --model "synthetic:$m" --contexts "$contexts" --repeats "$repeats" \
+        timeout -k 5 300 node bench/gpu/engine-bench.ts --model "synthetic:$m" --contexts "$contexts" --repeats "$repeats" \
           >> "$out/runs.jsonl" 2>> "$out/bench.log"; echo "exit $?"
       done ;;
     anchor)
@@ -69,6 +72,25 @@ for s in $steps; do
         timeout 150 node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 8192 --warmup 1 --repeats 2 \
           --opt-level "$level" > "$out/opt-$level.jsonl" 2>> "$out/opt.log"
         cut -c1-330 "$out/opt-$level.jsonl"
+      done ;;
+    memory)
+      # Peak GPU memory of one 32k prefill in a fresh process, onnxruntime's memory pattern on and off
+      # (with it on, each prompt length gets its own block of intermediates in the arena).
+      for pattern in on off; do
+        step "memory llama-7b @32768, memory pattern $pattern"
+        timeout -k 5 150 node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 32768 --warmup 1 --repeats 2 \
+          --mem-pattern "$pattern" --label "memory, fresh process" >> "$out/experiments.jsonl" 2>> "$out/experiments.log"
+        echo "exit $?"
+      done ;;
+    groups)
+      # What a chain rank pays for K/V leaving the GPU, by layers per graph: the first token without
+      # K/V, then every layer's K/V to the host (fill).
+      # (one layer per graph: 64 sessions, more than the GPU holds at 8k)
+      for k in 0 16 8 4; do
+        step "groups llama-7b @8192, $k layers per graph"
+        timeout -k 5 120 node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 8192 --warmup 1 --repeats 3 \
+          --layers-per-graph "$k" --fill --label "layers per graph" >> "$out/experiments.jsonl" 2>> "$out/experiments.log"
+        echo "exit $?"
       done ;;
     profile)
       step "profile runahead llama-7b @8192"

@@ -31,10 +31,15 @@ export function stageLayers(range: StageRange): { projects: number[]; attends: n
   return { projects, attends };
 }
 
-/** Layers per graph when not given: per stage on the CPU (no host crossing to save); on a GPU one
- * graph for a rank alone, and 4 layers per graph in a chain (the hidden state and one layer's Q/K/V
- * cross the host per graph). */
+/**
+ * Layers per graph when not given: per stage on the CPU (no host crossing to save); on a GPU one
+ * graph for a rank alone, and 8 layers per graph in a chain. Every graph boundary moves the hidden
+ * state and one layer's Q/K/V through the host at about 1 GB/s: llama-7b at 8192 tokens on the H200
+ * took 249 / 2043 / 3947 ms to its first token with 32 / 8 / 4 layers per graph, and with one layer
+ * per graph its 64 sessions did not fit in the GPU (bench/results/h200-cuda.md, experiments). Fewer
+ * layers per graph let a chain rank overlap more, which pays only once K/V move faster.
+ */
 export function defaultLayersPerGraph(ep: string, chain: boolean): number {
   if (ep === 'cpu') return 1;
-  return chain ? 4 : 0;
+  return chain ? 8 : 0;
 }
