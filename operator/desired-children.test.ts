@@ -1,13 +1,15 @@
 // What a rank pod looks like for each way of giving the model, the prompt and the split.
 import { describe, expect, test } from '@jest/globals';
 import { RunaheadJobSpecSchema, type RunaheadJobSpecInput } from '../core/api/v1alpha1/runahead-job.ts';
+import { workerArgv } from '../core/worker-config.ts';
 import {
   DEFAULT_OPERATOR_DEFAULTS,
   desiredConfigMap,
   desiredPod,
   plannedBoundaries,
   rankResources,
-  workerArgs,
+  runTimeoutSeconds,
+  workerConfig,
   type JobRef,
 } from './desired-children.ts';
 
@@ -48,7 +50,7 @@ describe('desired rank pods', () => {
       hostPath: { path: '/data/models', type: 'Directory' },
     });
     expect(c.volumeMounts).toContainEqual({ name: 'model', mountPath: '/m', readOnly: true });
-    expect(c.env).toContainEqual({ name: 'RUNAHEAD_MODEL_ORIGIN', value: 'spec.model.checkpoint.path' });
+    expect(flag(c.args!, '--model-origin')).toBe('spec.model.checkpoint.path');
   });
 
   test('a PVC checkpoint is claimed read-only', () => {
@@ -88,15 +90,39 @@ describe('desired rank pods', () => {
       prompt: { syntheticTokens: 10 },
       partition: { strategy: 'explicit', boundaries: [0, 7, 10] },
     });
-    expect(flag(workerArgs(explicit.spec), '--split')).toBe('0,7,10');
+    expect(flag(workerArgv(workerConfig(explicit, 0, DEFAULT_OPERATOR_DEFAULTS)), '--split')).toBe('0,7,10');
     expect(plannedBoundaries(explicit.spec)).toEqual([0, 7, 10]);
     const balanced = job({
       partition: { strategy: 'balanced', tableConfigMapRef: { name: 't', key: 'table-2.json' } },
     });
-    expect(flag(workerArgs(balanced.spec), '--partition-table')).toBe('/etc/runahead/partition/table.json');
+    expect(flag(workerArgv(workerConfig(balanced, 0, DEFAULT_OPERATOR_DEFAULTS)), '--partition-table')).toBe(
+      '/etc/runahead/partition/table.json',
+    );
     expect(plannedBoundaries(balanced.spec)).toBeNull();
     expect(plannedBoundaries(job({ prompt: { syntheticTokens: 11 } }).spec)).toEqual([0, 6, 11]);
     expect(plannedBoundaries(job({}).spec)).toBeNull(); // a text prompt: known after tokenizing
+  });
+
+  test('the run timeout follows the job: runTimeoutSeconds, else activeDeadlineSeconds, else the default', () => {
+    const timeout = (spec: Partial<RunaheadJobSpecInput>) =>
+      flag(
+        desiredPod(job(spec), 1, 0, DEFAULT_OPERATOR_DEFAULTS).spec!.containers[0]!.args!,
+        '--run-timeout-ms',
+      );
+    expect(timeout({ runTimeoutSeconds: 7200, activeDeadlineSeconds: 900 })).toBe('7200000');
+    expect(timeout({ activeDeadlineSeconds: 5400 })).toBe('5400000');
+    expect(timeout({})).toBe(String(runTimeoutSeconds(job({}).spec) * 1000));
+    expect(runTimeoutSeconds(job({}).spec)).toBe(3600);
+  });
+
+  test('only rank 0 is given the prompt; every rank is told its rank and every peer', () => {
+    const j = job({ ranks: 3 });
+    const args = (rank: number) =>
+      desiredPod(j, rank, 0, DEFAULT_OPERATOR_DEFAULTS).spec!.containers[0]!.args!;
+    expect(flag(args(0), '--prompt-file')).toBe('/etc/runahead/prompt/prompt.txt');
+    expect(flag(args(2), '--prompt-file')).toBeUndefined();
+    expect(flag(args(2), '--rank')).toBe('2');
+    expect(flag(args(2), '--peers')?.split(',')).toHaveLength(3);
   });
 
   test('mutual TLS mounts the Secret and passes its files', () => {

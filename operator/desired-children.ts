@@ -17,7 +17,14 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { evenBoundaries } from '../core/partition.ts';
-import type { RunaheadJob, RunaheadJobSpec } from '../core/api/v1alpha1/runahead-job.ts';
+import { partitionFromSpec } from '../core/partition-choice.ts';
+import { DEFAULT_LIMITS } from '../core/protocol.ts';
+import { workerArgv, type WorkerConfig } from '../core/worker-config.ts';
+import {
+  DEFAULT_RUN_TIMEOUT_SECONDS,
+  type RunaheadJob,
+  type RunaheadJobSpec,
+} from '../core/api/v1alpha1/runahead-job.ts';
 import {
   API_VERSION,
   KIND,
@@ -146,48 +153,57 @@ function modelReference(spec: RunaheadJobSpec): string {
   return c.path ? `${base}/${c.path.replace(/\/+$/, '')}` : base;
 }
 
-/** `runahead worker` flags for every rank (rank and peers come from the environment). */
-export function workerArgs(spec: RunaheadJobSpec): string[] {
-  const args = [
-    'worker',
-    '--model',
-    modelReference(spec),
-    '--seed',
-    String(spec.model.synthetic?.seed ?? 0),
-    '--ep',
-    spec.executionProvider,
-    '--dtype',
-    spec.dtype,
-    '--threads',
-    String(spec.threads),
-    '--mode',
-    spec.mode,
-    '--max-new-tokens',
-    String(spec.maxNewTokens),
-    '--peer-timeout-ms',
-    String(spec.peerTimeoutSeconds * 1000),
-    '--startup-timeout-ms',
-    String(spec.startupTimeoutSeconds * 1000),
-    '--termination-log',
-    TERMINATION_MESSAGE_PATH,
-  ];
-  if (spec.prompt.syntheticTokens !== undefined)
-    args.push('--prompt-tokens', String(spec.prompt.syntheticTokens));
-  else args.push('--prompt-file', PROMPT_FILE);
-  const p = spec.partition;
-  if (p.strategy === 'explicit') args.push('--split', (p.boundaries ?? []).join(','));
-  else if (p.strategy === 'balanced') args.push('--partition', 'balanced', '--partition-table', TABLE_FILE);
-  else args.push('--partition', 'even');
-  if (spec.tls)
-    args.push(
-      '--tls-cert',
-      `${TLS_DIR}/tls.crt`,
-      '--tls-key',
-      `${TLS_DIR}/tls.key`,
-      '--tls-ca',
-      `${TLS_DIR}/ca.crt`,
-    );
-  return args;
+/** How long a rank's run may take: the job's runTimeoutSeconds, else its activeDeadlineSeconds. */
+export function runTimeoutSeconds(spec: RunaheadJobSpec): number {
+  return spec.runTimeoutSeconds ?? spec.activeDeadlineSeconds ?? DEFAULT_RUN_TIMEOUT_SECONDS;
+}
+
+/** What rank `rank` of the job is told (core/worker-config.ts: the worker parses the same). */
+export function workerConfig(job: JobRef, rank: number, defaults: OperatorDefaults): WorkerConfig {
+  const spec = job.spec;
+  return {
+    rank,
+    worldSize: spec.ranks,
+    peers: rankAddresses(job, defaults),
+    listen: `0.0.0.0:${RANK_PORT}`,
+    serve: false,
+    engine: {
+      model: modelReference(spec),
+      ep: spec.executionProvider,
+      dtype: spec.dtype,
+      threads: spec.threads,
+      seed: spec.model.synthetic?.seed ?? 0,
+      device: 0,
+      layersPerGraph: 'auto',
+      attention: 'auto',
+    },
+    // A missing or broken checkpoint is reported against the field the user wrote.
+    modelOrigin: spec.model.checkpoint ? 'spec.model.checkpoint.path' : 'spec.model.synthetic.preset',
+    // Only rank 0 reads the prompt; the others take their chunks from it.
+    prompt:
+      rank !== 0
+        ? null
+        : spec.prompt.syntheticTokens !== undefined
+          ? { kind: 'tokens', count: spec.prompt.syntheticTokens }
+          : { kind: 'file', path: PROMPT_FILE },
+    chain: {
+      mode: spec.mode,
+      partition: partitionFromSpec(spec.partition),
+      ...(spec.partition.strategy === 'balanced' ? { partitionTable: TABLE_FILE } : {}),
+      maxNewTokens: spec.maxNewTokens,
+      maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes,
+      maxQueuedFrames: DEFAULT_LIMITS.maxQueuedFrames,
+      peerTimeoutMs: spec.peerTimeoutSeconds * 1000,
+      startupTimeoutMs: spec.startupTimeoutSeconds * 1000,
+      runTimeoutMs: runTimeoutSeconds(spec) * 1000,
+      tls: spec.tls
+        ? { cert: `${TLS_DIR}/tls.crt`, key: `${TLS_DIR}/tls.key`, ca: `${TLS_DIR}/ca.crt` }
+        : null,
+    },
+    terminationLog: TERMINATION_MESSAGE_PATH,
+    resultFile: null,
+    json: false,
+  };
 }
 
 function volumes(job: JobRef): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
@@ -261,19 +277,15 @@ function readinessProbe(spec: RunaheadJobSpec): V1Probe {
 
 function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVar[] {
   const peers = rankAddresses(job, defaults);
+  // For people reading the pod (the worker takes everything from its args): who it is and its
+  // neighbours in the chain.
   const env: V1EnvVar[] = [
+    { name: 'RUNAHEAD_JOB', value: job.name },
     { name: 'RUNAHEAD_RANK', value: String(rank) },
     { name: 'RUNAHEAD_WORLD_SIZE', value: String(job.spec.ranks) },
     { name: 'RUNAHEAD_PEERS', value: peers.join(',') },
-    { name: 'RUNAHEAD_LISTEN', value: `0.0.0.0:${RANK_PORT}` },
-    // For people reading the pod: the chain's neighbours.
     { name: 'RUNAHEAD_PREDECESSOR', value: rank > 0 ? peers[rank - 1]! : '' },
     { name: 'RUNAHEAD_SUCCESSOR', value: rank + 1 < peers.length ? peers[rank + 1]! : '' },
-    { name: 'RUNAHEAD_JOB', value: job.name },
-    // A missing or broken checkpoint is reported against the field the user wrote.
-    ...(job.spec.model.checkpoint
-      ? [{ name: 'RUNAHEAD_MODEL_ORIGIN', value: 'spec.model.checkpoint.path' }]
-      : []),
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
   ];
@@ -314,7 +326,7 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
           name: 'worker',
           image: spec.image ?? defaults.workerImage,
           imagePullPolicy: spec.imagePullPolicy,
-          args: workerArgs(spec),
+          args: workerArgv(workerConfig(job, rank, defaults)),
           env: rankEnv(job, rank, defaults),
           ports: [{ name: RANK_PORT_NAME, containerPort: RANK_PORT, protocol: 'TCP' }],
           // Ready = the model is loaded and the rank serves (worker/chain/rank-node.ts sets SERVING).

@@ -3,11 +3,22 @@
 import type { Command } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { engineSpec, parseFlags, promptSource } from '../options.ts';
+import { parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
 import { RankGroup } from '../launcher/rank-group.ts';
-import { ChainFlagsSchema, runRequest, tlsFiles, toPrompt, withChainFlags } from './worker.ts';
+import { runRequest, toPrompt, withChainFlags } from '../worker-flags.ts';
+import { engineSpecOf } from '../engine-spec.ts';
+import { checkModel } from '../model-check.ts';
+import { readPartitionTable } from './worker.ts';
+import { partitionProblem } from '../../core/partition-choice.ts';
+import {
+  chainConfigFromFlags,
+  engineConfigFromFlags,
+  jobPromptFromFlags,
+  type JobPrompt,
+} from '../../core/worker-config.ts';
+import { loadTokenizer } from '../../worker/tokenizer.ts';
 import { rankTable, runSummary, svgTimeline, textTimeline } from '../run-report.ts';
 import { logger } from '../../core/log.ts';
 
@@ -32,37 +43,48 @@ export function registerRun(program: Command): void {
     .option('--plot <file.svg>', 'draw the chain timeline into an SVG file')
     .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k) (Linux taskset)')
     .action(async (flags: Record<string, unknown>) => {
-      const spec = engineSpec(flags);
+      // Everything that can be checked before N ranks load the model is checked here, in seconds.
       const f = parseFlags(RunFlags, flags);
-      const chain = parseFlags(ChainFlagsSchema, flags);
-      const source = promptSource(flags, spec.seed);
-      const text =
-        source.kind === 'text'
-          ? source.text
-          : source.kind === 'file'
-            ? await readFile(source.path, 'utf8')
-            : null;
+      const engine = engineConfigFromFlags(flags);
+      const spec = engineSpecOf(engine);
+      const chain = chainConfigFromFlags(flags);
+      const source = jobPromptFromFlags(flags);
+      if (!source)
+        throw new UsageError('give one of --prompt <text>, --prompt-file <file>, --prompt-tokens <n>');
+      await checkModel(engine.model, '--model');
+      const text = await promptText(source);
+      const table = chain.partitionTable ? await readPartitionTable(chain.partitionTable) : null;
+      const tokens =
+        source.kind === 'tokens'
+          ? source.count
+          : (await loadTokenizer(engine.model)).encode(text ?? '').length;
+      const problem = partitionProblem(chain.partition, chain.mode === 'single' ? 1 : f.ranks, table, tokens);
+      if (problem) throw new UsageError(problem);
       const request = runRequest(chain, toPrompt(source, text));
       const log = logger('launcher');
       const bar = progress(`loading model on ${f.ranks} rank(s)`);
-      const group = await RankGroup.start({
-        ranks: f.ranks,
-        spec,
-        limits: {
-          maxFrameBytes: chain.maxFrameBytes,
-          maxQueuedFrames: chain.maxQueuedFrames,
-          peerTimeoutMs: chain.peerTimeoutMs,
-        },
-        tls: tlsFiles(chain),
-        startupTimeoutMs: chain.startupTimeoutMs,
-        runTimeoutMs: chain.runTimeoutMs,
-        ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
-        ...(f.pinCores ? { pinCores: f.pinCores } : {}),
-        onProgress: (d, t) => {
-          bar.update(d, t, '');
-        },
-      });
-      bar.stop();
+      let group: RankGroup;
+      try {
+        group = await RankGroup.start({
+          ranks: f.ranks,
+          spec,
+          limits: {
+            maxFrameBytes: chain.maxFrameBytes,
+            maxQueuedFrames: chain.maxQueuedFrames,
+            peerTimeoutMs: chain.peerTimeoutMs,
+          },
+          tls: chain.tls,
+          startupTimeoutMs: chain.startupTimeoutMs,
+          runTimeoutMs: chain.runTimeoutMs,
+          ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
+          ...(f.pinCores ? { pinCores: f.pinCores } : {}),
+          onProgress: (d, t) => {
+            bar.update(d, t, '');
+          },
+        });
+      } finally {
+        bar.stop();
+      }
       try {
         log.info({ ranks: f.ranks, mode: chain.mode, logs: group.logDir }, 'prefill running');
         const summary = runSummary(await group.run(request));
@@ -87,8 +109,21 @@ export function registerRun(program: Command): void {
             ].join('\n'),
           );
         }
-      } finally {
-        await group.close();
+      } catch (err) {
+        // A rank died or the run failed: the others get seconds, not the normal grace, to stop.
+        await group.close(1500);
+        throw err;
       }
+      await group.close();
     });
+}
+
+async function promptText(source: JobPrompt): Promise<string | null> {
+  if (source.kind === 'text') return source.text;
+  if (source.kind !== 'file') return null;
+  try {
+    return await readFile(source.path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--prompt-file ${source.path}: ${(err as Error).message}`);
+  }
 }

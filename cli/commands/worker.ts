@@ -2,86 +2,23 @@
 // once through the chain and every rank exits when its part is over; under the local launcher or a
 // benchmark (--serve) the ranks stay up and rank 0 runs whatever Run requests it receives.
 import { CommanderError, type Command } from 'commander';
-import { readFile, stat, writeFile } from 'node:fs/promises';
-import { z } from 'zod';
-import { DEFAULT_LIMITS, MODE_BY_NAME } from '../../core/protocol.ts';
-import { parseSplit } from '../../core/partition.ts';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parsePartitionTable, type PartitionTable } from '../../core/partition-table.ts';
+import { partitionProblem } from '../../core/partition-choice.ts';
+import { workerConfigFromFlags, type JobPrompt } from '../../core/worker-config.ts';
 import { logger } from '../../core/log.ts';
 import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { EngineClient } from '../../worker/runtime/engine-client.ts';
 import { loadTokenizer } from '../../worker/tokenizer.ts';
 import { RankNode } from '../../worker/chain/rank-node.ts';
 import { RunFailure } from '../../worker/chain/rank-run.ts';
-import { isSynthetic, SYNTHETIC_PREFIX } from '../../worker/model/load.ts';
-import { presetConfig } from '../../worker/model/presets.ts';
-import type { PromptSource } from '../../worker/prompt.ts';
-import type { TlsFiles } from '../../worker/chain/transport.ts';
-import { engineSpec, parseFlags, promptSource, UsageError } from '../options.ts';
-import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
+import { UsageError } from '../options.ts';
+import { engineSpecOf } from '../engine-spec.ts';
+import { checkModel } from '../model-check.ts';
+import { runRequest, toPrompt, withWorkerFlags } from '../worker-flags.ts';
 import { runSummary } from '../run-report.ts';
 import { runOutcome } from '../run-outcome.ts';
 import { failed, succeeded, writeTerminationLog, WorkerConfigError, type WorkerEnd } from '../worker-exit.ts';
-
-const ms = (flag: string) =>
-  z.coerce.number().int(`${flag} must be an integer`).positive(`${flag} must be > 0`);
-
-export const ChainFlagsSchema = z.object({
-  mode: z.enum(['runahead', 'tsp', 'single'], { error: '--mode must be runahead, tsp or single' }),
-  split: z.string().optional(),
-  partition: z.enum(['even', 'balanced'], { error: '--partition must be even or balanced' }),
-  partitionTable: z.string().optional(),
-  maxNewTokens: z.coerce.number().int().min(0, '--max-new-tokens must be ≥ 0'),
-  maxFrameBytes: z.coerce.number().int().min(1024, '--max-frame-bytes must be ≥ 1024'),
-  maxQueuedFrames: z.coerce.number().int().min(1, '--max-queued-frames must be ≥ 1'),
-  peerTimeoutMs: ms('--peer-timeout-ms'),
-  startupTimeoutMs: ms('--startup-timeout-ms'),
-  runTimeoutMs: ms('--run-timeout-ms'),
-  tlsCert: z.string().optional(),
-  tlsKey: z.string().optional(),
-  tlsCa: z.string().optional(),
-});
-export type ChainFlags = z.infer<typeof ChainFlagsSchema>;
-
-const WorkerFlags = z.object({
-  rank: z.coerce.number({ error: '--rank must be a number' }).int().min(0, '--rank must be ≥ 0'),
-  worldSize: z.coerce
-    .number({ error: '--world-size must be a number' })
-    .int()
-    .min(1, '--world-size must be ≥ 1'),
-  peers: z.string().optional(),
-  listen: z.string().min(1),
-  serve: z.boolean().default(false),
-  json: z.boolean().default(false),
-  resultFile: z.string().optional(),
-  modelOrigin: z.string(),
-});
-
-/** Flags shared by `worker`, `run` and `bench`: the chain's mode, split, limits and TLS files. */
-export function withChainFlags(cmd: Command): Command {
-  return cmd
-    .option('--mode <mode>', 'runahead (KV-Runahead), tsp (all-gather baseline) or single', 'runahead')
-    .option('--split <boundaries>', 'explicit boundaries 0,b1,…,C (overrides --partition)')
-    .option('--partition <kind>', 'even, or balanced (from --partition-table)', 'even')
-    .option('--partition-table <file>', 'balanced splits by context length (runahead tune)')
-    .option('--max-new-tokens <n>', 'greedy tokens after the first', '0')
-    .option('--max-frame-bytes <n>', 'largest K/V payload per frame', String(DEFAULT_LIMITS.maxFrameBytes))
-    .option(
-      '--max-queued-frames <n>',
-      'frames queued per outgoing link before the rank waits',
-      String(DEFAULT_LIMITS.maxQueuedFrames),
-    )
-    .option(
-      '--peer-timeout-ms <n>',
-      'fail the run when a peer is silent this long',
-      String(DEFAULT_LIMITS.peerTimeoutMs),
-    )
-    .option('--startup-timeout-ms <n>', 'wait this long for every rank to be ready', '300000')
-    .option('--run-timeout-ms <n>', 'fail a run that takes longer', '600000')
-    .option('--tls-cert <file>', 'this rank’s certificate (PEM) for mutual TLS between ranks')
-    .option('--tls-key <file>', 'its private key')
-    .option('--tls-ca <file>', 'the CA that signed every rank’s certificate');
-}
 
 export async function readPartitionTable(path: string): Promise<PartitionTable> {
   let text: string;
@@ -97,55 +34,11 @@ export async function readPartitionTable(path: string): Promise<PartitionTable> 
   }
 }
 
-export function tlsFiles(f: ChainFlags): TlsFiles | null {
-  const given = [f.tlsCert, f.tlsKey, f.tlsCa].filter((x) => x !== undefined).length;
-  if (given === 0) return null;
-  if (given !== 3) throw new UsageError('mutual TLS needs all of --tls-cert, --tls-key and --tls-ca');
-  return { cert: f.tlsCert!, key: f.tlsKey!, ca: f.tlsCa! };
-}
-
-export function runRequest(f: ChainFlags, prompt: RunRequest['prompt']): RunRequest {
-  return {
-    prompt,
-    mode: MODE_BY_NAME[f.mode],
-    boundaries: f.split ? parseSplit(f.split) : [],
-    maxNewTokens: f.maxNewTokens,
-    partition: f.partition,
-    debugState: false,
-  };
-}
-
-export function toPrompt(source: ReturnType<typeof promptSource>, text: string | null): RunRequest['prompt'] {
-  if (source.kind === 'tokens') return { source: { $case: 'syntheticTokens', value: source.count } };
-  return { source: { $case: 'text', value: text ?? '' } };
-}
-
 export function registerWorker(program: Command): void {
   const cmd = program
     .command('worker')
     .description('run one rank of a KV-Runahead group (what a RunaheadJob pod runs)');
-  withChainFlags(withPromptFlags(withEngineFlags(cmd)))
-    .requiredOption('--rank <n>', 'this rank', process.env.RUNAHEAD_RANK)
-    .requiredOption('--world-size <n>', 'ranks in the group', process.env.RUNAHEAD_WORLD_SIZE)
-    .option('--peers <list>', 'host:port of every rank, by rank, comma-separated', process.env.RUNAHEAD_PEERS)
-    .option(
-      '--listen <address>',
-      'address this rank serves on',
-      process.env.RUNAHEAD_LISTEN ?? '0.0.0.0:50051',
-    )
-    .option('--serve', 'stay up and run what Run requests ask for, until Shutdown')
-    .option('--json', 'rank 0 prints the run result as one JSON object')
-    .option('--result-file <file>', 'rank 0 writes the result (or the error) here as JSON')
-    .option(
-      '--termination-log <file>',
-      'write how this rank ended here, for the operator (the pod’s terminationMessagePath)',
-      process.env.RUNAHEAD_TERMINATION_LOG,
-    )
-    .option(
-      '--model-origin <text>',
-      'what set --model, named when the model cannot be found (the operator: spec.model.checkpoint.path)',
-      process.env.RUNAHEAD_MODEL_ORIGIN ?? '--model',
-    )
+  withWorkerFlags(cmd)
     // Flags commander itself refuses (unknown, missing) are configuration errors too: exit 2, and
     // say so in the termination log, as for every other way this command ends.
     .exitOverride((err) => {
@@ -177,31 +70,7 @@ function rankOf(flag: unknown): number {
   return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
-/** A model that is not there fails the rank now, before it loads or waits for anything. */
-async function checkModel(model: string, origin: string): Promise<void> {
-  if (isSynthetic(model)) {
-    try {
-      presetConfig(model.slice(SYNTHETIC_PREFIX.length));
-    } catch (err) {
-      throw new WorkerConfigError(`model: ${(err as Error).message} (${origin})`);
-    }
-    return;
-  }
-  let isDirectory: boolean;
-  try {
-    isDirectory = (await stat(model)).isDirectory();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new WorkerConfigError(
-      code === 'ENOENT'
-        ? `model: checkpoint directory ${model} does not exist (${origin})`
-        : `model: cannot read checkpoint directory ${model} (${origin}): ${(err as Error).message}`,
-    );
-  }
-  if (!isDirectory) throw new WorkerConfigError(`model: ${model} is not a directory (${origin})`);
-}
-
-async function readPrompt(source: PromptSource): Promise<string | null> {
+async function readPrompt(source: JobPrompt): Promise<string | null> {
   if (source.kind === 'text') return source.text;
   if (source.kind !== 'file') return null;
   try {
@@ -211,39 +80,23 @@ async function readPrompt(source: PromptSource): Promise<string | null> {
   }
 }
 
-/** Check what can be checked without the model, so a wrong job fails in seconds, not at a timeout. */
-function checkPartition(chain: ChainFlags, worldSize: number, table: PartitionTable | null): void {
-  if (chain.split !== undefined || chain.partition !== 'balanced') return;
-  const ranks = chain.mode === 'single' ? 1 : worldSize;
-  if (ranks === 1) return;
-  if (!table)
-    throw new UsageError(
-      '--partition balanced needs --partition-table <table.json> (runahead tune makes one)',
-    );
-  if (table.ranks !== ranks)
-    throw new UsageError(`the partition table is for ${table.ranks} ranks; this job has ${ranks}`);
-}
-
 async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
-  const w = parseFlags(WorkerFlags, flags);
-  const spec = engineSpec(flags, w.worldSize > 1);
-  const chain = parseFlags(ChainFlagsSchema, flags);
-  if (w.rank >= w.worldSize)
-    throw new UsageError(`--rank ${w.rank} must be below --world-size ${w.worldSize}`);
-  const peers = (w.peers ?? '').split(',').filter((p) => p.length > 0);
-  if (w.worldSize > 1 && peers.length !== w.worldSize) {
-    throw new UsageError(`--peers must list ${w.worldSize} addresses (one per rank), got ${peers.length}`);
-  }
-  const tls = tlsFiles(chain);
-  const coordinator = !w.serve && w.rank === 0;
-  const jobPrompt = coordinator ? promptSource(flags, spec.seed) : null;
-  const promptText = jobPrompt ? await readPrompt(jobPrompt) : null;
-  const request = jobPrompt ? runRequest(chain, toPrompt(jobPrompt, promptText)) : null;
+  const config = workerConfigFromFlags(flags);
+  const { chain } = config;
+  const spec = engineSpecOf(config.engine, config.worldSize > 1);
+  const coordinator = !config.serve && config.rank === 0;
+  const promptText = config.prompt ? await readPrompt(config.prompt) : null;
+  const request = config.prompt ? runRequest(chain, toPrompt(config.prompt, promptText)) : null;
   const partitionTable = chain.partitionTable ? await readPartitionTable(chain.partitionTable) : null;
-  if (coordinator) checkPartition(chain, w.worldSize, partitionTable);
-  await checkModel(spec.model, w.modelOrigin);
+  if (coordinator) {
+    const ranks = chain.mode === 'single' ? 1 : config.worldSize;
+    const tokens = config.prompt?.kind === 'tokens' ? config.prompt.count : undefined;
+    const problem = partitionProblem(chain.partition, ranks, partitionTable, tokens);
+    if (problem) throw new UsageError(problem);
+  }
+  await checkModel(spec.model, config.modelOrigin);
 
-  const log = logger('worker', { rank: w.rank });
+  const log = logger('worker', { rank: config.rank });
   const tokenizer = await loadTokenizer(spec.model);
   const engine = await EngineClient.start(spec, (done, total, what) => {
     log.info({ done, total, what }, `loading model: ${Math.floor((100 * done) / total)}%`);
@@ -252,11 +105,11 @@ async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
   try {
     node = await RankNode.start(
       {
-        rank: w.rank,
-        worldSize: w.worldSize,
-        peers: peers.length > 0 ? peers : [w.listen],
-        listen: w.listen,
-        tls,
+        rank: config.rank,
+        worldSize: config.worldSize,
+        peers: config.peers,
+        listen: config.listen,
+        tls: chain.tls,
         limits: {
           maxFrameBytes: chain.maxFrameBytes,
           maxQueuedFrames: chain.maxQueuedFrames,
@@ -274,12 +127,12 @@ async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
     throw err;
   }
   try {
-    if (w.serve) {
+    if (config.serve) {
       log.info({ reason: await node.closed }, 'stopping');
-      return succeeded(w.rank);
+      return succeeded(config.rank);
     }
-    if (request) return await runJob(node, w.rank, request, w.json, w.resultFile);
-    return await followJob(node, w.rank, chain.startupTimeoutMs + chain.runTimeoutMs);
+    if (request) return await runJob(node, config.rank, request, config.json, config.resultFile ?? undefined);
+    return await followJob(node, config.rank, chain.startupTimeoutMs + chain.runTimeoutMs);
   } finally {
     await node.stop();
     await engine.close();

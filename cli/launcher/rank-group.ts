@@ -11,6 +11,9 @@ import { createInterface } from 'node:readline';
 import { Metadata } from '@grpc/grpc-js';
 import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, type LinkLimits } from '../../core/protocol.ts';
+import { WorkerExit } from '../../core/api/termination-message.ts';
+import { EVEN } from '../../core/partition-choice.ts';
+import { DEFAULT_CHAIN_TIMEOUTS, workerArgv, type EngineConfig } from '../../core/worker-config.ts';
 import type { EngineSpec } from '../../worker/runtime/layer-engine.ts';
 import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
 import { MALLOC_TUNING_ENV } from '../../worker/runtime/ort.ts';
@@ -43,9 +46,31 @@ interface RankProcess {
 }
 
 const BIN = new URL('../../bin/runahead.js', import.meta.url).pathname;
+/** How long ranks get to stop after one of them died, before they are killed. */
+const FAILED_GRACE_MS = 1500;
+
+/** The worker flags' engine part, from the engine spec a command built. */
+function engineConfigOf(spec: EngineSpec): EngineConfig {
+  return {
+    model: spec.model,
+    ep: spec.ep,
+    dtype: spec.dtype,
+    threads: spec.threads,
+    seed: spec.seed,
+    device: spec.deviceId,
+    layersPerGraph: spec.layersPerGraph ?? 'auto',
+    attention: spec.attention ?? 'auto',
+  };
+}
 
 export class RankGroupError extends Error {
   override readonly name = 'RankGroupError';
+  /** How the launcher should exit: 2 when a rank exited with a configuration error, else 1. */
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = WorkerExit.Failed) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 function tail(file: string, lines = 8): string {
@@ -63,6 +88,8 @@ export class RankGroup {
   private closing = false;
   private readonly died: Promise<never>;
   private readonly runTimeoutMs: number;
+  /** Aborted when a rank dies: nothing waits on the others any longer. */
+  private readonly stopWaiting = new AbortController();
 
   private constructor(processes: RankProcess[], logDir: string, peers: Peers, runTimeoutMs: number) {
     this.processes = processes;
@@ -73,9 +100,11 @@ export class RankGroup {
       for (const p of processes) {
         void p.exited.then(({ code, signal }) => {
           if (!this.closing) {
+            this.stopWaiting.abort(`rank ${p.rank} exited`);
             reject(
               new RankGroupError(
                 `rank ${p.rank} exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); the end of its log (${p.logFile}):\n${tail(p.logFile)}`,
+                code === WorkerExit.ConfigError ? WorkerExit.ConfigError : WorkerExit.Failed,
               ),
             );
           }
@@ -87,59 +116,41 @@ export class RankGroup {
 
   static async start(opts: RankGroupOptions): Promise<RankGroup> {
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const startupTimeoutMs = opts.startupTimeoutMs ?? 300_000;
-    const runTimeoutMs = opts.runTimeoutMs ?? 600_000;
+    const startupTimeoutMs = opts.startupTimeoutMs ?? DEFAULT_CHAIN_TIMEOUTS.startupTimeoutMs;
+    const runTimeoutMs = opts.runTimeoutMs ?? DEFAULT_CHAIN_TIMEOUTS.runTimeoutMs;
     const logDir = opts.logDir ?? (await mkdtemp(join(tmpdir(), 'runahead-ranks-')));
     const ports = await freePorts(opts.ranks);
     const addresses = ports.map((p) => `127.0.0.1:${p}`);
     const progress = new Array<[number, number]>(opts.ranks).fill([0, 1]);
     const { spec } = opts;
+    const engine = engineConfigOf(spec);
     const processes = addresses.map((address, rank): RankProcess => {
       const args = [
         BIN,
-        'worker',
-        '--serve',
-        ...[
-          '--rank',
-          String(rank),
-          '--world-size',
-          String(opts.ranks),
-          '--peers',
-          addresses.join(','),
-          '--listen',
-          address,
-        ],
-        ...[
-          '--model',
-          spec.model,
-          '--ep',
-          spec.ep,
-          '--dtype',
-          spec.dtype,
-          '--threads',
-          String(spec.threads),
-          '--seed',
-          String(spec.seed),
-          '--device',
-          String(spec.deviceId),
-          '--layers-per-graph',
-          String(spec.layersPerGraph ?? 'auto'),
-          '--attention',
-          spec.attention ?? 'auto',
-        ],
-        ...[
-          '--max-frame-bytes',
-          String(limits.maxFrameBytes),
-          '--max-queued-frames',
-          String(limits.maxQueuedFrames),
-          '--peer-timeout-ms',
-          String(limits.peerTimeoutMs),
-        ],
-        ...['--startup-timeout-ms', String(startupTimeoutMs), '--run-timeout-ms', String(runTimeoutMs)],
-        ...(opts.tls
-          ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--tls-ca', opts.tls.ca]
-          : []),
-        ...(opts.partitionTable ? ['--partition-table', opts.partitionTable] : []),
+        ...workerArgv({
+          rank,
+          worldSize: opts.ranks,
+          peers: addresses,
+          listen: address,
+          serve: true,
+          engine,
+          modelOrigin: '--model',
+          prompt: null,
+          chain: {
+            // A serving rank takes mode and split from each Run request; these are only defaults.
+            mode: 'runahead',
+            partition: EVEN,
+            ...(opts.partitionTable ? { partitionTable: opts.partitionTable } : {}),
+            maxNewTokens: 0,
+            ...limits,
+            startupTimeoutMs,
+            runTimeoutMs,
+            tls: opts.tls ?? null,
+          },
+          terminationLog: null,
+          resultFile: null,
+          json: false,
+        }),
       ];
       const [command, argv] = opts.pinCores
         ? [
@@ -184,11 +195,13 @@ export class RankGroup {
     );
     try {
       await Promise.race([
-        Promise.all(processes.map((p) => group.peers.waitServing(p.rank, startupTimeoutMs))),
+        Promise.all(
+          processes.map((p) => group.peers.waitServing(p.rank, startupTimeoutMs, group.stopWaiting.signal)),
+        ),
         group.died,
       ]);
     } catch (err) {
-      await group.close();
+      await group.close(FAILED_GRACE_MS);
       throw err;
     }
     return group;
@@ -217,9 +230,18 @@ export class RankGroup {
     return Promise.race([call, this.died]);
   }
 
-  /** Shut every rank down; kill those still running after `graceMs`. */
+  /** Rejects as soon as a rank dies (not when close() stops them). */
+  get death(): Promise<never> {
+    return this.died;
+  }
+
+  /**
+   * Shut every rank down; kill those still running after `graceMs`. After a rank died the others
+   * get FAILED_GRACE_MS, so the launcher exits within seconds of the death (issue: fail fast).
+   */
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
+    this.stopWaiting.abort('closing');
     await Promise.all(
       this.processes.map(
         (p, r) =>
@@ -228,9 +250,11 @@ export class RankGroup {
               resolve();
               return;
             }
-            this.peers.client(r).shutdown({}, new Metadata(), { deadline: Date.now() + 2000 }, () => {
-              resolve();
-            });
+            this.peers
+              .client(r)
+              .shutdown({}, new Metadata(), { deadline: Date.now() + Math.min(2000, graceMs) }, () => {
+                resolve();
+              });
           }),
       ),
     );

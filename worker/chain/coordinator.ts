@@ -12,8 +12,8 @@ import {
   type Span,
   type StartReply,
 } from '../../core/gen/runahead/v1/rank.ts';
-import { evenBoundaries, validateBoundaries } from '../../core/partition.ts';
-import { lookupBoundaries, type PartitionTable } from '../../core/partition-table.ts';
+import type { PartitionTable } from '../../core/partition-table.ts';
+import { partitionFromRequest, resolvePartition } from '../../core/partition-choice.ts';
 import { syntheticPromptIds } from '../prompt.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { RankRun, RunFailure, type RankEnv, type RunPlan } from './rank-run.ts';
@@ -124,29 +124,14 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/** The split of a run, from what its request asks (core/partition-choice.ts decides). */
 export function resolveBoundaries(
   request: RunRequest,
   contextLength: number,
   ranks: number,
   table: PartitionTable | null,
 ): { boundaries: number[]; partition: string } {
-  if (request.boundaries.length > 0) {
-    validateBoundaries(request.boundaries, contextLength, ranks);
-    return { boundaries: [...request.boundaries], partition: 'explicit' };
-  }
-  if (request.partition === 'balanced' && ranks > 1) {
-    if (!table)
-      throw new RunFailure(
-        'partition "balanced" needs a partition table: start rank 0 with --partition-table <table.json> (runahead tune makes one)',
-      );
-    if (table.ranks !== ranks)
-      throw new RunFailure(`the partition table is for ${table.ranks} ranks; this run has ${ranks}`);
-    return { boundaries: lookupBoundaries(table, contextLength), partition: 'balanced' };
-  }
-  if (request.partition !== '' && request.partition !== 'even' && request.partition !== 'balanced') {
-    throw new RunFailure(`partition must be "even" or "balanced", got "${request.partition}"`);
-  }
-  return { boundaries: evenBoundaries(contextLength, ranks), partition: 'even' };
+  return resolvePartition(partitionFromRequest(request), contextLength, ranks, table);
 }
 
 /** Shift a rank's spans onto the coordinator's clock. */

@@ -122,13 +122,17 @@ export class Peers {
     });
   }
 
-  /** Resolve once `rank` answers its health check with SERVING; fail after `timeoutMs`. */
-  async waitServing(rank: number, timeoutMs: number): Promise<void> {
+  /**
+   * Resolve once `rank` answers its health check with SERVING; fail after `timeoutMs`, or as soon
+   * as `signal` aborts (a launcher whose rank died stops waiting for the others).
+   */
+  async waitServing(rank: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const client = new HealthClientCtor(this.address(rank), this.creds, this.options);
     let last = 'no answer';
     try {
       while (Date.now() < deadline) {
+        if (signal?.aborted) throw new Error(`stopped waiting for rank ${rank}: ${String(signal.reason)}`);
         const status = await new Promise<string>((resolve) => {
           client.check({ service: '' }, { deadline: Math.min(deadline, Date.now() + 2000) }, (err, reply) => {
             resolve(

@@ -14,6 +14,8 @@ export const MODES = ['runahead', 'tsp', 'single'] as const;
 export const PARTITION_STRATEGIES = ['even', 'balanced', 'explicit'] as const;
 export const DTYPES = ['float32', 'float16'] as const;
 export const MAX_RANKS = 64;
+/** The run timeout of a job that sets neither runTimeoutSeconds nor activeDeadlineSeconds. */
+export const DEFAULT_RUN_TIMEOUT_SECONDS = 3600;
 
 const cel = (rule: string, message: string, fieldPath?: string) => ({
   rule,
@@ -264,6 +266,14 @@ export const RunaheadJobSpecSchema = z
       .max(86_400)
       .default(900)
       .describe('Rank 0 waits this long for every rank to load the model and become ready.'),
+    runTimeoutSeconds: z
+      .int()
+      .min(1)
+      .max(604_800)
+      .optional()
+      .describe(
+        'A rank fails the run when it has not ended this long after it began (default: activeDeadlineSeconds when set, else 3600).',
+      ),
     backoffLimit: z
       .int()
       .min(0)
