@@ -9,6 +9,7 @@
 // projection and its predecessor's K/V. KV-Runahead's keys for rank i are [0, e_i); TSP's are
 // [0, C) for every rank (a dense chunk×C product, masked), after an all-gather per layer; one rank
 // alone attends C×C.
+import type { ModeName } from './api/v1alpha1/runahead-job.ts';
 import { z } from 'zod';
 
 export const PROFILE_VERSION = 1;
@@ -54,7 +55,8 @@ export class CostModelError extends Error {
   override readonly name = 'CostModelError';
 }
 
-export type Scheme = 'single' | 'runahead' | 'tsp';
+/** The run's mode, as the cost model predicts it. */
+export type Scheme = ModeName;
 
 /** Refuse coefficients that would make predictions meaningless. */
 export function checkCoefficients(c: CostCoefficients): void {

@@ -3,6 +3,7 @@
 // fractions b_i / C, which change slowly with C, then scales back to tokens.
 import { z } from 'zod';
 import { PartitionError, validateBoundaries } from './partition.ts';
+import { SPLIT_MODES } from './api/v1alpha1/runahead-job.ts';
 
 export const TABLE_VERSION = 1;
 
@@ -11,7 +12,7 @@ export const PartitionTableSchema = z
     version: z.literal(TABLE_VERSION),
     model: z.string(),
     ranks: z.number().int().positive(),
-    scheme: z.enum(['runahead', 'tsp']).default('runahead'),
+    scheme: z.enum(SPLIT_MODES).default('runahead'),
     granularity: z.number().int().positive().default(1),
     /** Where the costs came from (a profile's hardware and file), for people reading the table. */
     profile: z.string().optional(),

@@ -1,6 +1,7 @@
 // Constants and limits of the rank protocol (proto/runahead/v1/rank.proto).
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { DType, Mode } from './gen/runahead/v1/rank.ts';
+import type { ModeName } from './api/v1alpha1/runahead-job.ts';
 
 /** Bumped on any incompatible change to rank.proto or to what a field means. */
 export const PROTOCOL_VERSION = 1;
@@ -44,7 +45,7 @@ export function grpcOptions(limits: LinkLimits): ChannelOptions {
   };
 }
 
-export type ModeName = 'single' | 'runahead' | 'tsp';
+export type { ModeName };
 
 export const MODE_BY_NAME: Record<ModeName, Mode> = {
   single: Mode.MODE_SINGLE,

@@ -1,6 +1,7 @@
 // The JSON a benchmark writes (--json-out): where and how it ran, and every measured point with
 // the run whose TTFT was the median. `runahead calibrate` reads it back.
 import { z } from 'zod';
+import { MODES } from '../../core/api/v1alpha1/runahead-job.ts';
 
 const SpanSchema = z.object({
   rank: z.number(),
@@ -16,7 +17,7 @@ export const MeasuredPointSchema = z.object({
   ranks: z.number().int(),
   ttft: z.object({ median: z.number(), min: z.number(), max: z.number(), runs: z.number() }),
   median: z.object({
-    mode: z.enum(['single', 'runahead', 'tsp']),
+    mode: z.enum(MODES),
     boundaries: z.array(z.number().int()).readonly(),
     ttftMs: z.number(),
     timeline: z.array(SpanSchema).readonly(),

@@ -4,6 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { searchBalanced } from '../../core/partition-search.ts';
+import { SPLIT_MODES } from '../../core/api/v1alpha1/runahead-job.ts';
 import { PartitionTableSchema, TABLE_VERSION, type PartitionTable } from '../../core/partition-table.ts';
 import { parseFlags } from '../options.ts';
 import { readProfile } from './calibrate.ts';
@@ -27,7 +28,7 @@ const Flags = z.object({
   out: z.string(),
   contexts: positiveList('--contexts'),
   granularity: z.coerce.number().int().min(1, '--granularity must be ≥ 1'),
-  scheme: z.enum(['runahead', 'tsp']),
+  scheme: z.enum(SPLIT_MODES, { error: `--scheme must be ${SPLIT_MODES.join(' or ')}` }),
 });
 
 export const DEFAULT_TABLE_CONTEXTS =

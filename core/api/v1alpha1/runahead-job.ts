@@ -10,7 +10,11 @@ import { MAX_JOB_NAME_LENGTH, PHASES } from './names.ts';
 /** Keep in step with worker/model/presets.ts (a unit test checks). */
 export const SYNTHETIC_PRESETS = ['tiny', 'small', 'llama-7b', 'llama3-8b'] as const;
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
+/** How a run uses its ranks; the one list every layer (CRD, flags, protocol, reports) takes. */
 export const MODES = ['runahead', 'tsp', 'single'] as const;
+export type ModeName = (typeof MODES)[number];
+/** The modes that split the context among ranks (a partition table is for one of these). */
+export const SPLIT_MODES = ['runahead', 'tsp'] as const satisfies readonly ModeName[];
 export const PARTITION_STRATEGIES = ['even', 'balanced', 'explicit'] as const;
 export const DTYPES = ['float32', 'float16'] as const;
 export const MAX_RANKS = 64;
