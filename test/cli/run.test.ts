@@ -1,8 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../support/cli.ts';
+import { ROOT, RUNAHEAD_BIN, runCli } from '../support/cli.ts';
+import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { modelDir, reference } from '../support/fixtures.ts';
 
 describe('runahead run (the local launcher)', () => {
@@ -80,12 +82,107 @@ describe('runahead run (the local launcher)', () => {
     expect(r.stdout).toMatch(/rank 0 +│[█░·]+│/);
   }, 100_000);
 
-  it('refuses a split that does not match the ranks, naming the problem', async () => {
+  it('refuses a split that does not match the ranks before any rank starts: exit 2, naming the problem', async () => {
     const r = await runCli(
       ['run', '--ranks', '2', '--model', 'synthetic:tiny', '--prompt-tokens', '40', '--split', '0,10,20,40'],
       { timeoutMs: 90_000 },
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/a split for 2 ranks needs 3 boundaries, got 4 \(0,10,20,40\)/);
+    expect(r.stderr).not.toMatch(/loading model|exited unexpectedly/);
+  }, 100_000);
+
+  it.each([
+    [
+      ['--model', '/nonexistent', '--prompt', 'hi'],
+      /checkpoint directory \/nonexistent does not exist \(--model\)/,
+    ],
+    [
+      ['--model', 'synthetic:tiny', '--prompt', 'hi', '--ranks', '8'],
+      /the context \(\d tokens\) must have at least one token per rank \(8 ranks\)/,
+    ],
+    [
+      ['--model', 'synthetic:tiny', '--prompt-tokens', '64', '--partition', 'balanced'],
+      /needs a partition table/,
+    ],
+    [
+      ['--model', 'synthetic:tiny', '--prompt-file', '/nonexistent.txt'],
+      /--prompt-file \/nonexistent.txt: ENOENT/,
+    ],
+  ])(
+    'checks %j before loading the model: exit 2 with the reason',
+    async (args, message) => {
+      const r = await runCli(['run', '--ranks', '2', ...args], { timeoutMs: 60_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/loading model|exited unexpectedly/);
+    },
+    70_000,
+  );
+
+  it('a rank that exits with a configuration error while loading ends the run at once: exit 2 with its message', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'broken-'));
+    await cp(modelDir('llama3-tiny'), dir, { recursive: true });
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    delete config['hidden_size'];
+    await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+    // The launcher's own checks pass (the directory and its tokenizer exist); the ranks find the
+    // broken config while loading.
+    const r = await runCli(['run', '--ranks', '2', '--model', dir, '--prompt', 'hi'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/rank \d exited unexpectedly \(code 2\)/);
+    expect(r.stderr).toMatch(/config\.json: hidden_size/);
+  }, 70_000);
+
+  it('a rank killed while the ranks load ends the run within seconds, naming it, and leaves no rank running', async () => {
+    const seed = String(40_000 + (process.pid % 10_000));
+    const child = spawn(
+      process.execPath,
+      [
+        RUNAHEAD_BIN,
+        'run',
+        '--ranks',
+        '3',
+        '--model',
+        'synthetic:small',
+        '--seed',
+        seed,
+        '--prompt-tokens',
+        '2048',
+      ],
+      { cwd: ROOT, env: { ...process.env, RUNAHEAD_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const ranks = (rank?: number) =>
+      pids(
+        `runahead.js worker --model synthetic:small --model-origin --model --seed ${seed} --rank ${rank ?? ''}`,
+      );
+    try {
+      const victim = await eventually('rank 1 to start', async () => (await ranks(1))[0], 60_000, 100);
+      process.kill(victim, 'SIGKILL');
+      const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/rank 1 exited unexpectedly \(signal SIGKILL\)/);
+      await eventuallyExpect(
+        'no rank left running',
+        () => ranks(),
+        (left) => expect(left).toEqual([]),
+        10_000,
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
   }, 100_000);
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pids of processes whose command line contains `pattern`. */
+async function pids(pattern: string): Promise<number[]> {
+  const out = await new Promise<string>((resolve) => {
+    execFile('pgrep', ['-f', '--', pattern], (_, stdout) => resolve(stdout));
+  });
+  return out.split('\n').filter(Boolean).map(Number);
+}
