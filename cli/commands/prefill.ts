@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { engineSpec, parseFlags, promptSource } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
+import { checkModel } from '../model-check.ts';
 import { z } from 'zod';
 import { EngineClient } from '../../worker/runtime/engine-client.ts';
 import { loadTokenizer } from '../../worker/tokenizer.ts';
@@ -28,6 +29,7 @@ export function registerPrefill(program: Command): void {
       const spec = engineSpec(flags);
       const { maxNewTokens, json } = parseFlags(PrefillFlags, flags);
       const source = promptSource(flags, spec.seed);
+      await checkModel(spec.model, '--model');
       const tokenizer = await loadTokenizer(spec.model);
       const bar = progress('loading model');
       const engine = await EngineClient.start(spec, (d, t, w) => {

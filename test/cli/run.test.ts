@@ -120,6 +120,17 @@ describe('runahead run (the local launcher)', () => {
     70_000,
   );
 
+  it('prefill and run name a missing model the same way', async () => {
+    const [prefill, run] = await Promise.all([
+      runCli(['prefill', '--model', '/nonexistent', '--prompt', 'hi']),
+      runCli(['run', '--model', '/nonexistent', '--prompt', 'hi']),
+    ]);
+    expect([prefill.code, run.code]).toEqual([2, 2]);
+    const message = 'model: checkpoint directory /nonexistent does not exist (--model)';
+    expect(prefill.stderr).toContain(message);
+    expect(run.stderr).toContain(message);
+  }, 70_000);
+
   it('a rank that exits with a configuration error while loading ends the run at once: exit 2 with its message', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'broken-'));
     await cp(modelDir('llama3-tiny'), dir, { recursive: true });
