@@ -13,6 +13,7 @@ import type { PartitionTable } from '../../core/partition-table.ts';
 import { describeConfig, modelConfig } from '../model-info.ts';
 import { readProfile } from './calibrate.ts';
 import { readPartitionTable } from './worker.ts';
+import { EVEN, partitionToRequest } from '../../core/partition-choice.ts';
 import type { BenchResults } from '../bench/results.ts';
 import { logger } from '../../core/log.ts';
 import { engineSpec, parseFlags, UsageError } from '../options.ts';
@@ -135,9 +136,8 @@ export function registerBench(program: Command): void {
                 const result = await group.run({
                   prompt: { source: { $case: 'syntheticTokens', value: context } },
                   mode: MODE_BY_NAME[mode === 'balanced' ? 'runahead' : mode],
-                  boundaries: [],
+                  ...partitionToRequest(mode === 'balanced' ? { kind: 'balanced' } : EVEN),
                   maxNewTokens: 0,
-                  partition: mode === 'balanced' ? 'balanced' : 'even',
                   debugState: false,
                 });
                 const warm = i < f.warmup;
