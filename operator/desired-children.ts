@@ -16,8 +16,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import { evenBoundaries } from '../core/partition.ts';
-import { partitionFromSpec } from '../core/partition-choice.ts';
+import { partitionFromSpec, resolvePartition } from '../core/partition-choice.ts';
 import { DEFAULT_LIMITS } from '../core/protocol.ts';
 import { workerArgv, type WorkerConfig } from '../core/worker-config.ts';
 import {
@@ -117,10 +116,11 @@ export function rankAddresses(job: JobRef, defaults: OperatorDefaults): string[]
  * or a balanced table) rank 0 computes it and the status shows it once the run reports.
  */
 export function plannedBoundaries(spec: RunaheadJobSpec): number[] | null {
-  if (spec.partition.strategy === 'explicit') return [...(spec.partition.boundaries ?? [])];
-  if (spec.partition.strategy === 'even' && spec.prompt.syntheticTokens !== undefined)
-    return evenBoundaries(spec.prompt.syntheticTokens, spec.ranks);
-  return null;
+  const choice = partitionFromSpec(spec.partition);
+  const tokens = spec.prompt.syntheticTokens;
+  if (choice.kind === 'balanced' || (choice.kind === 'even' && tokens === undefined)) return null;
+  if (choice.kind === 'explicit') return [...choice.boundaries];
+  return resolvePartition(choice, tokens!, spec.ranks, null).boundaries;
 }
 
 export function desiredService(job: JobRef): V1Service {
