@@ -2,7 +2,7 @@
 // the flag's name and what would be accepted.
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { EXECUTION_PROVIDERS } from '../worker/runtime/ort.ts';
+import { EXECUTION_PROVIDERS } from '../core/execution-providers.ts';
 import type { EngineSpec } from '../worker/runtime/layer-engine.ts';
 import type { PromptSource } from '../worker/prompt.ts';
 

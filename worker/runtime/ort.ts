@@ -2,6 +2,7 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
 import { stageModel } from './weight-staging.ts';
+import type { ExecutionProviderName } from '../../core/execution-providers.ts';
 
 // onnxruntime-common 1.30 wraps float16 data in a Float16Array view whenever the global exists
 // (Node ≥ 24), but the native binding cannot read a Float16Array and sees 0 bytes ("not enough
@@ -18,8 +19,7 @@ import { stageModel } from './weight-staging.ts';
   }
 }
 
-export type ExecutionProviderName = 'cpu' | 'webgpu' | 'cuda';
-export const EXECUTION_PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'webgpu', 'cuda'];
+export { EXECUTION_PROVIDERS, type ExecutionProviderName } from '../../core/execution-providers.ts';
 
 export interface SessionSettings {
   readonly ep: ExecutionProviderName;

@@ -1,0 +1,5 @@
+// The execution providers a rank can run on, known without onnxruntime: the command line checks
+// `--ep` against this list in every process, and the operator's process must not load onnxruntime's
+// native library to do so. worker/runtime/ort.ts re-exports it for the worker side.
+export type ExecutionProviderName = 'cpu' | 'webgpu' | 'cuda';
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'webgpu', 'cuda'];
