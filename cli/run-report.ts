@@ -140,24 +140,70 @@ const COLORS: Record<string, string> = {
   wait: '#c9c9c9',
   send: '#e8903a',
 };
-const LEGEND: Record<string, string> = {
+const SPAN_LABELS: Record<string, string> = {
   project: 'Q/K/V projection',
   attend: 'attention + MLP',
   layers: 'several layers (one graph)',
   wait: 'waiting for K/V',
   send: 'sending K/V',
 };
+const UNKNOWN_COLOR = '#888';
+const FIRST_TOKEN_COLOR = '#c0392b';
+const MODE_TITLES: Record<ModeName, string> = { runahead: 'KV-Runahead', tsp: 'TSP', single: 'Single' };
 
-/** The timeline as a standalone SVG picture. */
+/** The picture's title: what ran, on how many ranks, with which model — each said once. */
+export function timelineTitle(s: RunSummary, model: string): string {
+  const n = s.ranks.length;
+  return `${MODE_TITLES[s.mode]}, ${n} rank${n === 1 ? '' : 's'}, ${model}`;
+}
+
+/** Geometry of the SVG timeline, exported for its test. */
+export const SVG_LAYOUT = {
+  width: 900,
+  left: 70,
+  /** Room right of the axis for half of its last label ("12345 ms") at 12 px. */
+  right: 40,
+  rowHeight: 34,
+  top: 46,
+  legendItemWidth: 170,
+  legendRowHeight: 18,
+} as const;
+
+/**
+ * The timeline as a standalone SVG picture: one row per rank (compute and waits above, sends in a
+ * thin bar below), white where the rank was idle, and a dashed line at the first token.
+ */
 export function svgTimeline(s: RunSummary, title: string): string {
-  const width = 900;
-  const left = 70;
-  const right = 20;
-  const rowHeight = 34;
-  const top = 46;
+  const { width, left, right, rowHeight, top, legendItemWidth, legendRowHeight } = SVG_LAYOUT;
   const end = Math.max(s.ttftMs, ...s.timeline.map((t) => t.end), 1);
   const x = (t: number) => left + (Math.max(0, t) / end) * (width - left - right);
-  const height = top + s.ranks.length * rowHeight + 50;
+  const axisY = top + s.ranks.length * rowHeight + 8;
+
+  // Every colour drawn gets a name: the compute kinds that occur (all of them for an empty
+  // timeline), any other kind by its own name, then waits, sends, idle and the first token.
+  const present = COMPUTE_KINDS.filter((k) => s.timeline.some((t) => t.kind === k));
+  const unknown = [...new Set(s.timeline.map((t) => t.kind))].filter((k) => COLORS[k] === undefined);
+  const legendItems = [
+    ...[...(present.length > 0 ? present : COMPUTE_KINDS), ...unknown, 'wait', 'send'].map((k) => ({
+      label: SPAN_LABELS[k] ?? k,
+      swatch: (lx: number, ly: number) =>
+        `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[k] ?? UNKNOWN_COLOR}"/>`,
+    })),
+    {
+      label: 'idle (no span)',
+      swatch: (lx: number, ly: number) =>
+        `<rect x="${lx + 0.5}" y="${ly + 0.5}" width="11" height="11" fill="white" stroke="#999"/>`,
+    },
+    {
+      label: 'first token (TTFT)',
+      swatch: (lx: number, ly: number) =>
+        `<line x1="${lx + 6}" y1="${ly - 1}" x2="${lx + 6}" y2="${ly + 13}" stroke="${FIRST_TOKEN_COLOR}" stroke-dasharray="4 3" stroke-width="2"/>`,
+    },
+  ];
+  const perRow = Math.max(1, Math.floor((width - left) / legendItemWidth));
+  const legendTop = axisY + 26;
+  const height = legendTop + Math.ceil(legendItems.length / perRow) * legendRowHeight + 8;
+
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -171,11 +217,10 @@ export function svgTimeline(s: RunSummary, title: string): string {
       const [yy, h] = t.kind === 'send' ? [y + 24, 6] : [y + 4, 18];
       const w = Math.max(0.5, x(t.end) - x(t.start));
       parts.push(
-        `<rect x="${x(t.start).toFixed(2)}" y="${yy}" width="${w.toFixed(2)}" height="${h}" fill="${COLORS[t.kind] ?? '#888'}"><title>rank ${r.rank} ${t.kind} layer ${t.layer}: ${t.start}–${t.end} ms</title></rect>`,
+        `<rect x="${x(t.start).toFixed(2)}" y="${yy}" width="${w.toFixed(2)}" height="${h}" fill="${COLORS[t.kind] ?? UNKNOWN_COLOR}"><title>rank ${r.rank} ${t.kind} layer ${t.layer}: ${t.start}–${t.end} ms</title></rect>`,
       );
     }
   });
-  const axisY = top + s.ranks.length * rowHeight + 8;
   parts.push(`<line x1="${left}" y1="${axisY}" x2="${width - right}" y2="${axisY}" stroke="#333"/>`);
   for (let i = 0; i <= 5; i++) {
     const t = (end * i) / 5;
@@ -184,13 +229,14 @@ export function svgTimeline(s: RunSummary, title: string): string {
     );
   }
   parts.push(
-    `<line x1="${x(s.ttftMs).toFixed(1)}" y1="${top - 4}" x2="${x(s.ttftMs).toFixed(1)}" y2="${axisY}" stroke="#c0392b" stroke-dasharray="4 3"/>`,
+    `<line x1="${x(s.ttftMs).toFixed(1)}" y1="${top - 4}" x2="${x(s.ttftMs).toFixed(1)}" y2="${axisY}" stroke="${FIRST_TOKEN_COLOR}" stroke-dasharray="4 3"/>`,
   );
-  const legend = Object.entries(LEGEND).map(
-    ([k, label], i) =>
-      `<rect x="${left + i * 160}" y="${axisY + 26}" width="12" height="12" fill="${COLORS[k] ?? '#888'}"/><text x="${left + i * 160 + 16}" y="${axisY + 36}">${label}</text>`,
-  );
-  parts.push(...legend, '</svg>');
+  legendItems.forEach((item, i) => {
+    const lx = left + (i % perRow) * legendItemWidth;
+    const ly = legendTop + Math.floor(i / perRow) * legendRowHeight;
+    parts.push(`${item.swatch(lx, ly)}<text x="${lx + 16}" y="${ly + 10}">${escapeXml(item.label)}</text>`);
+  });
+  parts.push('</svg>');
   return parts.join('\n');
 }
 
