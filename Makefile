@@ -114,6 +114,9 @@ gpu-bench: $(NODE_MODULES) ## On a GPU (after make cuda, with PyTorch): runahead
 	bench/gpu/run.sh out/gpu-bench smoke bench anchor check profile
 	node bench/gpu/report.ts out/gpu-bench bench/results/h200-cuda
 
+# Pack Node.js, production node_modules and the Vulkan loader for the GPU machine. Not in `make help`:
+# it runs ../shared/device/pack.sh, which is outside this repository (the development machines' device
+# tooling), so it does nothing useful in a clone.
 .PHONY: device-pack
-device-pack: build ## Pack Node.js, production node_modules and the Vulkan loader for the GPU machine
+device-pack: build
 	../shared/device/pack.sh
