@@ -16,6 +16,7 @@ import { SafetensorsError } from '../worker/model/safetensors.ts';
 import { ExecutionProviderError } from '../worker/runtime/ort.ts';
 import { TokenizerError } from '../worker/tokenizer.ts';
 import { UsageError } from './options.ts';
+import { RunFailure } from '../worker/chain/rank-run.ts';
 
 /** The worker's own configuration checks (model path, prompt file) before it loads anything. */
 export class WorkerConfigError extends Error {
@@ -58,7 +59,8 @@ export function succeeded(
 export function failed(rank: number, err: unknown): WorkerEnd {
   const e = err instanceof Error ? err : new Error(String(err));
   const config = CONFIG_ERRORS.has(e.name);
-  const error = /^rank \d+\b/.test(e.message) ? e.message : `rank ${rank}: ${e.message}`;
+  // A run failure knows the rank where it began (maybe another one, whose failure ended this run).
+  const error = e instanceof RunFailure && e.rank !== null ? e.message : `rank ${rank}: ${e.message}`;
   return {
     code: config ? WorkerExit.ConfigError : WorkerExit.Failed,
     message: { v: TERMINATION_MESSAGE_VERSION, ok: false, rank, retriable: !config, error },

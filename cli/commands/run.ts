@@ -19,7 +19,7 @@ import {
   type JobPrompt,
 } from '../../core/worker-config.ts';
 import { loadTokenizer } from '../../worker/tokenizer.ts';
-import { rankTable, runSummary, svgTimeline, textTimeline } from '../run-report.ts';
+import { rankTable, runSummary, svgTimeline, textTimeline, timelineTitle } from '../run-report.ts';
 import { logger } from '../../core/log.ts';
 
 const RunFlags = z.object({
@@ -88,11 +88,7 @@ export function registerRun(program: Command): void {
       try {
         log.info({ ranks: f.ranks, mode: chain.mode, logs: group.logDir }, 'prefill running');
         const summary = runSummary(await group.run(request));
-        if (f.plot)
-          await writeFile(
-            f.plot,
-            svgTimeline(summary, `runahead ${summary.mode}, ${f.ranks} rank(s), ${spec.model}`),
-          );
+        if (f.plot) await writeFile(f.plot, svgTimeline(summary, timelineTitle(summary, spec.model)));
         if (f.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
         else {
           process.stdout.write(

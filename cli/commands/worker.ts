@@ -172,7 +172,7 @@ async function followJob(node: RankNode, rank: number, deadlineMs: number): Prom
   return new Promise<WorkerEnd>((resolve) => {
     const timer = setTimeout(() => {
       log.error({ deadlineMs }, 'no run finished before the deadline');
-      resolve(failed(rank, new RunFailure(`rank ${rank}: no run finished within ${deadlineMs} ms`)));
+      resolve(failed(rank, RunFailure.at(rank, `no run finished within ${deadlineMs} ms`)));
     }, deadlineMs);
     node.onRunEnded = (error) => {
       clearTimeout(timer);
@@ -187,7 +187,7 @@ async function followJob(node: RankNode, rank: number, deadlineMs: number): Prom
       // Rank 0 ends the job this way when its run failed before this rank's part began; its own
       // termination message has the cause.
       resolve(
-        failed(rank, new RunFailure(`rank ${rank}: stopped by rank 0 before its run ended (${reason})`)),
+        failed(rank, RunFailure.at(rank, `stopped by rank 0 before its run ended (${reason})`)),
       );
     });
   });

@@ -179,7 +179,9 @@ describe('runahead run (the local launcher)', () => {
       await eventuallyExpect(
         'no rank left running',
         () => ranks(),
-        (left) => expect(left).toEqual([]),
+        (left) => {
+          expect(left).toEqual([]);
+        },
         10_000,
       );
     } finally {
@@ -193,7 +195,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Pids of processes whose command line contains `pattern`. */
 async function pids(pattern: string): Promise<number[]> {
   const out = await new Promise<string>((resolve) => {
-    execFile('pgrep', ['-f', '--', pattern], (_, stdout) => resolve(stdout));
+    execFile('pgrep', ['-f', '--', pattern], (_, stdout) => {
+      resolve(stdout);
+    });
   });
   return out.split('\n').filter(Boolean).map(Number);
 }

@@ -71,7 +71,9 @@ export class CoordinatedRun {
     this.reports.set(rank, report);
     if (report.error)
       this.fail(
-        new RunFailure(report.error.startsWith('rank ') ? report.error : `rank ${rank}: ${report.error}`),
+        report.errorRank !== undefined
+          ? new RunFailure(report.error, report.errorRank)
+          : RunFailure.at(rank, report.error),
       );
     if (this.reports.size === this.ranks)
       this.allReports.resolve([...this.reports.values()].sort((a, b) => a.from!.rank - b.from!.rank));
@@ -186,7 +188,7 @@ export async function coordinate(
             { deadline: Date.now() + env.limits.peerTimeoutMs },
             (err, reply?: StartReply) => {
               if (err)
-                coordinated.fail(new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`));
+                coordinated.fail(new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`, r));
               else offsets.set(r, (reply?.receivedAtMs ?? sentAt) - (sentAt + now()) / 2);
               resolve();
             },

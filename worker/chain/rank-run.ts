@@ -78,8 +78,33 @@ function spanKind(range: StageRange): string {
   return isProject(range.from) ? 'project' : 'attend';
 }
 
+/**
+ * A run that failed: retriable (a new attempt of the group may succeed), unlike a configuration
+ * error. `rank` is where the failure began once that is known; its message then names that rank
+ * ("rank 2: …"), and nothing reads the rank back out of the text.
+ */
 export class RunFailure extends Error {
   override readonly name = 'RunFailure';
+  readonly retriable = true;
+  readonly rank: number | null;
+
+  /** `message` as given; with `rank`, the caller says the message already names it. */
+  constructor(message: string, rank: number | null = null) {
+    super(message);
+    this.rank = rank;
+  }
+
+  /** A failure that began on `rank`: "rank <rank>: <reason>". */
+  static at(rank: number, reason: string): RunFailure {
+    return new RunFailure(`rank ${rank}: ${reason}`, rank);
+  }
+}
+
+/** `err` as a failure attributed to a rank: its own rank if it has one, else `rank`. */
+export function attributeFailure(err: unknown, rank: number): RunFailure & { rank: number } {
+  if (err instanceof RunFailure && err.rank !== null) return err as RunFailure & { rank: number };
+  const reason = err instanceof Error ? err.message : String(err);
+  return RunFailure.at(rank, reason) as RunFailure & { rank: number };
 }
 
 /** Ranks taking part: all of them, except in single mode. */
@@ -111,18 +136,19 @@ export class RankRun {
     const b = plan.boundaries;
     const me = env.rank;
     const n = participants(plan);
-    if (me >= n) throw new RunFailure(`rank ${me} has no chunk in a run of ${n} rank(s)`);
+    if (me >= n) throw new RunFailure(`rank ${me} has no chunk in a run of ${n} rank(s)`, me);
     this.chunkStart = b[me]!;
     this.chunkEnd = b[me + 1]!;
     this.last = me === n - 1;
     if (plan.chunkIds.length !== this.chunkEnd - this.chunkStart) {
-      throw new RunFailure(
-        `rank ${me}: got ${plan.chunkIds.length} token ids for chunk [${this.chunkStart}, ${this.chunkEnd})`,
+      throw RunFailure.at(
+        me,
+        `got ${plan.chunkIds.length} token ids for chunk [${this.chunkStart}, ${this.chunkEnd})`,
       );
     }
     if (plan.mode === Mode.MODE_TSP && n > 1) {
       const problem = tspProblem(env.engine.info.graphs);
-      if (problem) throw new RunFailure(`rank ${me}: ${problem}`);
+      if (problem) throw RunFailure.at(me, problem);
     }
     const sources: InboxSource[] =
       plan.mode === Mode.MODE_TSP
@@ -181,7 +207,7 @@ export class RankRun {
 
   /** A frame from `fromRank`: check and keep it, and in KV-Runahead pass it on to the successor at once. */
   async onFrame(fromRank: number, frame: KvFrame): Promise<void> {
-    if (!this.inbox) throw new RunFailure(`rank ${this.env.rank} expects no K/V in this run`);
+    if (!this.inbox) throw new RunFailure(`rank ${this.env.rank} expects no K/V in this run`, this.env.rank);
     this.inbox.accept(fromRank, frame);
     if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.links.get(this.env.rank + 1)?.enqueue([frame]);
   }
@@ -286,17 +312,17 @@ export class RankRun {
         tokens = decoded.tokens;
       }
       await this.guard(Promise.all([...this.links.values()].map((link) => link.finish())));
-      return { ...this.report(tokens, ''), debugState };
+      return { ...this.report(tokens, null), debugState };
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      this.fail(e);
-      return this.report(tokens, e.message);
+      const failure = attributeFailure(err, this.env.rank);
+      this.fail(failure);
+      return this.report(tokens, failure);
     } finally {
       await engine.resetCache().catch(() => undefined);
     }
   }
 
-  private report(tokens: number[], error: string): RankReport {
+  private report(tokens: number[], failure: RunFailure | null): RankReport {
     const sum = (kinds: readonly string[]) =>
       this.spans.filter((s) => kinds.includes(s.kind)).reduce((t, s) => t + (s.endMs - s.startMs), 0);
     const sendSpans: Span[] = [];
@@ -310,7 +336,8 @@ export class RankRun {
     }
     return {
       from: this.env.identity(this.plan.runId),
-      error,
+      error: failure?.message ?? '',
+      ...(failure?.rank != null ? { errorRank: failure.rank } : {}),
       computeMs: sum(COMPUTE_KINDS),
       waitMs: sum(['wait']),
       sendMs: unionLength(sendSpans),

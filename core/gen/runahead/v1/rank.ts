@@ -174,7 +174,7 @@ export interface RankReport {
   from?:
     | Identity
     | undefined;
-  /** Empty when the rank succeeded. */
+  /** Empty when the rank succeeded; else the whole message, naming the rank where it began. */
   error: string;
   computeMs: number;
   waitMs: number;
@@ -193,6 +193,8 @@ export interface RankReport {
    * "layers.<l>.key" / "layers.<l>.value" [tokens, kv_heads, head_dim] in the compute dtype.
    */
   debugState: Uint8Array;
+  /** With error: the rank where the failure began (this one, or one whose failure it relays). */
+  errorRank?: number | undefined;
 }
 
 export interface RunResult {
@@ -212,8 +214,13 @@ export interface RunResult {
 }
 
 export interface AbortRequest {
-  from?: Identity | undefined;
+  from?:
+    | Identity
+    | undefined;
+  /** The whole message, naming the rank where the failure began. */
   reason: string;
+  /** The rank where the failure began (the sender, or one whose failure it relays). */
+  reasonRank?: number | undefined;
 }
 
 export interface ShutdownRequest {
@@ -1266,6 +1273,7 @@ function createBaseRankReport(): RankReport {
     startReceivedMs: 0,
     finishedMs: 0,
     debugState: new Uint8Array(0),
+    errorRank: undefined,
   };
 }
 
@@ -1316,6 +1324,9 @@ export const RankReport: MessageFns<RankReport> = {
     }
     if (message.debugState.length !== 0) {
       writer.uint32(114).bytes(message.debugState);
+    }
+    if (message.errorRank !== undefined) {
+      writer.uint32(120).uint32(message.errorRank);
     }
     return writer;
   },
@@ -1453,6 +1464,14 @@ export const RankReport: MessageFns<RankReport> = {
             }
 
             message.debugState = reader.bytes();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.errorRank = reader.uint32();
             continue;
           }
         }
@@ -1677,7 +1696,7 @@ export const RunResult: MessageFns<RunResult> = {
 };
 
 function createBaseAbortRequest(): AbortRequest {
-  return { from: undefined, reason: "" };
+  return { from: undefined, reason: "", reasonRank: undefined };
 }
 
 export const AbortRequest: MessageFns<AbortRequest> = {
@@ -1687,6 +1706,9 @@ export const AbortRequest: MessageFns<AbortRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.reasonRank !== undefined) {
+      writer.uint32(24).uint32(message.reasonRank);
     }
     return writer;
   },
@@ -1718,6 +1740,14 @@ export const AbortRequest: MessageFns<AbortRequest> = {
             }
 
             message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reasonRank = reader.uint32();
             continue;
           }
         }
