@@ -4,38 +4,13 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { EXECUTION_PROVIDERS } from '../core/execution-providers.ts';
 import type { EngineSpec } from '../worker/runtime/layer-engine.ts';
+import { engineConfigFromFlags, jobPromptFromFlags } from '../core/worker-config.ts';
+import { engineSpecOf } from './engine-spec.ts';
 import type { PromptSource } from '../worker/prompt.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
-
-const intFlag = (flag: string, min: number) =>
-  z.coerce
-    .number({ error: `${flag} must be a number` })
-    .int(`${flag} must be an integer`)
-    .min(min, `${flag} must be ≥ ${min}`);
-
-export const EngineFlagsSchema = z.object({
-  model: z.string({ error: '--model is required (a checkpoint directory or synthetic:<preset>)' }).min(1),
-  ep: z.enum(EXECUTION_PROVIDERS, { error: `--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}` }),
-  dtype: z.enum(['float32', 'float16'], { error: '--dtype must be float32 or float16' }),
-  threads: intFlag('--threads', 0),
-  seed: intFlag('--seed', 0),
-  device: intFlag('--device', 0),
-  layersPerGraph: z.union([z.literal('auto'), intFlag('--layers-per-graph', 0)], {
-    error: '--layers-per-graph must be auto or an integer ≥ 0',
-  }),
-  attention: z.enum(['auto', 'fused', 'reference'], {
-    error: '--attention must be auto, fused or reference',
-  }),
-});
-
-export const PromptFlagsSchema = z.object({
-  prompt: z.string().optional(),
-  promptFile: z.string().optional(),
-  promptTokens: intFlag('--prompt-tokens', 1).optional(),
-});
 
 export function parseFlags<S extends z.ZodType>(schema: S, flags: unknown): z.infer<S> {
   const result = schema.safeParse(flags);
@@ -44,31 +19,16 @@ export function parseFlags<S extends z.ZodType>(schema: S, flags: unknown): z.in
 }
 
 /** The engine a command's flags ask for; `inChain`: the process is one rank of several. */
-export function engineSpec(flags: unknown, inChain = false): EngineSpec {
-  const f = parseFlags(EngineFlagsSchema, flags);
-  return {
-    model: f.model,
-    ep: f.ep,
-    dtype: f.dtype,
-    threads: f.threads,
-    seed: f.seed,
-    deviceId: f.device,
-    inChain,
-    ...(f.layersPerGraph === 'auto' ? {} : { layersPerGraph: f.layersPerGraph }),
-    ...(f.attention === 'auto' ? {} : { attention: f.attention }),
-  };
+export function engineSpec(flags: Record<string, unknown>, inChain = false): EngineSpec {
+  return engineSpecOf(engineConfigFromFlags(flags), inChain);
 }
 
-export function promptSource(flags: unknown, seed: number): PromptSource {
-  const f = parseFlags(PromptFlagsSchema, flags);
-  const given = [f.prompt !== undefined, f.promptFile !== undefined, f.promptTokens !== undefined].filter(
-    Boolean,
-  ).length;
-  if (given !== 1)
+/** Exactly one of --prompt, --prompt-file, --prompt-tokens (a synthetic prompt takes `seed`). */
+export function promptSource(flags: Record<string, unknown>, seed: number): PromptSource {
+  const p = jobPromptFromFlags(flags);
+  if (!p)
     throw new UsageError('give exactly one of --prompt <text>, --prompt-file <file>, --prompt-tokens <n>');
-  if (f.prompt !== undefined) return { kind: 'text', text: f.prompt };
-  if (f.promptFile !== undefined) return { kind: 'file', path: f.promptFile };
-  return { kind: 'tokens', count: f.promptTokens ?? 1, seed };
+  return p.kind === 'tokens' ? { ...p, seed } : p;
 }
 
 /** Flags every engine-running command takes, with their defaults. */

@@ -4,6 +4,7 @@ import { engineSpec, parseFlags, promptSource } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
 import { checkModel } from '../model-check.ts';
+import { readPromptText } from '../prompt-text.ts';
 import { z } from 'zod';
 import { EngineClient } from '../../worker/runtime/engine-client.ts';
 import { loadTokenizer } from '../../worker/tokenizer.ts';
@@ -30,6 +31,8 @@ export function registerPrefill(program: Command): void {
       const { maxNewTokens, json } = parseFlags(PrefillFlags, flags);
       const source = promptSource(flags, spec.seed);
       await checkModel(spec.model, '--model');
+      // Read now, so that a missing file is named before the model loads.
+      const text = await readPromptText(source);
       const tokenizer = await loadTokenizer(spec.model);
       const bar = progress('loading model');
       const engine = await EngineClient.start(spec, (d, t, w) => {
@@ -38,7 +41,12 @@ export function registerPrefill(program: Command): void {
       bar.stop();
       try {
         const { config } = engine.info;
-        const ids = await promptIds(source, tokenizer, config.vocabSize, config.bosTokenId);
+        const ids = await promptIds(
+          text === null ? source : { kind: 'text', text },
+          tokenizer,
+          config.vocabSize,
+          config.bosTokenId,
+        );
         const result = await prefillAndGenerate(engine, ids, {
           maxNewTokens,
           eosTokenIds: config.eosTokenIds,

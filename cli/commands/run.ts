@@ -1,7 +1,7 @@
 // `runahead run`: the local launcher — the embedded default for trying KV-Runahead without a
 // cluster. N worker processes on this machine, real gRPC on loopback, one prompt through the chain.
 import type { Command } from 'commander';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
@@ -10,14 +10,10 @@ import { RankGroup } from '../launcher/rank-group.ts';
 import { runRequest, toPrompt, withChainFlags } from '../worker-flags.ts';
 import { engineSpecOf } from '../engine-spec.ts';
 import { checkModel } from '../model-check.ts';
+import { readPromptText } from '../prompt-text.ts';
 import { readPartitionTable } from './worker.ts';
 import { partitionProblem } from '../../core/partition-choice.ts';
-import {
-  chainConfigFromFlags,
-  engineConfigFromFlags,
-  jobPromptFromFlags,
-  type JobPrompt,
-} from '../../core/worker-config.ts';
+import { chainConfigFromFlags, engineConfigFromFlags, jobPromptFromFlags } from '../../core/worker-config.ts';
 import { loadTokenizer } from '../../worker/tokenizer.ts';
 import { rankTable, runSummary, svgTimeline, textTimeline, timelineTitle } from '../run-report.ts';
 import { logger } from '../../core/log.ts';
@@ -52,7 +48,7 @@ export function registerRun(program: Command): void {
       if (!source)
         throw new UsageError('give one of --prompt <text>, --prompt-file <file>, --prompt-tokens <n>');
       await checkModel(engine.model, '--model');
-      const text = await promptText(source);
+      const text = await readPromptText(source);
       const table = chain.partitionTable ? await readPartitionTable(chain.partitionTable) : null;
       const tokens =
         source.kind === 'tokens'
@@ -112,14 +108,4 @@ export function registerRun(program: Command): void {
       }
       await group.close();
     });
-}
-
-async function promptText(source: JobPrompt): Promise<string | null> {
-  if (source.kind === 'text') return source.text;
-  if (source.kind !== 'file') return null;
-  try {
-    return await readFile(source.path, 'utf8');
-  } catch (err) {
-    throw new UsageError(`--prompt-file ${source.path}: ${(err as Error).message}`);
-  }
 }

@@ -5,7 +5,7 @@ import { CommanderError, type Command } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parsePartitionTable, type PartitionTable } from '../../core/partition-table.ts';
 import { partitionProblem } from '../../core/partition-choice.ts';
-import { workerConfigFromFlags, type JobPrompt } from '../../core/worker-config.ts';
+import { workerConfigFromFlags } from '../../core/worker-config.ts';
 import { logger } from '../../core/log.ts';
 import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { EngineClient } from '../../worker/runtime/engine-client.ts';
@@ -15,10 +15,11 @@ import { RunFailure } from '../../worker/chain/rank-run.ts';
 import { UsageError } from '../options.ts';
 import { engineSpecOf } from '../engine-spec.ts';
 import { checkModel } from '../model-check.ts';
+import { readPromptText } from '../prompt-text.ts';
 import { runRequest, toPrompt, withWorkerFlags } from '../worker-flags.ts';
 import { runSummary } from '../run-report.ts';
 import { runOutcome } from '../run-outcome.ts';
-import { failed, succeeded, writeTerminationLog, WorkerConfigError, type WorkerEnd } from '../worker-exit.ts';
+import { failed, succeeded, writeTerminationLog, type WorkerEnd } from '../worker-exit.ts';
 
 export async function readPartitionTable(path: string): Promise<PartitionTable> {
   let text: string;
@@ -70,22 +71,12 @@ function rankOf(flag: unknown): number {
   return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
-async function readPrompt(source: JobPrompt): Promise<string | null> {
-  if (source.kind === 'text') return source.text;
-  if (source.kind !== 'file') return null;
-  try {
-    return await readFile(source.path, 'utf8');
-  } catch (err) {
-    throw new WorkerConfigError(`--prompt-file ${source.path}: ${(err as Error).message}`);
-  }
-}
-
 async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
   const config = workerConfigFromFlags(flags);
   const { chain } = config;
   const spec = engineSpecOf(config.engine, config.worldSize > 1);
   const coordinator = !config.serve && config.rank === 0;
-  const promptText = config.prompt ? await readPrompt(config.prompt) : null;
+  const promptText = config.prompt ? await readPromptText(config.prompt) : null;
   const request = config.prompt ? runRequest(chain, toPrompt(config.prompt, promptText)) : null;
   const partitionTable = chain.partitionTable ? await readPartitionTable(chain.partitionTable) : null;
   if (coordinator) {
@@ -186,9 +177,7 @@ async function followJob(node: RankNode, rank: number, deadlineMs: number): Prom
       log.info({ reason }, 'stopping');
       // Rank 0 ends the job this way when its run failed before this rank's part began; its own
       // termination message has the cause.
-      resolve(
-        failed(rank, RunFailure.at(rank, `stopped by rank 0 before its run ended (${reason})`)),
-      );
+      resolve(failed(rank, RunFailure.at(rank, `stopped by rank 0 before its run ended (${reason})`)));
     });
   });
 }

@@ -44,7 +44,10 @@ describe('runahead prefill', () => {
     ],
     [['--model', 'synthetic:tiny', '--prompt', 'x', '--threads', 'many'], /--threads must be a number/],
     [['--model', 'synthetic:nope', '--prompt', 'x'], /unknown synthetic preset "nope"/],
-    [['--model', '/does/not/exist', '--prompt', 'x'], /tokenizer\.json not found|model directory not found/],
+    [
+      ['--model', '/does/not/exist', '--prompt', 'x'],
+      /checkpoint directory \/does\/not\/exist does not exist \(--model\)/,
+    ],
     [
       ['--model', 'synthetic:tiny', '--prompt', 'x', '--ep', 'cuda'],
       // No CUDA provider here (CI, this machine): the probe session fails, and the message says
@@ -54,7 +57,8 @@ describe('runahead prefill', () => {
     [['--model', 'synthetic:tiny', '--prompt-file', '/does/not/exist.txt'], /ENOENT.*exist\.txt/],
   ])('refuses %j with a clear message', async (args, message) => {
     const r = await runCli(['prefill', ...args]);
-    expect(r.code).toBe(1);
+    // 2: a configuration error (running again cannot help), as for run and worker.
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
 });
