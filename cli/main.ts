@@ -2,6 +2,7 @@
 // runs or its help is asked for: `runahead operator` must not load onnxruntime's native library (nor
 // the worker's code), and `runahead worker` does not load the Kubernetes client.
 import { Command, CommanderError } from 'commander';
+import { CONFIG_ERROR_NAMES } from './config-errors.ts';
 
 /** Adds one command, with its options and action, to the program. */
 type Register = (program: Command) => void;
@@ -88,19 +89,6 @@ function exitCodeOf(err: unknown): number {
   if (err instanceof Error && 'exitCode' in err && typeof err.exitCode === 'number') return err.exitCode;
   return err instanceof Error && CONFIG_ERROR_NAMES.has(err.name) ? 2 : 1;
 }
-
-/** Errors that mean the configuration is wrong (by class name; the classes live with their checks). */
-const CONFIG_ERROR_NAMES: ReadonlySet<string> = new Set([
-  'UsageError',
-  'FlagsError',
-  'WorkerConfigError',
-  'PartitionError',
-  'CheckpointError',
-  'ModelConfigError',
-  'SafetensorsError',
-  'TokenizerError',
-  'ExecutionProviderError',
-]);
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {

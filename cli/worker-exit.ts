@@ -8,35 +8,14 @@ import {
   encodeTerminationMessage,
   type TerminationMessage,
 } from '../core/api/termination-message.ts';
-import { PartitionError } from '../core/partition.ts';
 import { logger } from '../core/log.ts';
-import { CheckpointError } from '../worker/model/checkpoint.ts';
-import { ModelConfigError } from '../worker/model/config.ts';
-import { SafetensorsError } from '../worker/model/safetensors.ts';
-import { ExecutionProviderError } from '../worker/runtime/ort.ts';
-import { TokenizerError } from '../worker/tokenizer.ts';
-import { UsageError } from './options.ts';
+import { CONFIG_ERROR_NAMES } from './config-errors.ts';
 import { RunFailure } from '../worker/chain/rank-run.ts';
 
 /** The worker's own configuration checks (model path, prompt file) before it loads anything. */
 export class WorkerConfigError extends Error {
   override readonly name = 'WorkerConfigError';
 }
-
-// By name, not `instanceof`: errors raised while the compute thread loads the model come back as
-// EngineError carrying the original class's name (worker/runtime/engine-client.ts).
-const CONFIG_ERRORS: ReadonlySet<string> = new Set(
-  [
-    UsageError,
-    WorkerConfigError,
-    PartitionError,
-    CheckpointError,
-    ModelConfigError,
-    SafetensorsError,
-    TokenizerError,
-    ExecutionProviderError,
-  ].map((c) => c.name),
-);
 
 export type WorkerExitCode = (typeof WorkerExit)[keyof typeof WorkerExit];
 
@@ -58,7 +37,7 @@ export function succeeded(
 /** A failure's exit code and message; the message names the rank unless the cause already does. */
 export function failed(rank: number, err: unknown): WorkerEnd {
   const e = err instanceof Error ? err : new Error(String(err));
-  const config = CONFIG_ERRORS.has(e.name);
+  const config = CONFIG_ERROR_NAMES.has(e.name);
   // A run failure knows the rank where it began (maybe another one, whose failure ended this run).
   const error = e instanceof RunFailure && e.rank !== null ? e.message : `rank ${rank}: ${e.message}`;
   return {

@@ -3,3 +3,8 @@
 // native library to do so. worker/runtime/ort.ts re-exports it for the worker side.
 export type ExecutionProviderName = 'cpu' | 'webgpu' | 'cuda';
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'webgpu', 'cuda'];
+
+/** The chosen provider cannot run here (not built in, or its libraries do not load). */
+export class ExecutionProviderError extends Error {
+  override readonly name = 'ExecutionProviderError';
+}

@@ -2,7 +2,7 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder, type BuiltModel } from '../onnx/graph-builder.ts';
 import { stageModel } from './weight-staging.ts';
-import type { ExecutionProviderName } from '../../core/execution-providers.ts';
+import { ExecutionProviderError, type ExecutionProviderName } from '../../core/execution-providers.ts';
 
 // onnxruntime-common 1.30 wraps float16 data in a Float16Array view whenever the global exists
 // (Node ≥ 24), but the native binding cannot read a Float16Array and sees 0 bytes ("not enough
@@ -19,7 +19,11 @@ import type { ExecutionProviderName } from '../../core/execution-providers.ts';
   }
 }
 
-export { EXECUTION_PROVIDERS, type ExecutionProviderName } from '../../core/execution-providers.ts';
+export {
+  EXECUTION_PROVIDERS,
+  ExecutionProviderError,
+  type ExecutionProviderName,
+} from '../../core/execution-providers.ts';
 
 export interface SessionSettings {
   readonly ep: ExecutionProviderName;
@@ -45,10 +49,6 @@ export const MALLOC_TUNING_ENV: Readonly<Record<string, string>> = {
   MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30),
   MALLOC_TOP_PAD_: String(2 ** 30),
 };
-
-export class ExecutionProviderError extends Error {
-  override readonly name = 'ExecutionProviderError';
-}
 
 /** Where onnxruntime's CUDA provider comes from (scripts/setup-cuda-provider.sh; DEVICE.md). */
 export const CUDA_PROVIDER_HELP =
