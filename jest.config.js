@@ -7,6 +7,8 @@ const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': tsJest },
   testEnvironment: '<rootDir>/test/support/single-realm-environment.js',
+  // The logs of the code under test are kept per test and shown only when it fails.
+  setupFiles: ['<rootDir>/test/support/capture-logs.ts'],
 };
 
 export default {

@@ -4,7 +4,7 @@
 // that does not exist, and a job deleted while it runs — after which nothing may be left running.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { E2eCluster } from '../support/e2e.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, eventuallyExpect } from '../support/eventually.ts';
 
 jest.setTimeout(300_000);
 
@@ -79,9 +79,15 @@ describe('faults, end to end', () => {
     // The killed process's pod ended with the kernel's code for SIGKILL, and the group restart was
     // reported with the rank that failed.
     expect(cluster.agent.pods().find((p) => p.uid === victim!.uid)?.exitCode).toBe(137);
-    const restarts = await events('kill-rank', 'GroupRestarting');
-    expect(restarts).toHaveLength(1);
-    expect(restarts[0]).toMatch(/rank 1\b.*restarting the rank group \(restart 1 of at most 1\)/);
+    await eventuallyExpect(
+      'the GroupRestarting event of kill-rank',
+      () => events('kill-rank', 'GroupRestarting'),
+      (restarts) => {
+        expect(restarts).toHaveLength(1);
+        expect(restarts[0]).toMatch(/rank 1\b.*restarting the rank group \(restart 1 of at most 1\)/);
+      },
+      30_000,
+    );
   });
 
   it('a rank’s process killed with backoffLimit 0: the job fails with a condition naming the rank', async () => {
@@ -108,8 +114,14 @@ describe('faults, end to end', () => {
     const job = await cluster.job('delete-pod');
     expect(job.status?.phase).toBe('Succeeded');
     expect(job.status?.restarts).toBeGreaterThanOrEqual(1);
-    const [restart] = await events('delete-pod', 'GroupRestarting');
-    expect(restart).toMatch(/rank 1\b|delete-pod-1/);
+    await eventuallyExpect(
+      'the GroupRestarting event of delete-pod',
+      () => events('delete-pod', 'GroupRestarting'),
+      (restarts) => {
+        expect(restarts[0]).toMatch(/rank 1\b|delete-pod-1/);
+      },
+      30_000,
+    );
   });
 
   it('the operator restarted mid-job: the new one takes the result the ranks left and completes the job', async () => {

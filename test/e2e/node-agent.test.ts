@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../support/cli.ts';
 import { ControlPlane } from '../support/control-plane.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { NodeAgent } from '../support/node-agent.ts';
+import { recordLog } from '../support/test-logs.ts';
 
 jest.setTimeout(120_000);
 
@@ -204,9 +205,16 @@ describe('the test node agent', () => {
       file: 'hello',
       weights: 'from the node',
     });
-    const seen = await events('runs');
-    expect(seen).toContain('Scheduled: Successfully assigned default/runs to e2e-node');
-    expect(seen).toMatch(/Started: Started container main \(pid \d+\)/);
+    // The agent writes its events in the background: they may come after the pod's status.
+    await eventuallyExpect(
+      'the events of runs',
+      () => events('runs'),
+      (seen) => {
+        expect(seen).toContain('Scheduled: Successfully assigned default/runs to e2e-node');
+        expect(seen).toMatch(/Started: Started container main \(pid \d+\)/);
+      },
+      30_000,
+    );
   });
 
   it('a failed container without a termination message: FallbackToLogsOnError takes the end of its log', async () => {
@@ -223,42 +231,51 @@ describe('the test node agent', () => {
   });
 
   it('Ready follows the gRPC readiness probe, on the pod IP the process listens on', async () => {
+    // It serves once the test writes the file it names, not after a delay that a busy machine
+    // could outlast before the test looks.
     const script = `
+      import { existsSync } from 'node:fs';
       import { Server, ServerCredentials } from '@grpc/grpc-js';
       import { HealthImplementation } from 'grpc-health-check';
       const health = new HealthImplementation({ '': 'NOT_SERVING' });
       const server = new Server();
       health.addToServer(server);
       server.bindAsync(process.argv[1], ServerCredentials.createInsecure(), () => {});
-      setTimeout(() => health.setStatus('', 'SERVING'), 1500);
+      const go = setInterval(() => {
+        if (existsSync(process.argv[2])) { health.setStatus('', 'SERVING'); clearInterval(go); }
+      }, 100);
       setTimeout(() => process.exit(0), 60000);`;
     await cp.kubectl(
       ['apply', '-f', '-'],
       podManifest('probed', script, {
-        args: ['0.0.0.0:50051'],
-        container: { readinessProbe: { grpc: { port: 50051 }, periodSeconds: 1, failureThreshold: 1 } },
+        args: ['0.0.0.0:50051', '/models/probed-may-serve'],
+        spec: { volumes: [{ name: 'models', hostPath: { path: '/var/lib/models', type: 'Directory' } }] },
+        container: {
+          readinessProbe: { grpc: { port: 50051 }, periodSeconds: 1, failureThreshold: 1 },
+          volumeMounts: [{ name: 'models', mountPath: '/models', readOnly: true }],
+        },
       }),
     );
     const ready = (p: PodJson) => p.status.conditions?.find((c) => c.type === 'Ready')?.status;
     await eventually('probed to run', async () => (await pod('probed')).status.phase === 'Running', 30_000);
     expect(ready(await pod('probed'))).toBe('False');
+    writeFileSync(join(hostDir, 'probed-may-serve'), '');
     await eventually('probed to be Ready', async () => ready(await pod('probed')) === 'True', 30_000);
     expect((await pod('probed')).status.containerStatuses?.[0]?.ready).toBe(true);
   });
 
   it('a pod deleted: SIGTERM, SIGKILL after its grace period, then the deletion is finished', async () => {
-    const script = `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); setInterval(() => {}, 1000);`;
+    const script = `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('handler installed'); setInterval(() => {}, 1000);`;
     await cp.kubectl(
       ['apply', '-f', '-'],
       podManifest('stubborn', script, { spec: { terminationGracePeriodSeconds: 2 } }),
     );
+    // The signal must come after Node.js has installed the handler.
     await eventually(
-      'stubborn to run',
-      () => agent.pods().find((p) => p.name === 'stubborn' && p.running),
+      'stubborn to install its SIGTERM handler',
+      () => agent.log('default', 'stubborn').includes('handler installed'),
       30_000,
     );
-    // Let Node.js install the handler before the signal comes.
-    await new Promise((r) => setTimeout(r, 1000));
     const pid = agent.pods().find((p) => p.name === 'stubborn')!.pid!;
     const t0 = Date.now();
     await cp.kubectl(['delete', 'pod', 'stubborn']); // waits until the pod is gone
@@ -335,9 +352,15 @@ describe('the test node agent', () => {
         /FailedMount: .*\/var\/lib\/models\/absent is not a directory/.test(await events('no-volume')),
       30_000,
     );
-    const p = await pod('no-volume');
-    expect(p.status.phase).toBe('Pending');
-    expect(p.status.containerStatuses?.[0]?.state.waiting?.reason).toBe('ContainerCreating');
+    await eventuallyExpect(
+      'no-volume to wait in ContainerCreating',
+      () => pod('no-volume'),
+      (p) => {
+        expect(p.status.phase).toBe('Pending');
+        expect(p.status.containerStatuses?.[0]?.state.waiting?.reason).toBe('ContainerCreating');
+      },
+      30_000,
+    );
   });
 
   it('the test process killed: its watchdog kills the containers', async () => {
@@ -352,10 +375,13 @@ describe('the test node agent', () => {
          setInterval(() => { if (agent.liveProcesses().length) console.log(JSON.stringify(agent.liveProcesses())); }, 100);`,
         cp.kubeconfigPath,
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      recordLog('child node agent', d.toString());
+    });
     await cp.kubectl(
       ['apply', '-f', '-'],
       podManifest('orphan', 'setInterval(() => {}, 1000);', { spec: { nodeName: 'doomed' } }),

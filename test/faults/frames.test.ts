@@ -238,14 +238,16 @@ describe('a rank fed by a fake predecessor', () => {
       });
     });
     expect(answer).toBeNull();
+    let timer: NodeJS.Timeout | undefined;
     const exit = await Promise.race([
       worker.exited,
-      new Promise((r) =>
-        setTimeout(() => {
+      new Promise((r) => {
+        timer = setTimeout(() => {
           r('timeout');
-        }, 10_000),
-      ),
+        }, 10_000);
+      }),
     ]);
+    clearTimeout(timer); // a pending timer would keep Jest from exiting
     expect(exit).toEqual({ code: 0, signal: null });
   });
 });

@@ -9,6 +9,7 @@ import { Mode, type RunResult } from '../../core/gen/runahead/v1/rank.ts';
 import { RankGroup } from '../../cli/launcher/rank-group.ts';
 import { freePorts } from '../../cli/launcher/ports.ts';
 import { request } from '../support/chain.ts';
+import { eventually } from '../support/eventually.ts';
 import { startWorker } from '../support/worker-process.ts';
 
 jest.setTimeout(120_000);
@@ -56,11 +57,12 @@ describe('a rank killed mid-prefill', () => {
     });
     run.catch(() => undefined);
     const victim = group.processes[1]!;
-    const deadline = Date.now() + 30_000;
-    while (!/"layer":2,"msg":"layer done"/.test(await readFile(victim.logFile, 'utf8'))) {
-      if (Date.now() > deadline) throw new Error('rank 1 never reached layer 2');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await eventually(
+      'rank 1 to reach layer 2',
+      async () => /"layer":2,"msg":"layer done"/.test(await readFile(victim.logFile, 'utf8')),
+      30_000,
+      10,
+    );
     const killedAt = Date.now();
     victim.child.kill('SIGKILL');
     await expect(run).rejects.toThrow(/rank \d: .*rank 1|rank 1/);

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../support/control-plane.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('control plane', () => {
   let cp: ControlPlane | undefined;
@@ -69,16 +70,15 @@ describe('control plane', () => {
     });
     await core.deleteNamespacedConfigMap({ namespace, name: 'owner' });
 
-    const deadline = Date.now() + 30_000;
-    for (;;) {
+    const gone = async (): Promise<boolean> => {
       try {
         await core.readNamespacedConfigMap({ namespace, name: 'dependent' });
+        return false;
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) break;
+        if (err instanceof ApiException && err.code === 404) return true;
         throw err;
       }
-      if (Date.now() > deadline) throw new Error('the dependent ConfigMap was not garbage-collected in 30 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    };
+    await eventually('the dependent ConfigMap to be garbage-collected', gone, 30_000, 100);
   }, 40_000);
 });

@@ -128,7 +128,7 @@ describe('leader election', () => {
     const b = elector('le-killed', 'b');
     const sampler = sample(a.elector, b.elector);
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 600));
+    await eventually('b to see a lead', () => b.elector.leader === 'a');
     expect(b.elector.isLeader).toBe(false);
 
     const killedAt = performance.now();
@@ -169,7 +169,7 @@ describe('leader election', () => {
     const b = elector('le-partition', 'b');
     const sampler = sample(a.elector, b.elector);
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 500));
+    await eventually('b to see a lead', () => b.elector.leader === 'a');
 
     proxy.refusing = true;
     proxy.cut();
@@ -220,7 +220,7 @@ describe('leader election', () => {
     await eventually('a to lead', () => signal);
     const b = elector('le-signal', 'b');
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 400));
+    await eventually('b to see a lead', () => b.elector.leader === 'a');
     const before = await readLease('le-signal');
     await b.elector.release();
     const after = await readLease('le-signal');

@@ -1,6 +1,8 @@
-// Run the real `runahead` command as a child process, the way a user does.
+// Run the real `runahead` command as a child process, the way a user does. Its stderr is returned,
+// and shown with a failing test too (test-logs.ts).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { recordLog } from './test-logs.ts';
 
 export const ROOT = join(import.meta.dirname, '../..');
 export const RUNAHEAD_BIN = join(ROOT, 'bin/runahead.js');
@@ -34,6 +36,7 @@ export function runCli(
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      recordLog(`runahead ${args[0] ?? ''} (exit ${code ?? 'signal'})`, stderr);
       resolve({ code, stdout, stderr });
     });
   });

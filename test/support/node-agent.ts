@@ -51,6 +51,7 @@ import {
 import { ROOT, RUNAHEAD_BIN } from './cli.ts';
 import { LoopbackRange } from './loopback-range.ts';
 import { probeOnce } from './pod-probe.ts';
+import { recordLog } from './test-logs.ts';
 import {
   TERMINATION_MESSAGE_MAX_BYTES,
   expandVars,
@@ -772,6 +773,7 @@ export class NodeAgent {
     rt.ready = false;
     rt.readyChangedAt = now();
     this.#writeStatus(rt);
+    recordLog(`pod ${rt.namespace}/${rt.name} (exit ${exitCode})`, readFileSafe(rt.logPath));
     rt.markExited();
   }
 

@@ -1,9 +1,10 @@
 // `runahead operator` as a real process (the way a Deployment runs it), for integration tests: its
-// logs are kept, its HTTP address is read from its 'operator serving' log line, and it stops on
-// SIGTERM (graceful) or SIGKILL (a crash).
+// logs are kept (and shown with a failing test, test-logs.ts), its HTTP address is read from its
+// 'operator serving' log line, and it stops on SIGTERM (graceful) or SIGKILL (a crash).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { repoPath } from './operator.ts';
+import { recordLog } from './test-logs.ts';
 
 export interface OperatorProcessOptions {
   readonly kubeconfig: string;
@@ -22,8 +23,9 @@ export class OperatorProcess {
 
   private constructor(child: ChildProcess) {
     this.#child = child;
+    // 'close', not 'exit': by then every line it wrote has been read.
     this.exited = new Promise((resolve) =>
-      child.on('exit', (code) => {
+      child.on('close', (code) => {
         resolve(code);
       }),
     );
@@ -47,16 +49,18 @@ export class OperatorProcess {
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const op = new OperatorProcess(child);
+    const source = `operator${opts.identity ? ` ${opts.identity}` : ''}`;
     const serving = new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stderr }).on('line', (line) => {
         op.logs.push(line);
+        recordLog(source, line);
         if (!op.#url && line.includes('"operator serving"')) {
           const address = (JSON.parse(line) as { address: string }).address;
           op.#url = `http://${address}`;
           resolve();
         }
       });
-      child.on('exit', (code) => {
+      child.on('close', (code) => {
         reject(new Error(`operator exited with ${code}:\n${op.logs.join('\n')}`));
       });
     });
