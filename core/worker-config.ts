@@ -12,6 +12,9 @@ import {
   type PartitionChoice,
 } from './partition-choice.ts';
 
+/** "a, b or c" */
+const oneOf = (values: readonly string[]) => `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
+
 const int = (what: string, min: number) =>
   z.coerce
     .number({ error: `${what} must be a number` })
@@ -43,7 +46,7 @@ export const JobPromptSchema = z.discriminatedUnion('kind', [
 export type JobPrompt = z.infer<typeof JobPromptSchema>;
 
 export const ChainConfigSchema = z.object({
-  mode: z.enum(MODES, { error: `--mode must be ${MODES.join(', ')}` }),
+  mode: z.enum(MODES, { error: `--mode must be ${oneOf(MODES)}` }),
   partition: PartitionChoiceSchema,
   /** Balanced splits by context length (a `runahead tune` table file) for rank 0. */
   partitionTable: z.string().min(1).optional(),

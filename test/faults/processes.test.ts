@@ -147,6 +147,7 @@ describe('job mode (one run, then exit: what a RunaheadJob pod does)', () => {
     expect(written.error).toMatch(
       new RegExp(`rank 1 at 127\\.0\\.0\\.1:${ports[1]} was not ready within 2000 ms`),
     );
-    expect(rank0.log).toMatch(/runahead: rank 1 at .* was not ready within 2000 ms/);
+    // Rank 0 ends, naming the rank it waited for.
+    expect(rank0.log).toMatch(/runahead: rank 0: rank 1 at .* was not ready within 2000 ms/);
   });
 });

@@ -188,7 +188,9 @@ export async function coordinate(
             { deadline: Date.now() + env.limits.peerTimeoutMs },
             (err, reply?: StartReply) => {
               if (err)
-                coordinated.fail(new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`, r));
+                coordinated.fail(
+                  new RunFailure(`rank ${r} refused the run: ${err.details || err.message}`, r),
+                );
               else offsets.set(r, (reply?.receivedAtMs ?? sentAt) - (sentAt + now()) / 2);
               resolve();
             },
