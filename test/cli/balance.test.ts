@@ -130,10 +130,12 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
       ],
       { timeoutMs: 90_000 },
     );
-    expect(noTable.code).toBe(1);
+    // Refused before any rank starts, as a configuration error (exit 2), like the rank-count mismatch.
+    expect(noTable.code).toBe(2);
     expect(noTable.stderr).toMatch(
-      /partition "balanced" needs a partition table: start rank 0 with --partition-table/,
+      /partition "balanced" needs a partition table: give rank 0 --partition-table/,
     );
+    expect(noTable.stderr).not.toMatch(/exited unexpectedly/);
     const dir = await mkdtemp(join(tmpdir(), 'balance-'));
     await writeFile(
       join(dir, 't.json'),
@@ -162,7 +164,8 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
         timeoutMs: 90_000,
       },
     );
-    expect(wrong.code).toBe(1);
+    expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/the partition table is for 3 ranks; this run has 2/);
+    expect(wrong.stderr).not.toMatch(/exited unexpectedly/);
   }, 120_000);
 });
