@@ -165,7 +165,6 @@ describe('runahead run (the local launcher)', () => {
     );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     const ranks = (rank?: number) =>
       pids(
         `runahead.js worker --model synthetic:small --model-origin --model --seed ${seed} --rank ${rank ?? ''}`,
@@ -173,9 +172,16 @@ describe('runahead run (the local launcher)', () => {
     try {
       const victim = await eventually('rank 1 to start', async () => (await ranks(1))[0], 60_000, 100);
       process.kill(victim, 'SIGKILL');
-      const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+      // exitCode stays null until it exits (and 0 would be falsy: a wrong success times out here).
+      const code = await eventually('the launcher to exit after the kill', () => child.exitCode, 15_000, 50);
       expect(code).toBe(1);
-      expect(stderr).toMatch(/rank 1 exited unexpectedly \(signal SIGKILL\)/);
+      // Its stderr may still be draining after the exit event.
+      await eventuallyExpect(
+        'the dead rank named',
+        () => stderr,
+        (text) => expect(text).toMatch(/rank 1 exited unexpectedly \(signal SIGKILL\)/),
+        5_000,
+      );
       await eventuallyExpect(
         'no rank left running',
         () => ranks(),
@@ -189,8 +195,6 @@ describe('runahead run (the local launcher)', () => {
     }
   }, 100_000);
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Pids of processes whose command line contains `pattern`. */
 async function pids(pattern: string): Promise<number[]> {
