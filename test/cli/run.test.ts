@@ -179,7 +179,9 @@ describe('runahead run (the local launcher)', () => {
       await eventuallyExpect(
         'the dead rank named',
         () => stderr,
-        (text) => expect(text).toMatch(/rank 1 exited unexpectedly \(signal SIGKILL\)/),
+        (text) => {
+          expect(text).toMatch(/rank 1 exited unexpectedly \(signal SIGKILL\)/);
+        },
         5_000,
       );
       await eventuallyExpect(
