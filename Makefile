@@ -47,10 +47,11 @@ generate: $(NODE_MODULES) ## Regenerate code from proto/ and crds/ from core/api
 	$(MAKE) --no-print-directory chart-crds
 
 .PHONY: verify
-verify: $(NODE_MODULES) ## Lint, type-check, check formatting and that generated code is current
+verify: $(NODE_MODULES) ## Lint, type-check, check formatting, no import cycles, and that generated code is current
 	$(MAKE) --no-print-directory generate
 	git diff --exit-code -- worker/onnx/gen core/gen crds charts/runahead-operator/crds || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	tsc -p tsconfig.json --noEmit
+	madge --circular --warning --extensions ts --ts-config tsconfig.json core worker operator cli test bench scripts
 	eslint .
 	prettier --check --log-level warn .
 

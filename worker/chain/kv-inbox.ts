@@ -6,7 +6,7 @@
 // TSP: every other rank j delivers its chunk [b_j, b_{j+1}); those before i form the past, those
 // after i the "later" block that the causal mask hides.
 import type { KvFrame } from '../../core/gen/runahead/v1/rank.ts';
-import { allocate, type ComputeDType, type HostArray } from '../model/tensor.ts';
+import type { ComputeDType, HostArray } from '../model/tensor.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
 import { FrameError, frameProblem, rowBytes, type KvGeometry } from './frames.ts';
 
@@ -65,7 +65,6 @@ export class KvInbox {
   private failure: Error | null = null;
   private lastActivity = Date.now();
   bytesReceived = 0;
-  framesReceived = 0;
 
   constructor(layout: InboxLayout) {
     this.layout = layout;
@@ -116,7 +115,6 @@ export class KvInbox {
     new Uint8Array(region.key.buffer).set(frame.key, offset);
     new Uint8Array(region.value.buffer).set(frame.value, offset);
     this.bytesReceived += frame.key.byteLength + frame.value.byteLength;
-    this.framesReceived++;
     this.lastActivity = Date.now();
     const layerNext = this.next[frame.layer]!;
     layerNext.set(fromRank, frame.tokenEnd);
@@ -198,14 +196,4 @@ export class KvInbox {
     for (const w of [...this.waiters.values()]) w.reject(err);
     this.waiters.clear();
   }
-
-  /** Total bytes held for received K/V. */
-  get allocatedBytes(): number {
-    const size = (r: Region | null) => (r ? r.key.byteLength + r.value.byteLength : 0);
-    return [...this.past, ...this.later].reduce((n, r) => n + size(r), 0);
-  }
-}
-
-export function emptyBlock(dtype: ComputeDType): KvBlock {
-  return { tokens: 0, key: allocate(dtype, 0), value: allocate(dtype, 0) };
 }

@@ -90,10 +90,6 @@ export class KvLink {
     }
   }
 
-  get queuedFrames(): number {
-    return this.queued;
-  }
-
   private nextFrame(): KvFrame | undefined {
     let lowest = Infinity;
     for (const [layer, q] of this.queues) if (q.length > 0 && layer < lowest) lowest = layer;

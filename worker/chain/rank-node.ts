@@ -1,5 +1,8 @@
 // A worker process's gRPC face: it serves the Rank service (and the standard health service used
 // by peers and by Kubernetes probes), runs the rank's part of each run, and on rank 0 coordinates.
+// Which run holds the engine is one state machine (run-lifecycle.ts): a Run or a Start that the
+// state refuses is answered UNAVAILABLE. Runs are found by id in a registry (run-registry.ts) by the
+// K/V streams (kv-receiver.ts), which may arrive before their Start, and by Aborts.
 import { performance } from 'node:perf_hooks';
 import {
   Metadata,
@@ -36,9 +39,13 @@ import { logger, type Logger } from '../../core/log.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
-import { FrameError, type KvGeometry } from './frames.ts';
-import { CoordinatedRun, coordinate, type CoordinatorEnv } from './coordinator.ts';
-import { RankRun, RunFailure, participants } from './rank-run.ts';
+import type { KvGeometry } from './frames.ts';
+import { coordinate, type CoordinatorEnv } from './coordinator.ts';
+import { grpcError } from './grpc-error.ts';
+import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
+import { RankRun, RunFailure } from './rank-run.ts';
+import { RunLifecycle, type NodeEvent, type NodeState } from './run-lifecycle.ts';
+import { RunRegistry } from './run-registry.ts';
 import { Peers, RankServiceDefinition, serverCredentials, type TlsFiles } from './transport.ts';
 
 export interface RankNodeConfig {
@@ -58,38 +65,34 @@ export interface RankNodeConfig {
 
 const now = () => performance.timeOrigin + performance.now();
 
-function grpcError(code: status, details: string): ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: undefined as never });
-}
-
 export class RankNode {
   private readonly config: RankNodeConfig;
   private readonly engine: EngineClient;
   private readonly tokenizer: TextTokenizer;
   private readonly server: Server;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
-  readonly peers: Peers;
+  private readonly peers: Peers;
   private readonly log: Logger;
-  private readonly runs = new Map<string, RankRun>();
-  private readonly runWaiters = new Map<string, (() => void)[]>();
-  private coordinated: CoordinatedRun | null = null;
-  private busy = false;
+  /** Which run holds the engine: every change of it goes through `lifecycle.apply`. */
+  private readonly lifecycle: RunLifecycle;
+  /** This rank's runs by id (rank 0's own part while it coordinates, a Start's elsewhere). */
+  private readonly runs = new RunRegistry<RankRun>();
   /** Runs whose failure this rank already reported to the coordinator. */
   private readonly abortsSent = new Set<string>();
-  /** Settles when the run executing on this (non-coordinator) rank has ended. */
-  private executing: Promise<void> = Promise.resolve();
+  /** Settles when the last run executed on this (non-coordinator) rank has ended and reported. */
+  private lastRunSettled: Promise<void> = Promise.resolve();
   private closing: ((reason: string) => void) | null = null;
   /** Resolves with a reason when the process should exit (Shutdown, or a finished job). */
   readonly closed: Promise<string>;
   /** Called after each run of this rank ends (reports sent), with its error or ''. */
   onRunEnded: (error: string) => void = () => undefined;
-  boundPort = 0;
 
   private constructor(config: RankNodeConfig, engine: EngineClient, tokenizer: TextTokenizer) {
     this.config = config;
     this.engine = engine;
     this.tokenizer = tokenizer;
     this.log = logger('rank', { rank: config.rank });
+    this.lifecycle = new RunLifecycle(config.rank);
     this.peers = new Peers(config.peers, config.tls, config.limits);
     this.server = new Server(grpcOptions(config.limits));
     this.closed = new Promise((resolve) => (this.closing = resolve));
@@ -103,14 +106,14 @@ export class RankNode {
     const node = new RankNode(config, engine, tokenizer);
     node.health.addToServer(node.server);
     node.server.addService(RankServiceDefinition, node.handlers());
-    node.boundPort = await new Promise<number>((resolve, reject) => {
+    const port = await new Promise<number>((resolve, reject) => {
       node.server.bindAsync(config.listen, serverCredentials(config.tls), (err, port) => {
         if (err) reject(new Error(`rank ${config.rank}: cannot listen on ${config.listen}: ${err.message}`));
         else resolve(port);
       });
     });
     node.health.setStatus('', 'SERVING');
-    node.log.info({ listen: config.listen, port: node.boundPort, tls: config.tls !== null }, 'serving');
+    node.log.info({ listen: config.listen, port, tls: config.tls !== null }, 'serving');
     return node;
   }
 
@@ -150,38 +153,46 @@ export class RankNode {
       startupTimeoutMs: this.config.startupTimeoutMs,
       partitionTable: this.config.partitionTable ?? null,
       register: (run) => {
-        this.register(run);
+        this.runs.add(run.plan.runId, run);
       },
-      unregister: (run) => this.runs.delete(run.plan.runId),
+      unregister: (run) => {
+        this.runs.delete(run.plan.runId);
+      },
     };
   }
 
-  private register(run: RankRun): void {
-    this.runs.set(run.plan.runId, run);
-    for (const wake of this.runWaiters.get(run.plan.runId) ?? []) wake();
-    this.runWaiters.delete(run.plan.runId);
+  /** What every K/V stream to this rank is checked against, and where its frames go. */
+  private kvContext(): KvReceiverContext<RankRun> {
+    const { rank, limits } = this.config;
+    return {
+      rank,
+      geometry: this.geometry(),
+      numLayers: this.engine.info.config.numLayers,
+      checkIdentity: (from) => this.checkIdentity(from),
+      runFor: (runId) =>
+        this.runs.waitFor(
+          runId,
+          limits.peerTimeoutMs,
+          () =>
+            new RunFailure(`rank ${rank} has no run ${runId} (no Start within ${limits.peerTimeoutMs} ms)`),
+        ),
+      failRun: (run, err) => {
+        this.failRun(run, err);
+      },
+    };
   }
 
-  /** A stream may arrive before its Start: wait for the run to exist, up to the peer timeout. */
-  private async runFor(runId: string): Promise<RankRun> {
-    const found = this.runs.get(runId);
-    if (found) return found;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new RunFailure(
-            `rank ${this.config.rank} has no run ${runId} (no Start within ${this.config.limits.peerTimeoutMs} ms)`,
-          ),
-        );
-      }, this.config.limits.peerTimeoutMs);
-      const list = this.runWaiters.get(runId) ?? [];
-      list.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.runWaiters.set(runId, list);
-    });
-    return this.runs.get(runId)!;
+  private checkIdentity(from: Identity | undefined): Identity {
+    if (!from) throw grpcError(status.INVALID_ARGUMENT, 'the request carries no identity');
+    const problem = identityProblem(this.identity(from.runId), from);
+    if (problem) throw grpcError(status.FAILED_PRECONDITION, problem);
+    return from;
+  }
+
+  /** An event that the current state always allows here: a refusal would be a bug, and is logged. */
+  private must(event: NodeEvent): void {
+    const refused = this.lifecycle.apply(event);
+    if (refused) this.log.error({ event: event.type, refused }, 'run lifecycle refused an event');
   }
 
   /** This rank's run failed: stop it and tell the coordinator why (the first reason wins there). */
@@ -191,7 +202,7 @@ export class RankNode {
     this.abortsSent.add(run.plan.runId);
     this.log.error({ runId: run.plan.runId, reason }, 'run failed');
     run.fail(new RunFailure(reason));
-    if (this.config.rank === 0) this.coordinated?.fail(new RunFailure(reason));
+    if (this.config.rank === 0) this.lifecycle.coordinated?.fail(new RunFailure(reason));
     else {
       this.peers
         .client(0)
@@ -204,11 +215,55 @@ export class RankNode {
     }
   }
 
-  /** Run a Start on this (non-coordinator) rank in the background, and report to rank 0. */
+  /**
+   * Coordinate one run (rank 0): refused with `busy(reason)` while another holds the engine;
+   * `ended` is called once it is over.
+   */
+  private async coordinateRun(
+    request: RunRequest,
+    busy: (reason: string) => Error,
+    ended: () => void = () => undefined,
+  ): Promise<RunResult> {
+    const refused = this.lifecycle.apply({ type: 'coordinate' });
+    if (refused) throw busy(refused);
+    try {
+      return await coordinate(this.env(), request, (run) => {
+        this.must({ type: 'track', run });
+      });
+    } finally {
+      this.must({ type: 'coordinated' });
+      ended();
+    }
+  }
+
+  /** Take a Start on this (non-coordinator) rank: the run holds the engine until its part ends. */
+  private startRun(req: StartRequest, from: Identity): void {
+    const runId = from.runId;
+    const refused = this.lifecycle.apply({ type: 'execute', runId });
+    if (refused) throw grpcError(status.UNAVAILABLE, refused);
+    let run: RankRun;
+    try {
+      run = new RankRun(this.env(), {
+        runId,
+        mode: req.mode,
+        boundaries: req.boundaries,
+        chunkIds: req.chunkTokenIds,
+        maxNewTokens: req.maxNewTokens,
+        debugState: req.debugState,
+      });
+    } catch (err) {
+      this.must({ type: 'executed', runId });
+      throw grpcError(status.INVALID_ARGUMENT, (err as Error).message);
+    }
+    this.runs.add(runId, run);
+    this.execute(run);
+  }
+
+  /** Run a Start's part in the background, and report to rank 0. */
   private execute(run: RankRun): void {
     const coordinator = this.peers.client(0);
     const deadline = () => ({ deadline: Date.now() + this.config.limits.peerTimeoutMs });
-    this.executing = run
+    this.lastRunSettled = run
       .execute(
         (token) =>
           new Promise<void>((resolve, reject) => {
@@ -231,7 +286,7 @@ export class RankNode {
           new Promise<string>((resolve) => {
             // The engine is free again: a new Start may come while the report is on its way.
             this.runs.delete(run.plan.runId);
-            this.busy = false;
+            this.must({ type: 'executed', runId: run.plan.runId });
             if (report.error) this.failRun(run, new Error(report.error));
             coordinator.report(report, new Metadata(), deadline(), (err) => {
               if (err && !report.error)
@@ -267,73 +322,47 @@ export class RankNode {
             },
           );
       };
-    const checkIdentity = (from: Identity | undefined): Identity => {
-      if (!from) throw grpcError(status.INVALID_ARGUMENT, 'the request carries no identity');
-      const problem = identityProblem(this.identity(from.runId), from);
-      if (problem) throw grpcError(status.FAILED_PRECONDITION, problem);
-      return from;
-    };
     const ack: Ack = {};
     return {
-      run: unary<RunRequest, RunResult>(async (req) => {
+      run: unary<RunRequest, RunResult>((req) => {
         if (this.config.rank !== 0)
           throw grpcError(
             status.FAILED_PRECONDITION,
             `rank ${this.config.rank} is not the coordinator; send Run to rank 0`,
           );
-        if (this.busy) throw grpcError(status.UNAVAILABLE, 'a run is already in progress');
-        this.busy = true;
-        try {
-          return await coordinate(this.env(), req, (c) => (this.coordinated = c));
-        } finally {
-          this.busy = false;
-          this.onRunEnded('');
-        }
+        return this.coordinateRun(
+          req,
+          (reason) => grpcError(status.UNAVAILABLE, reason),
+          () => {
+            this.onRunEnded('');
+          },
+        );
       }),
       start: unary<StartRequest, StartReply>((req) => {
         const receivedAtMs = now();
-        const from = checkIdentity(req.from);
-        if (this.busy)
-          throw grpcError(status.UNAVAILABLE, `rank ${this.config.rank} is busy with another run`);
-        let run: RankRun;
-        try {
-          run = new RankRun(this.env(), {
-            runId: from.runId,
-            mode: req.mode,
-            boundaries: req.boundaries,
-            chunkIds: req.chunkTokenIds,
-            maxNewTokens: req.maxNewTokens,
-            debugState: req.debugState,
-          });
-        } catch (err) {
-          throw grpcError(status.INVALID_ARGUMENT, (err as Error).message);
-        }
-        this.busy = true;
-        this.register(run);
-        this.execute(run);
+        this.startRun(req, this.checkIdentity(req.from));
         return { receivedAtMs };
       }),
       streamKv: (
         call: ServerReadableStream<KvMessage, KvStreamSummary>,
         callback: sendUnaryData<KvStreamSummary>,
       ) => {
-        this.receiveKv(call, callback, checkIdentity);
+        serveKvStream(call, callback, this.kvContext());
       },
       firstToken: unary<FirstTokenReport, Ack>((req) => {
-        checkIdentity(req.from);
-        if (this.coordinated?.runId === req.from?.runId) this.coordinated?.onFirstToken(req.token);
+        this.checkIdentity(req.from);
+        this.lifecycle.coordinatedRun(req.from?.runId)?.onFirstToken(req.token);
         return ack;
       }),
       report: unary<RankReport, Ack>((req) => {
-        checkIdentity(req.from);
-        if (this.coordinated?.runId === req.from?.runId) this.coordinated?.onReport(req);
+        this.checkIdentity(req.from);
+        this.lifecycle.coordinatedRun(req.from?.runId)?.onReport(req);
         return ack;
       }),
       abort: unary<AbortRequest, Ack>((req) => {
         const runId = req.from?.runId ?? '';
-        const run = this.runs.get(runId);
-        if (run) run.fail(new RunFailure(req.reason));
-        if (this.coordinated?.runId === runId) this.coordinated.fail(new RunFailure(req.reason));
+        this.runs.get(runId)?.fail(new RunFailure(req.reason));
+        this.lifecycle.coordinatedRun(runId)?.fail(new RunFailure(req.reason));
         return ack;
       }),
       shutdown: unary<ShutdownRequest, Ack>(() => {
@@ -341,102 +370,6 @@ export class RankNode {
         return ack;
       }),
     };
-  }
-
-  private receiveKv(
-    call: ServerReadableStream<KvMessage, KvStreamSummary>,
-    callback: sendUnaryData<KvStreamSummary>,
-    checkIdentity: (from: Identity | undefined) => Identity,
-  ): void {
-    let run: RankRun | null = null;
-    let from = -1;
-    let frames = 0;
-    let bytes = 0;
-    let answered = false;
-    let chain: Promise<void> = Promise.resolve();
-    const answer = (err: ServiceError | null) => {
-      if (answered) return;
-      answered = true;
-      if (err) callback(err);
-      else callback(null, { frames, bytes });
-    };
-    const refuse = (code: status, err: Error) => {
-      if (run) this.failRun(run, err);
-      answer(grpcError(code, err.message));
-      call.destroy();
-    };
-    const handle = async (message: KvMessage): Promise<void> => {
-      const body = message.body;
-      if (body?.$case === 'hello') {
-        const hello = body.value;
-        let identity: Identity;
-        try {
-          identity = checkIdentity(hello.from);
-        } catch (err) {
-          refuse(status.FAILED_PRECONDITION, err as Error);
-          return;
-        }
-        const g = this.geometry();
-        const layers = this.engine.info.config.numLayers;
-        if (
-          hello.toRank !== this.config.rank ||
-          hello.dtype !== g.dtype ||
-          hello.kvHeads !== g.kvHeads ||
-          hello.headDim !== g.headDim ||
-          hello.numLayers !== layers
-        ) {
-          refuse(
-            status.FAILED_PRECONDITION,
-            new FrameError(
-              `rank ${identity.rank} opened a KV stream for rank ${hello.toRank} with ${hello.numLayers} layers × [${hello.kvHeads}, ${hello.headDim}] dtype ${hello.dtype}; rank ${this.config.rank} has ${layers} × [${g.kvHeads}, ${g.headDim}] dtype ${g.dtype}`,
-            ),
-          );
-          return;
-        }
-        run = await this.runFor(identity.runId);
-        from = identity.rank;
-        if (!run.expectsFrom(from))
-          refuse(
-            status.FAILED_PRECONDITION,
-            new FrameError(`rank ${from} is not a K/V source of rank ${this.config.rank} in this run`),
-          );
-        return;
-      }
-      if (body?.$case !== 'frame' || !run) {
-        refuse(status.INVALID_ARGUMENT, new FrameError('a KV stream must start with a hello'));
-        return;
-      }
-      await run.onFrame(from, body.value);
-      frames++;
-      bytes += body.value.key.byteLength + body.value.value.byteLength;
-    };
-    call.on('data', (message: KvMessage) => {
-      call.pause();
-      chain = chain
-        .then(() => (answered ? undefined : handle(message)))
-        .catch((err: unknown) => {
-          refuse(err instanceof FrameError ? status.DATA_LOSS : status.ABORTED, err as Error);
-        })
-        .finally(() => call.resume());
-    });
-    call.on('end', () => {
-      void chain.then(() => {
-        run?.onStreamClosed(from, null);
-        answer(null);
-      });
-    });
-    call.on('error', (err: Error) => {
-      void chain.then(() => {
-        run?.onStreamClosed(from, err.message.replace(/^\d+ [A-Z_]+: /, ''));
-        answer(grpcError(status.CANCELLED, err.message));
-      });
-    });
-    call.on('cancelled', () => {
-      void chain.then(() => {
-        run?.onStreamClosed(from, 'cancelled by the sender, or by gRPC for a message over the size limit');
-        answer(grpcError(status.CANCELLED, 'cancelled'));
-      });
-    });
   }
 
   /** Ask every other rank to exit (best effort), e.g. when a job ends. */
@@ -455,24 +388,19 @@ export class RankNode {
   }
 
   /** Coordinate one run from this process (rank 0 in job mode). */
-  async runOnce(request: RunRequest): Promise<RunResult> {
-    if (this.busy) throw new RunFailure('a run is already in progress');
-    this.busy = true;
-    try {
-      return await coordinate(this.env(), request, (c) => (this.coordinated = c));
-    } finally {
-      this.busy = false;
-    }
+  runOnce(request: RunRequest): Promise<RunResult> {
+    return this.coordinateRun(request, (reason) => new RunFailure(reason));
+  }
+
+  /** Which run holds the engine now (logs, tests). */
+  get state(): NodeState {
+    return this.lifecycle.state;
   }
 
   /** Settles once the run executing on this rank (if any) has ended and reported, or after `timeoutMs`. */
   async runSettled(timeoutMs: number): Promise<void> {
-    const ended = this.executing.catch(() => undefined);
+    const ended = this.lastRunSettled.catch(() => undefined);
     await Promise.race([ended, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-  }
-
-  requestClose(reason: string): void {
-    this.closing?.(reason);
   }
 
   async stop(): Promise<void> {
@@ -480,7 +408,7 @@ export class RankNode {
     for (const run of this.runs.values())
       run.fail(new RunFailure(`rank ${this.config.rank} is shutting down`));
     // Let a failing run deliver its report before the channels close.
-    await Promise.race([this.executing, new Promise((r) => setTimeout(r, 2000).unref())]);
+    await Promise.race([this.lastRunSettled, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.peers.close();
     await new Promise<void>((resolve) => {
       this.server.tryShutdown(() => {
@@ -492,6 +420,4 @@ export class RankNode {
       }, 2000).unref();
     });
   }
-
-  static participants = participants;
 }
