@@ -165,9 +165,9 @@ async function followJob(node: RankNode, rank: number, deadlineMs: number): Prom
       log.error({ deadlineMs }, 'no run finished before the deadline');
       resolve(failed(rank, RunFailure.at(rank, `no run finished within ${deadlineMs} ms`)));
     }, deadlineMs);
-    node.onRunEnded = (error) => {
+    node.onRunEnded = (failure) => {
       clearTimeout(timer);
-      resolve(error ? failed(rank, new RunFailure(error)) : succeeded(rank));
+      resolve(failure ? failed(rank, failure) : succeeded(rank));
     };
     void node.closed.then(async (reason) => {
       // Rank 0's Shutdown can overtake its answer to this rank's last report (two connections): a

@@ -16,7 +16,7 @@ import type { PartitionTable } from '../../core/partition-table.ts';
 import { partitionFromRequest, resolvePartition } from '../../core/partition-choice.ts';
 import { syntheticPromptIds } from '../prompt.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
-import { RankRun, RunFailure, type RankEnv, type RunPlan } from './rank-run.ts';
+import { attributeFailure, RankRun, RunFailure, type RankEnv, type RunPlan } from './rank-run.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -241,11 +241,14 @@ export async function coordinate(
     const e = err instanceof Error ? err : new Error(String(err));
     coordinated.fail(e);
     own.fail(e);
+    // Told to the others as a run failure: one another rank reported keeps its rank; anything
+    // else (a deadline, a bad request) began here.
+    const failure = attributeFailure(e, 0);
     for (let r = 1; r < ranks; r++) {
       env.peers
         .client(r)
         .abort(
-          { from: env.identity(runId), reason: e.message },
+          { from: env.identity(runId), reason: failure.message, reasonRank: failure.rank },
           new Metadata(),
           { deadline: Date.now() + 2000 },
           () => undefined,

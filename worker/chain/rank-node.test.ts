@@ -103,8 +103,9 @@ async function node(rank: number, other: string): Promise<Node> {
     engine,
     tokenizer,
   );
+  // How each run ended: '' for a success, else the failure's message.
   const ended: string[] = [];
-  n.onRunEnded = (error) => ended.push(error);
+  n.onRunEnded = (failure) => ended.push(failure?.message ?? '');
   const client = rankClient(address);
   cleanup.push(async () => {
     client.close();
@@ -134,10 +135,11 @@ async function startRank1(client: RankClient, runId: string = randomUUID(), chun
   return runId;
 }
 
-function abort(client: RankClient, runId: string, reason: string): Promise<void> {
+/** Rank 0 aborts a run, telling why: a failure that began on rank 0 unless `reasonRank` says. */
+function abort(client: RankClient, runId: string, reason: string, reasonRank = 0): Promise<void> {
   return new Promise((resolve, reject) => {
     client.abort(
-      { from: identity(runId, FINGERPRINT), reason },
+      { from: identity(runId, FINGERPRINT), reason: `rank ${reasonRank}: ${reason}`, reasonRank },
       new Metadata(),
       { deadline: Date.now() + 5000 },
       (err) => {
@@ -228,15 +230,15 @@ describe('RankNode, rank 1 of 2', () => {
       details: 'rank 1 is busy with another run',
     });
     // Rank 0 aborts the run: this rank reports the failure, and the engine is free again.
-    await abort(client, first, 'rank 0: run deadline');
+    await abort(client, first, 'run deadline');
     control.release();
     await eventually('the failed run to end', () => ended.length === 1);
-    expect(ended).toEqual([expect.stringMatching(/rank 0: run deadline$/)]);
+    expect(ended).toEqual([expect.stringMatching(/^rank 0: run deadline/)]);
     expect(rank0.reports.map((r) => [r.from?.runId, r.error])).toEqual([[first, ended[0]]]);
     expect(n.state).toEqual({ phase: 'idle' });
     const second = await startRank1(client);
     expect(n.state).toEqual({ phase: 'executing', runId: second });
-    await abort(client, second, 'rank 0: stop');
+    await abort(client, second, 'stop');
     await n.runSettled(5000);
     expect(control.chunks).toBe(2);
     expect(rank0.reports.map((r) => r.from?.runId)).toEqual([first, second]);
@@ -313,7 +315,7 @@ describe('RankNode, rank 1 of 2', () => {
       details: expect.stringMatching(/checksum mismatch/),
     });
     await eventually('the run to end', () => ended.length === 1);
-    expect(ended[0]).toMatch(/rank 1: bad KV frame from rank 0 .*checksum mismatch/);
+    expect(ended[0]).toMatch(/^rank 1: bad KV frame from rank 0 .*checksum mismatch/);
     expect(rank0.aborts.map((a) => a.reason)).toEqual([
       'rank 1: bad KV frame from rank 0 (layer 0, tokens 0..10): checksum mismatch: the frame is corrupted',
     ]);

@@ -43,7 +43,7 @@ import type { KvGeometry } from './frames.ts';
 import { coordinate, type CoordinatorEnv } from './coordinator.ts';
 import { grpcError } from './grpc-error.ts';
 import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
-import { RankRun, RunFailure } from './rank-run.ts';
+import { attributeFailure, RankRun, RunFailure } from './rank-run.ts';
 import { RunLifecycle, type NodeEvent, type NodeState } from './run-lifecycle.ts';
 import { RunRegistry } from './run-registry.ts';
 import { Peers, RankServiceDefinition, serverCredentials, type TlsFiles } from './transport.ts';
@@ -85,7 +85,7 @@ export class RankNode {
   /** Resolves with a reason when the process should exit (Shutdown, or a finished job). */
   readonly closed: Promise<string>;
   /** Called after each run of this rank ends (reports sent), with its error or ''. */
-  onRunEnded: (error: string) => void = () => undefined;
+  onRunEnded: (failure: RunFailure | null) => void = () => undefined;
 
   private constructor(config: RankNodeConfig, engine: EngineClient, tokenizer: TextTokenizer) {
     this.config = config;
@@ -174,7 +174,10 @@ export class RankNode {
           runId,
           limits.peerTimeoutMs,
           () =>
-            new RunFailure(`rank ${rank} has no run ${runId} (no Start within ${limits.peerTimeoutMs} ms)`),
+            new RunFailure(
+              `rank ${rank} has no run ${runId} (no Start within ${limits.peerTimeoutMs} ms)`,
+              rank,
+            ),
         ),
       failRun: (run, err) => {
         this.failRun(run, err);
@@ -197,17 +200,18 @@ export class RankNode {
 
   /** This rank's run failed: stop it and tell the coordinator why (the first reason wins there). */
   private failRun(run: RankRun, err: Error): void {
-    const reason = err.message.startsWith('rank ') ? err.message : `rank ${this.config.rank}: ${err.message}`;
+    // A failure relayed from another rank keeps that rank; anything else began here.
+    const failure = attributeFailure(err, this.config.rank);
     if (this.abortsSent.has(run.plan.runId)) return;
     this.abortsSent.add(run.plan.runId);
-    this.log.error({ runId: run.plan.runId, reason }, 'run failed');
-    run.fail(new RunFailure(reason));
-    if (this.config.rank === 0) this.lifecycle.coordinated?.fail(new RunFailure(reason));
+    this.log.error({ runId: run.plan.runId, reason: failure.message }, 'run failed');
+    run.fail(failure);
+    if (this.config.rank === 0) this.lifecycle.coordinated?.fail(failure);
     else {
       this.peers
         .client(0)
         .abort(
-          { from: this.identity(run.plan.runId), reason },
+          { from: this.identity(run.plan.runId), reason: failure.message, reasonRank: failure.rank },
           new Metadata(),
           { deadline: Date.now() + 2000 },
           () => undefined,
@@ -283,21 +287,24 @@ export class RankNode {
       )
       .then(
         (report) =>
-          new Promise<string>((resolve) => {
+          new Promise<RunFailure | null>((resolve) => {
             // The engine is free again: a new Start may come while the report is on its way.
             this.runs.delete(run.plan.runId);
             this.must({ type: 'executed', runId: run.plan.runId });
-            if (report.error) this.failRun(run, new Error(report.error));
+            const failed = report.error ? new RunFailure(report.error, report.errorRank ?? null) : null;
+            if (failed) this.failRun(run, failed);
             coordinator.report(report, new Metadata(), deadline(), (err) => {
-              if (err && !report.error)
-                this.failRun(run, new RunFailure(`cannot report to rank 0: ${err.details || err.message}`));
-              resolve(report.error || (err ? `cannot report to rank 0: ${err.details || err.message}` : ''));
+              const lost = err
+                ? RunFailure.at(this.config.rank, `cannot report to rank 0: ${err.details || err.message}`)
+                : null;
+              if (lost && !failed) this.failRun(run, lost);
+              resolve(failed ?? lost);
             });
           }),
       )
-      .then((error) => {
+      .then((failure) => {
         this.abortsSent.delete(run.plan.runId);
-        this.onRunEnded(error);
+        this.onRunEnded(failure);
       });
   }
 
@@ -334,7 +341,7 @@ export class RankNode {
           req,
           (reason) => grpcError(status.UNAVAILABLE, reason),
           () => {
-            this.onRunEnded('');
+            this.onRunEnded(null);
           },
         );
       }),
@@ -361,8 +368,12 @@ export class RankNode {
       }),
       abort: unary<AbortRequest, Ack>((req) => {
         const runId = req.from?.runId ?? '';
-        this.runs.get(runId)?.fail(new RunFailure(req.reason));
-        this.lifecycle.coordinatedRun(runId)?.fail(new RunFailure(req.reason));
+        const failure =
+          req.reasonRank !== undefined
+            ? new RunFailure(req.reason, req.reasonRank)
+            : RunFailure.at(req.from?.rank ?? 0, req.reason);
+        this.runs.get(runId)?.fail(failure);
+        this.lifecycle.coordinatedRun(runId)?.fail(failure);
         return ack;
       }),
       shutdown: unary<ShutdownRequest, Ack>(() => {
@@ -406,7 +417,7 @@ export class RankNode {
   async stop(): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
     for (const run of this.runs.values())
-      run.fail(new RunFailure(`rank ${this.config.rank} is shutting down`));
+      run.fail(new RunFailure(`rank ${this.config.rank} is shutting down`, this.config.rank));
     // Let a failing run deliver its report before the channels close.
     await Promise.race([this.lastRunSettled, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.peers.close();
