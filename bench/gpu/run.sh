@@ -8,11 +8,12 @@
 #   gpu-mem.log    the GPU's used memory every 50 ms (gpu-mem.py), for each context's peak
 #   profile.txt    where the time of one runahead prefill goes (ncu, kernel durations by name)
 #   experiments.jsonl  labelled engine-bench runs (steps memory, groups)
+#   egress.md      host ↔ GPU copy speed by tensor size (step egress, bench/gpu/egress.ts)
 #   *.log          stderr of each step
 # Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
 #
 # Usage: bench/gpu/run.sh OUT_DIR [steps: smoke check bench anchor loadprofile optlevels memory groups
-#        profile] [MODELS=llama-7b,llama3-8b]
+#        egress profile] [MODELS=llama-7b,llama3-8b]
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
@@ -92,6 +93,21 @@ for s in $steps; do
           --layers-per-graph "$k" --fill --label "layers per graph" >> "$out/experiments.jsonl" 2>> "$out/experiments.log"
         echo "exit $?"
       done ;;
+    egress)
+      # Host ↔ GPU through onnxruntime-node by tensor size (bench/gpu/egress.ts), under three
+      # allocator settings: glibc's defaults, large blocks kept in the heap (MALLOC_MMAP_MAX_=0), and
+      # what the worker processes get (MALLOC_TUNING_ENV, exported above); then pinned outputs.
+      clean="env -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_TRIM_THRESHOLD_ -u MALLOC_TOP_PAD_"
+      for variant in "glibc defaults|$clean" "MALLOC_MMAP_MAX_=0|$clean MALLOC_MMAP_MAX_=0" "worker settings|env"; do
+        step "egress: ${variant%%|*}"
+        ${variant#*|} timeout -k 5 100 node bench/gpu/egress.ts --sizes-mib "${EGRESS_MIB:-8,64,512,2048}" --repeats 3 --dtype float32 \
+          --label "${variant%%|*}" >> "$out/egress.jsonl" 2>> "$out/egress.md"; echo "exit $?"
+      done
+      step "egress: pinned outputs"
+      timeout -k 5 100 node bench/gpu/egress.ts --sizes-mib "${EGRESS_MIB:-8,64,512,2048}" --repeats 3 --dtype float32 \
+        --label "worker settings" --output-location cpu-pinned >> "$out/egress.jsonl" 2>> "$out/egress.md"
+      echo "exit $?"
+      cat "$out/egress.md" ;;
     profile)
       step "profile runahead llama-7b @8192"
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
