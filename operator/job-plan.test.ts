@@ -8,7 +8,15 @@ import {
 } from '../core/api/v1alpha1/runahead-job.ts';
 import { WorkerExit, type RunOutcome, type TerminationMessage } from '../core/api/termination-message.ts';
 import { DEFAULT_OPERATOR_DEFAULTS, type JobRef } from './desired-children.ts';
-import { SUCCESS_GRACE_MS, planJob, planInvalidJob, type ChildAction, type PlanInput } from './job-plan.ts';
+import {
+  MAX_REFUSAL_MESSAGE,
+  SUCCESS_GRACE_MS,
+  planJob,
+  planInvalidJob,
+  planRefusedJob,
+  type ChildAction,
+  type PlanInput,
+} from './job-plan.ts';
 import type { ObservedPod } from './observed-pods.ts';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
@@ -382,5 +390,19 @@ describe('planJob', () => {
     const again = planInvalidJob(plan.status, 3, 'spec.ranks: must be ≥ 1', [], NOW);
     expect(again.events).toEqual([]);
     expect(again.finished).toBeNull();
+  });
+
+  test('a child the API server refused fails the job once (ChildRejected), its message bounded', () => {
+    const echo = `the API server refused rank pod demo-0: ${'x'.repeat(1 << 20)}`;
+    const plan = planRefusedJob(undefined, 2, 'ChildRejected', echo, [pod(0).running().obj()], NOW);
+    expect(plan.status.phase).toBe('Failed');
+    const failed = condition(plan.status, 'Failed');
+    expect(failed?.reason).toBe('ChildRejected');
+    expect(failed?.message).toHaveLength(MAX_REFUSAL_MESSAGE);
+    expect(failed?.message.startsWith('the API server refused rank pod demo-0: xxx')).toBe(true);
+    expect(plan.events).toEqual([{ type: 'Warning', reason: 'ChildRejected', message: failed?.message }]);
+    expect(plan.finished).toMatchObject({ result: 'failed', reason: 'ChildRejected' });
+    expect(kinds(plan.actions)).toEqual(['deletePod demo-0']);
+    expect(planRefusedJob(plan.status, 2, 'ChildRejected', echo, [], NOW).events).toEqual([]);
   });
 });

@@ -432,18 +432,29 @@ export function planInvalidJob(
   pods: readonly ObservedPod[],
   now: Date,
 ): JobPlan {
+  return planRefusedJob(status, generation, Reason.InvalidSpec, `invalid spec: ${message}`, pods, now);
+}
+
+/** The longest refusal message kept on a job (the API server may echo a megabyte of the input). */
+export const MAX_REFUSAL_MESSAGE = 1024;
+
+/**
+ * A job that can never run as written: its spec is refused (InvalidSpec), or the API server refused
+ * one of its children as invalid (ChildRejected). Failed at once, with one event; its pods go.
+ */
+export function planRefusedJob(
+  status: RunaheadJobStatus | undefined,
+  generation: number,
+  reason: typeof Reason.InvalidSpec | typeof Reason.ChildRejected,
+  message: string,
+  pods: readonly ObservedPod[],
+  now: Date,
+): JobPlan {
   const conditions = [...(status?.conditions ?? [])];
   const already = findCondition(conditions, ConditionType.Failed)?.status === 'True';
-  const text = `invalid spec: ${message}`;
-  const transitioned = setCondition(
-    conditions,
-    ConditionType.Failed,
-    'True',
-    Reason.InvalidSpec,
-    text,
-    now,
-    generation,
-  );
+  const text =
+    message.length > MAX_REFUSAL_MESSAGE ? `${message.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : message;
+  const transitioned = setCondition(conditions, ConditionType.Failed, 'True', reason, text, now, generation);
   return {
     status: {
       ...status,
@@ -453,9 +464,9 @@ export function planInvalidJob(
       completionTime: status?.completionTime ?? timestamp(now),
     },
     actions: deleteActive(pods),
-    events: transitioned ? [{ type: 'Warning', reason: Reason.InvalidSpec, message: text }] : [],
+    events: transitioned ? [{ type: 'Warning', reason, message: text }] : [],
     requeueAfterMs: null,
-    finished: already ? null : { result: 'failed', reason: Reason.InvalidSpec, outcome: null },
+    finished: already ? null : { result: 'failed', reason, outcome: null },
   };
 }
 

@@ -24,8 +24,10 @@ import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
   groupStarted,
+  MAX_REFUSAL_MESSAGE,
   planInvalidJob,
   planJob,
+  planRefusedJob,
   type ChildAction,
   type JobPlan,
   type PlannedEvent,
@@ -64,6 +66,17 @@ export class ConflictError extends Error {
 }
 
 const isCode = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
+
+/** The API server refused an object as invalid (400, 413 too large, 422): retrying cannot help. */
+const isRefusal = (err: unknown) => [400, 413, 422].some((code) => isCode(err, code));
+
+type CreateAction = Extract<ChildAction, { kind: 'createPod' | 'createConfigMap' | 'createService' }>;
+const isCreate = (a: ChildAction): a is CreateAction =>
+  a.kind === 'createPod' || a.kind === 'createConfigMap' || a.kind === 'createService';
+
+/** A message as events and logs carry it: an API error may echo a megabyte of the input. */
+const clip = (text: string) =>
+  text.length > MAX_REFUSAL_MESSAGE ? `${text.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : text;
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
@@ -170,18 +183,26 @@ export class Reconciler {
       withoutUndefined(raw.status ?? {}),
       withoutUndefined(plan.status),
     );
-    if (statusChanged) await this.writeStatus(raw, namespace, name, plan.status);
+    const current = statusChanged ? await this.writeStatus(raw, namespace, name, plan.status) : raw;
     for (const action of plan.actions) {
       try {
         await this.applyAction(namespace, name, action);
       } catch (err) {
-        // What the Job controller calls FailedCreate: say so on the job (a quota, an admission
-        // webhook or an invalid affinity refused the pod); the work queue retries with backoff.
+        if (isCreate(action) && isRefusal(err)) {
+          // Invalid as written (a 422 echoing the field, a ConfigMap over 1 MiB): no retry can
+          // help, so the job fails now, once, instead of a new event on every retry.
+          await this.refuse(current ?? raw, namespace, name, action, err);
+          return;
+        }
+        // What the Job controller calls FailedCreate: say so on the job (a quota or an admission
+        // webhook refused the pod for now); the work queue retries with backoff.
         if (action.kind === 'createPod')
           await this.recordEvent(raw, namespace, name, {
             type: 'Warning',
             reason: Reason.PodCreationFailed,
-            message: `could not create pod ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`,
+            message: clip(
+              `could not create pod ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`,
+            ),
           });
         throw err;
       }
@@ -190,14 +211,41 @@ export class Reconciler {
     if (statusChanged) for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
   }
 
+  /** The job failed as ChildRejected: the API server refused `action`'s object as invalid. */
+  private async refuse(
+    raw: RawJob,
+    namespace: string,
+    name: string,
+    action: CreateAction,
+    err: unknown,
+  ): Promise<void> {
+    const kind = { createPod: 'rank pod', createConfigMap: 'ConfigMap', createService: 'Service' }[
+      action.kind
+    ];
+    const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`;
+    this.log.warn({ namespace, job: name, refused: clip(message) }, 'job failed: a child was refused');
+    const uid = raw.metadata?.uid ?? '';
+    const plan = planRefusedJob(
+      raw.status,
+      raw.metadata?.generation ?? 0,
+      Reason.ChildRejected,
+      message,
+      this.ownedPods(namespace, name, uid),
+      this.clock(),
+    );
+    // The next reconcile sees the job Failed and counts it (observer.terminal).
+    await this.apply(raw, namespace, name, plan);
+  }
+
+  /** Writes the status; returns the job as written (null: it was deleted meanwhile). */
   private async writeStatus(
     raw: RawJob,
     namespace: string,
     name: string,
     status: RunaheadJobStatus,
-  ): Promise<void> {
+  ): Promise<RawJob | null> {
     try {
-      await this.custom.replaceNamespacedCustomObjectStatus({
+      return (await this.custom.replaceNamespacedCustomObjectStatus({
         group: GROUP,
         version: VERSION,
         namespace,
@@ -205,11 +253,11 @@ export class Reconciler {
         name,
         body: { ...raw, status },
         fieldManager: FIELD_MANAGER,
-      });
+      })) as RawJob;
     } catch (err) {
       if (isCode(err, 409))
         throw new ConflictError(`status of ${namespace}/${name} changed meanwhile; reconciling again`);
-      if (isCode(err, 404)) return; // deleted meanwhile
+      if (isCode(err, 404)) return null; // deleted meanwhile
       throw err;
     }
   }

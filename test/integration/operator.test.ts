@@ -390,25 +390,58 @@ describe('the operator, one replica', () => {
     );
   }, 30_000);
 
-  test('a pod the API server refuses is reported on the job (PodCreationFailed) and retried', async () => {
-    // Affinity is passed through as given; an empty required term list is invalid for a pod.
-    await createJob(ns, 'unschedulable', {
-      affinity: {
-        nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+  test.each([
+    [
+      'an invalid affinity (an empty required term list)',
+      'bad-affinity',
+      {
+        affinity: {
+          nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+        },
       },
-    });
-    const message = await eventually('a PodCreationFailed event', async () => {
-      const list = await core.listNamespacedEvent({
-        namespace: ns,
-        fieldSelector: 'involvedObject.name=unschedulable',
-      });
-      return list.items.find((e) => e.reason === 'PodCreationFailed')?.message;
-    });
-    expect(message).toMatch(
-      /^could not create pod unschedulable-0: .*nodeSelectorTerms.*must have at least one/,
-    );
-    expect(await pods(ns, 'unschedulable')).toHaveLength(0);
-  }, 30_000);
+      /^the API server refused rank pod bad-affinity-0: .*nodeSelectorTerms.*must have at least one/,
+    ],
+    [
+      'a checkpoint mounted over the pod’s own /tmp',
+      'tmp-mount',
+      {
+        model: { checkpoint: { volume: { hostPath: { path: '/models' } }, mountPath: '/tmp' } },
+        prompt: { syntheticTokens: 64 },
+      },
+      /^the API server refused rank pod tmp-mount-0: .*mountPath.*must be unique/,
+    ],
+    [
+      'a prompt of 1 MiB of UTF-8 (262144 four-byte characters) in the shared ConfigMap',
+      'huge-prompt',
+      { prompt: { text: '😀'.repeat(262_144) } },
+      /^the API server refused ConfigMap huge-prompt-shared: .*may not be more than 1048576 bytes/,
+    ],
+  ] as const)(
+    '%s: the job fails at once (ChildRejected), with one event and no retries',
+    async (_, name, spec, message) => {
+      await createJob(ns, name, spec);
+      const status = await jobStatus(ns, name, 'Failed', (s) => s.phase === 'Failed');
+      const failed = condition(status, 'Failed');
+      expect(failed?.reason).toBe('ChildRejected');
+      expect(failed?.message).toMatch(message);
+      // The API server echoes the refused input: what is kept is bounded.
+      expect(failed!.message.length).toBeLessThanOrEqual(1024);
+      await eventuallyExpect(
+        'the ChildRejected event',
+        () => events(ns, name),
+        (list) => {
+          expect(list.map((e) => e.reason)).toContain('ChildRejected');
+        },
+      );
+      // Nothing retries a refusal: give a retry loop time to show itself, then count.
+      await new Promise((r) => setTimeout(r, 3000));
+      const reasons = await eventReasons(ns, name);
+      expect(reasons.filter((r) => r === 'ChildRejected')).toHaveLength(1);
+      expect(reasons).not.toContain('PodCreationFailed');
+      expect(await pods(ns, name)).toHaveLength(0);
+    },
+    40_000,
+  );
 
   test('the active deadline fails a job that runs too long and deletes its pods', async () => {
     await createJob(ns, 'slow', { activeDeadlineSeconds: 2 });

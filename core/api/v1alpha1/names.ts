@@ -55,6 +55,8 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
   ConfigurationError: 'ConfigurationError',
   PodCreationFailed: 'PodCreationFailed',
+  /** The API server refused a child (rank pod, ConfigMap, Service) as invalid: no retry can help. */
+  ChildRejected: 'ChildRejected',
   RankPodDeleted: 'RankPodDeleted',
   GroupRestarting: 'GroupRestarting',
   JobSuspended: 'JobSuspended',
