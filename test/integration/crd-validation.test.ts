@@ -46,6 +46,24 @@ interface Case {
   readonly zod: RegExp;
 }
 
+// Paths a rank must never read or mount over (issue: hostile manifests).
+const mountPathCase = (path: string, what: string): Case => ({
+  name: `checkpoint mountPath ${what} (${JSON.stringify(path)})`,
+  manifest: invalid(
+    (m) =>
+      (m.spec['model'] = { checkpoint: { volume: { hostPath: { path: '/data/models' } }, mountPath: path } }),
+  ),
+  server: /spec\.model\.checkpoint\.mountPath: .*mountPath must be a normalized absolute path/,
+  zod: /model\.checkpoint\.mountPath: mountPath must be a normalized absolute path/,
+});
+const hostPathCase = (path: string, what: string): Case => ({
+  name: `checkpoint hostPath ${what} (${JSON.stringify(path)})`,
+  manifest: invalid((m) => (m.spec['model'] = { checkpoint: { volume: { hostPath: { path } } } })),
+  server:
+    /spec\.model\.checkpoint\.volume\.hostPath\.path: .*hostPath\.path must be a normalized absolute path/,
+  zod: /model\.checkpoint\.volume\.hostPath\.path: hostPath\.path must be a normalized absolute path/,
+});
+
 const CORPUS: Case[] = [
   {
     name: 'ranks is a string',
@@ -216,6 +234,21 @@ const CORPUS: Case[] = [
     server: /spec\.prompt\.configMapKeyRef\.key: Invalid value: "a\/b"/,
     zod: /prompt\.configMapKeyRef\.key: must be a ConfigMap key/,
   },
+  mountPathCase('/', 'the root'),
+  mountPathCase('/tmp', 'the operator’s /tmp'),
+  mountPathCase('/etc/runahead/prompt', 'the operator’s prompt mount'),
+  mountPathCase('/dev/shm', 'under /dev'),
+  mountPathCase('/models/../etc', 'a ".." segment'),
+  mountPathCase('/models\nx', 'a newline'),
+  mountPathCase('/models/', 'a trailing /'),
+  mountPathCase('/a:b', 'a ":"'),
+  hostPathCase('/', 'the root'),
+  hostPathCase('/etc', '/etc'),
+  hostPathCase('/var/run/docker.sock', 'the container runtime socket'),
+  hostPathCase('/var/lib/kubelet/pods', 'the kubelet’s pods'),
+  hostPathCase('/data/../etc', 'a ".." segment'),
+  hostPathCase('/data//m', 'an empty segment'),
+  hostPathCase('/proc/1/root', '/proc'),
 ];
 
 describe('RunaheadJob CRD on a real API server', () => {

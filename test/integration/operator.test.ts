@@ -402,13 +402,10 @@ describe('the operator, one replica', () => {
       /^the API server refused rank pod bad-affinity-0: .*nodeSelectorTerms.*must have at least one/,
     ],
     [
-      'a checkpoint mounted over the pod’s own /tmp',
-      'tmp-mount',
-      {
-        model: { checkpoint: { volume: { hostPath: { path: '/models' } }, mountPath: '/tmp' } },
-        prompt: { syntheticTokens: 64 },
-      },
-      /^the API server refused rank pod tmp-mount-0: .*mountPath.*must be unique/,
+      'a CPU request above its limit',
+      'cpu-over-limit',
+      { resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } },
+      /^the API server refused rank pod cpu-over-limit-0: .*must be less than or equal to cpu limit/,
     ],
     [
       'a prompt of 1 MiB of UTF-8 (262144 four-byte characters) in the shared ConfigMap',

@@ -71,12 +71,58 @@ const SyntheticModel = z
   })
   .describe('A deterministic model generated in every rank, no files needed (benchmarks, trials).');
 
+/** Directories of the node a rank must never read, nor a container mount over. */
+const SYSTEM_DIRS = [
+  '/dev',
+  '/proc',
+  '/sys',
+  '/etc',
+  '/run',
+  '/var/run',
+  '/var/lib/kubelet',
+  '/boot',
+  '/root',
+];
+/** The operator's own mounts in a rank's container (operator/desired-children.ts). */
+const OPERATOR_MOUNTS = ['/tmp', '/etc/runahead'];
+
+/**
+ * An absolute, normalized path: no "." or ".." segments, no empty segment ("//"), no trailing "/",
+ * no control characters, not "/" itself, and not `denied` nor under it. Written twice, as zod (the
+ * operator) and CEL (the API server).
+ */
+function safePath(denied: readonly string[], what: string, colon: 'allowed' | 'refused') {
+  const message = `${what} must be a normalized absolute path (no "..", ".", "//" or trailing "/"${colon === 'refused' ? ', no ":"' : ''}), not / and not under ${denied.join(', ')}`;
+  // Control characters (< 0x20, 0x7f) checked apart: a regular expression naming them reads badly.
+  const hasControl = (p: string) => {
+    for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) < 0x20 || p.charCodeAt(i) === 0x7f) return true;
+    return false;
+  };
+  const zodSegment = colon === 'refused' ? /^(\/[^/:]+)+$/ : /^(\/[^/]+)+$/;
+  const zodRule = (p: string) =>
+    zodSegment.test(p) &&
+    !hasControl(p) &&
+    !p.split('/').some((seg) => seg === '.' || seg === '..') &&
+    !denied.some((d) => p === d || p.startsWith(`${d}/`));
+  const celRule = [
+    `self.matches('^(/[^/${colon === 'refused' ? ':' : ''}\\\\x00-\\\\x1f\\\\x7f]+)+$')`,
+    "!self.split('/').exists(seg, seg == '.' || seg == '..')",
+    ...denied.map((d) => `self != '${d}' && !self.startsWith('${d}/')`),
+  ].join(' && ');
+  return z
+    .string()
+    .min(2)
+    .max(1024)
+    .refine(zodRule, message)
+    .meta({ 'x-kubernetes-validations': [cel(celRule, message)] });
+}
+
 const CheckpointVolume = z
   .strictObject({
     persistentVolumeClaim: z
       .strictObject({ claimName: ObjectName, readOnly: z.boolean().default(true) })
       .optional(),
-    hostPath: z.strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path') }).optional(),
+    hostPath: z.strictObject({ path: safePath(SYSTEM_DIRS, 'hostPath.path', 'allowed') }).optional(),
   })
   .describe('Where the checkpoint lives: a PersistentVolumeClaim or a directory on the node.')
   .meta({ 'x-kubernetes-validations': [exactlyOne(['persistentVolumeClaim', 'hostPath'], 'volume')] });
@@ -85,9 +131,7 @@ const RELATIVE_PATH_MESSAGE = 'must be relative to mountPath, without ".."';
 const CheckpointModel = z
   .strictObject({
     volume: CheckpointVolume,
-    mountPath: z
-      .string()
-      .regex(/^\/[^:]*$/, 'must be an absolute path without ":"')
+    mountPath: safePath([...SYSTEM_DIRS, ...OPERATOR_MOUNTS], 'mountPath', 'refused')
       .default('/models')
       .describe('Where the volume is mounted in every rank’s container (read-only).'),
     path: z
