@@ -22,6 +22,7 @@ const PASS = new Set([
   'exclusiveMaximum',
   'minLength',
   'maxLength',
+  'maxProperties',
   'pattern',
   'minItems',
   'maxItems',
@@ -41,9 +42,11 @@ export function structural(node: JsonSchema, path = '(root)'): JsonSchema {
     // resource.Quantity and friends, as controller-gen writes them.
     const anyOf = node['anyOf'] as JsonSchema[] | undefined;
     const pattern = anyOf?.find((a) => a['type'] === 'string')?.['pattern'];
+    const maxLength = node['maxLength'];
     return {
       anyOf: [{ type: 'integer' }, { type: 'string' }],
       ...(typeof pattern === 'string' ? { pattern } : {}),
+      ...(typeof maxLength === 'number' ? { maxLength } : {}),
       'x-kubernetes-int-or-string': true,
     };
   }

@@ -35,7 +35,8 @@ const Quantity = z
     z.string().regex(QUANTITY_RE, 'must be a Kubernetes quantity such as 500m, 2, 4Gi'),
     z.int().nonnegative(),
   ])
-  .meta({ 'x-kubernetes-int-or-string': true });
+  // maxLength bounds what the CEL rules of a resource list may cost the API server.
+  .meta({ 'x-kubernetes-int-or-string': true, maxLength: 64 });
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const ObjectName = z
@@ -231,12 +232,43 @@ const Partition = z
 
 // ---------------------------------------------------------------------------------------- scheduling
 
-const ResourceList = z.record(
-  z
-    .string()
-    .regex(/^([a-z0-9.-]+\/)?[a-zA-Z0-9_.-]+$/, 'must be a resource name such as cpu or nvidia.com/gpu'),
-  Quantity,
-);
+const MAX_RESOURCES = 16;
+const RESOURCE_NAME = /^([a-z0-9.-]+\/)?[a-zA-Z0-9_.-]+$/;
+const RESOURCE_NAME_MESSAGE = 'resource names look like cpu, memory or nvidia.com/gpu';
+const NEGATIVE_MESSAGE = 'resource quantities must not be negative';
+const GPU_MESSAGE = 'GPU counts (resources named …gpu) must be whole numbers';
+/** A resource list, its rules written twice: zod here, CEL for the API server (the CRD's schema
+ * cannot constrain a map's keys, nor an int-or-string's sign). */
+const ResourceList = z
+  .record(z.string(), Quantity)
+  .superRefine((list, ctx) => {
+    // Names checked here rather than by the key's schema, whose failure zod reports as "Invalid key".
+    for (const name of Object.keys(list))
+      if (!RESOURCE_NAME.test(name))
+        ctx.addIssue({ code: 'custom', path: [name], message: RESOURCE_NAME_MESSAGE });
+    if (Object.keys(list).length > MAX_RESOURCES)
+      ctx.addIssue({ code: 'custom', message: `at most ${MAX_RESOURCES} resources` });
+    for (const [name, q] of Object.entries(list)) {
+      if (typeof q === 'string' && q.startsWith('-'))
+        ctx.addIssue({ code: 'custom', path: [name], message: NEGATIVE_MESSAGE });
+      if (name.endsWith('gpu') && typeof q === 'string' && !/^[0-9]+$/.test(q))
+        ctx.addIssue({ code: 'custom', path: [name], message: GPU_MESSAGE });
+    }
+  })
+  .meta({
+    maxProperties: MAX_RESOURCES,
+    'x-kubernetes-validations': [
+      cel(`self.all(k, k.matches('${RESOURCE_NAME.source.replaceAll('\\/', '/')}'))`, RESOURCE_NAME_MESSAGE),
+      cel(
+        "self.all(k, type(self[k]) == int ? self[k] >= 0 : !string(self[k]).startsWith('-'))",
+        NEGATIVE_MESSAGE,
+      ),
+      cel(
+        "self.all(k, !k.endsWith('gpu') || type(self[k]) == int || string(self[k]).matches('^[0-9]+$'))",
+        GPU_MESSAGE,
+      ),
+    ],
+  });
 const Resources = z
   .strictObject({ limits: ResourceList.optional(), requests: ResourceList.optional() })
   .describe('Per-rank resources; default: one nvidia.com/gpu.');
@@ -246,7 +278,7 @@ const Toleration = z.strictObject({
   operator: z.enum(['Exists', 'Equal']).optional(),
   value: z.string().optional(),
   effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-  tolerationSeconds: z.int().optional(),
+  tolerationSeconds: z.int().min(0).max(31_536_000).optional(),
 });
 
 const Tls = z
@@ -331,11 +363,13 @@ export const RunaheadJobSpecSchema = z
     activeDeadlineSeconds: z
       .int()
       .min(1)
+      .max(31_536_000)
       .optional()
       .describe('The job fails when it has been active this long (suspended time does not count).'),
     ttlSecondsAfterFinished: z
       .int()
       .min(0)
+      .max(31_536_000)
       .optional()
       .describe('Delete the job (and its pods) this long after it succeeds or fails.'),
     suspend: z
