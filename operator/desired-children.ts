@@ -17,6 +17,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { partitionFromSpec, resolvePartition } from '../core/partition-choice.ts';
+import { DEFAULT_HOST_PATH_POLICY, type HostPathPolicy } from './policies/host-path-policy.ts';
 import { DEFAULT_LIMITS } from '../core/protocol.ts';
 import { workerArgv, type WorkerConfig } from '../core/worker-config.ts';
 import {
@@ -45,11 +46,14 @@ export interface OperatorDefaults {
   readonly workerImage: string;
   /** Cluster DNS domain (rank addresses are `<pod>.<service>.<namespace>.svc.<domain>`). */
   readonly clusterDomain: string;
+  /** What a cluster admin allows jobs to read from their nodes (operator/policies/host-path-policy.ts). */
+  readonly hostPathPolicy: HostPathPolicy;
 }
 
 export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
   workerImage: 'ghcr.io/runahead/worker:0.1.0',
   clusterDomain: 'cluster.local',
+  hostPathPolicy: DEFAULT_HOST_PATH_POLICY,
 };
 
 /** The worker image's non-root user (images/worker.Dockerfile). */

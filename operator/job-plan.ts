@@ -445,7 +445,7 @@ export const MAX_REFUSAL_MESSAGE = 1024;
 export function planRefusedJob(
   status: RunaheadJobStatus | undefined,
   generation: number,
-  reason: typeof Reason.InvalidSpec | typeof Reason.ChildRejected,
+  reason: typeof Reason.InvalidSpec | typeof Reason.ChildRejected | typeof Reason.PolicyViolation,
   message: string,
   pods: readonly ObservedPod[],
   now: Date,

@@ -33,6 +33,7 @@ import {
   type PlannedEvent,
 } from './job-plan.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
+import { hostPathProblem } from './policies/host-path-policy.ts';
 
 /** What the reconciler reads: the informers' caches. */
 export interface ClusterView {
@@ -128,6 +129,12 @@ export class Reconciler {
     const now = this.clock();
     if (!parsed.ok) {
       const plan = planInvalidJob(raw.status, generation, parsed.message, pods, now);
+      await this.apply(raw, namespace, name, plan);
+      return { requeueAfterMs: null };
+    }
+    const refused = hostPathProblem(parsed.job.spec, this.defaults.hostPathPolicy);
+    if (refused) {
+      const plan = planRefusedJob(raw.status, generation, Reason.PolicyViolation, refused, pods, now);
       await this.apply(raw, namespace, name, plan);
       return { requeueAfterMs: null };
     }

@@ -28,6 +28,8 @@ export interface OperatorConfig {
   readonly metricsAddress: string;
   readonly workerImage: string;
   readonly clusterDomain: string;
+  /** Directories a job's hostPath may be under (empty: none). */
+  readonly allowedHostPaths: readonly string[];
   readonly concurrency: number;
   readonly identity?: string | undefined;
 }
@@ -48,7 +50,11 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   const controller = new Controller({
     kubeConfig,
     namespace: config.namespace,
-    defaults: { workerImage: config.workerImage, clusterDomain: config.clusterDomain },
+    defaults: {
+      workerImage: config.workerImage,
+      clusterDomain: config.clusterDomain,
+      hostPathPolicy: { allowedHostPaths: config.allowedHostPaths },
+    },
     metrics,
     concurrency: config.concurrency,
   });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseFlags } from '../options.ts';
 import { runOperator } from '../../operator/run-operator.ts';
 import { DEFAULT_OPERATOR_DEFAULTS } from '../../operator/desired-children.ts';
+import { parseAllowedHostPaths } from '../../operator/policies/host-path-policy.ts';
 
 const seconds = (flag: string) =>
   z.coerce.number({ error: `${flag} must be a number` }).positive(`${flag} must be > 0`);
@@ -23,6 +24,14 @@ const OperatorFlags = z.object({
     .regex(/^[^:]*:\d+$/, '--metrics-address must be host:port (e.g. 0.0.0.0:8080, or :0 for any free port)'),
   workerImage: z.string().min(1),
   clusterDomain: z.string().min(1),
+  allowedHostPaths: z.string().transform((text, ctx) => {
+    try {
+      return parseAllowedHostPaths(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  }),
   concurrency: z.coerce.number().int().min(1, '--concurrency must be ≥ 1').max(64),
   identity: z.string().optional(),
 });
@@ -62,6 +71,11 @@ export function registerOperator(program: Command): void {
       '--cluster-domain <domain>',
       'cluster DNS domain for rank addresses',
       DEFAULT_OPERATOR_DEFAULTS.clusterDomain,
+    )
+    .option(
+      '--allowed-host-paths <dirs>',
+      'comma-separated node directories a job’s hostPath may be at or under (default: none, no hostPath)',
+      '',
     )
     .option('--concurrency <n>', 'jobs reconciled at once', '4')
     .option('--identity <id>', 'this replica in the Lease (default: $POD_NAME, else hostname_pid)')

@@ -40,6 +40,8 @@ describe('the Deployment runs `runahead operator` with flags it accepts', () => 
       leaseName: 'runahead-operator',
       metricsAddress: '0.0.0.0:8080',
       workerImage: 'runahead-worker:0.1.0',
+      // No hostPath unless a cluster admin allows directories.
+      allowedHostPaths: '',
     });
   }, 60_000);
 
@@ -53,10 +55,12 @@ describe('the Deployment runs `runahead operator` with flags it accepts', () => 
         'workerImage.repository=registry.example.com/w',
         'workerImage.tag=1.0',
         'operator.extraArgs={--concurrency=8}',
+        'operator.allowedHostPaths={/var/lib/runahead,/data/models}',
       ],
     });
     const flags = await parseAsOperator(args);
     expect(flags).toMatchObject({
+      allowedHostPaths: '/var/lib/runahead,/data/models',
       leaderElection: false,
       namespace: 'ml',
       metricsAddress: '0.0.0.0:9090',

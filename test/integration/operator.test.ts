@@ -362,7 +362,7 @@ describe('the operator, one replica', () => {
 
   test('a configuration error fails the job at once, without restarts', async () => {
     await createJob(ns, 'misconfigured', {
-      model: { checkpoint: { volume: { hostPath: { path: '/data' } }, path: 'nope' } },
+      model: { checkpoint: { volume: { persistentVolumeClaim: { claimName: 'models' } }, path: 'nope' } },
     });
     const created = await eventually('rank pods', async () =>
       (await pods(ns, 'misconfigured')).length === 2 ? pods(ns, 'misconfigured') : null,
@@ -439,6 +439,28 @@ describe('the operator, one replica', () => {
     },
     40_000,
   );
+
+  test('a hostPath the cluster admin has not allowed fails the job at once (PolicyViolation), with no pod', async () => {
+    // This operator runs with the chart's default policy: no --allowed-host-paths.
+    await createJob(ns, 'host-files', {
+      model: { checkpoint: { volume: { hostPath: { path: '/data/models' } } } },
+    });
+    const status = await jobStatus(ns, 'host-files', 'Failed', (s) => s.phase === 'Failed');
+    expect(condition(status, 'Failed')).toMatchObject({
+      reason: 'PolicyViolation',
+      message: expect.stringMatching(
+        /^spec\.model\.checkpoint\.volume\.hostPath\.path \/data\/models is not allowed .*--allowed-host-paths: none/,
+      ) as unknown,
+    });
+    await eventuallyExpect(
+      'one PolicyViolation event',
+      () => eventReasons(ns, 'host-files'),
+      (reasons) => {
+        expect(reasons).toEqual(['PolicyViolation']);
+      },
+    );
+    expect(await pods(ns, 'host-files')).toHaveLength(0);
+  }, 30_000);
 
   test('the active deadline fails a job that runs too long and deletes its pods', async () => {
     await createJob(ns, 'slow', { activeDeadlineSeconds: 2 });

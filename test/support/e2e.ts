@@ -43,7 +43,11 @@ export class E2eCluster {
         kubeconfigPath: cp.kubeconfigPath,
         hostPaths: { [NODE_MODELS_DIR]: `${FIXTURES}/models` },
       });
-      const operator = await OperatorProcess.start({ kubeconfig: cp.kubeconfigPath });
+      const operator = await OperatorProcess.start({
+        kubeconfig: cp.kubeconfigPath,
+        // The jobs read the reference checkpoint from the node (a hostPath under NODE_MODELS_DIR).
+        extraArgs: ['--allowed-host-paths', NODE_MODELS_DIR],
+      });
       return new E2eCluster(cp, agent, operator);
     } catch (err) {
       await agent?.stop();
@@ -62,7 +66,10 @@ export class E2eCluster {
     try {
       await between();
     } finally {
-      this.#operator = await OperatorProcess.start({ kubeconfig: this.cp.kubeconfigPath });
+      this.#operator = await OperatorProcess.start({
+        kubeconfig: this.cp.kubeconfigPath,
+        extraArgs: ['--allowed-host-paths', NODE_MODELS_DIR],
+      });
     }
   }
 

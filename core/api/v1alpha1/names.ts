@@ -57,6 +57,8 @@ export const Reason = {
   PodCreationFailed: 'PodCreationFailed',
   /** The API server refused a child (rank pod, ConfigMap, Service) as invalid: no retry can help. */
   ChildRejected: 'ChildRejected',
+  /** The operator's admission policy (set by a cluster admin) refuses the job. */
+  PolicyViolation: 'PolicyViolation',
   RankPodDeleted: 'RankPodDeleted',
   GroupRestarting: 'GroupRestarting',
   JobSuspended: 'JobSuspended',
