@@ -101,7 +101,7 @@ export const WorkerConfigSchema = z
   });
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
-/** The link limits and timeouts every command starts from. */
+/** The timeouts every command starts from (a job passes its own, from its spec). */
 export const DEFAULT_CHAIN_TIMEOUTS = {
   startupTimeoutMs: 300_000,
   runTimeoutMs: 600_000,
