@@ -5,6 +5,13 @@ import type { ConditionTypeName, ReasonName } from '../core/api/v1alpha1/names.t
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
+/** The longest message kept on a condition or an event: a failure may echo a megabyte of input. */
+export const MAX_MESSAGE = 1024;
+
+export function clipMessage(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
+}
+
 /** RFC 3339 to the second, as metav1.Time writes it. */
 export function timestamp(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -9,7 +9,6 @@ import {
 import { WorkerExit, type RunOutcome, type TerminationMessage } from '../core/api/termination-message.ts';
 import { DEFAULT_OPERATOR_DEFAULTS, type JobRef } from './desired-children.ts';
 import {
-  MAX_REFUSAL_MESSAGE,
   SUCCESS_GRACE_MS,
   planJob,
   planInvalidJob,
@@ -18,6 +17,7 @@ import {
   type PlanInput,
 } from './job-plan.ts';
 import type { ObservedPod } from './observed-pods.ts';
+import { MAX_MESSAGE } from './conditions.ts';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
 const later = (s: number) => new Date(NOW.getTime() + s * 1000);
@@ -398,7 +398,7 @@ describe('planJob', () => {
     expect(plan.status.phase).toBe('Failed');
     const failed = condition(plan.status, 'Failed');
     expect(failed?.reason).toBe('ChildRejected');
-    expect(failed?.message).toHaveLength(MAX_REFUSAL_MESSAGE);
+    expect(failed?.message).toHaveLength(MAX_MESSAGE);
     expect(failed?.message.startsWith('the API server refused rank pod demo-0: xxx')).toBe(true);
     expect(plan.events).toEqual([{ type: 'Warning', reason: 'ChildRejected', message: failed?.message }]);
     expect(plan.finished).toMatchObject({ result: 'failed', reason: 'ChildRejected' });

@@ -9,7 +9,7 @@ import type { V1ConfigMap, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Condition, RankStatus, RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
 import { ConditionType, Reason, type Phase, type ReasonName } from '../core/api/v1alpha1/names.ts';
 import type { RunOutcome } from '../core/api/termination-message.ts';
-import { findCondition, isTrue, setCondition, timestamp } from './conditions.ts';
+import { clipMessage, findCondition, isTrue, setCondition, timestamp } from './conditions.ts';
 import {
   desiredConfigMap,
   desiredPod,
@@ -435,9 +435,6 @@ export function planInvalidJob(
   return planRefusedJob(status, generation, Reason.InvalidSpec, `invalid spec: ${message}`, pods, now);
 }
 
-/** The longest refusal message kept on a job (the API server may echo a megabyte of the input). */
-export const MAX_REFUSAL_MESSAGE = 1024;
-
 /**
  * A job that can never run as written: its spec is refused (InvalidSpec), or the API server refused
  * one of its children as invalid (ChildRejected). Failed at once, with one event; its pods go.
@@ -452,8 +449,7 @@ export function planRefusedJob(
 ): JobPlan {
   const conditions = [...(status?.conditions ?? [])];
   const already = findCondition(conditions, ConditionType.Failed)?.status === 'True';
-  const text =
-    message.length > MAX_REFUSAL_MESSAGE ? `${message.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : message;
+  const text = clipMessage(message);
   const transitioned = setCondition(conditions, ConditionType.Failed, 'True', reason, text, now, generation);
   return {
     status: {

@@ -2,6 +2,7 @@
 // container ended — what it said (the termination message) or what the kubelet said about it.
 import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { LABEL_ATTEMPT, LABEL_RANK } from '../core/api/v1alpha1/names.ts';
+import { clipMessage as clip } from './conditions.ts';
 import {
   WorkerExit,
   parseTerminationMessage,
@@ -123,9 +124,6 @@ export interface RankFailure {
    */
   readonly crashed?: boolean;
 }
-
-const MAX_MESSAGE = 1024;
-const clip = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s);
 
 /** Why a failed pod failed, from the best source available. */
 export function describeFailure(p: ObservedPod): RankFailure {

@@ -24,7 +24,6 @@ import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
   groupStarted,
-  MAX_REFUSAL_MESSAGE,
   planInvalidJob,
   planJob,
   planRefusedJob,
@@ -32,6 +31,7 @@ import {
   type JobPlan,
   type PlannedEvent,
 } from './job-plan.ts';
+import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { hostPathProblem } from './policies/host-path-policy.ts';
 
@@ -74,10 +74,6 @@ const isRefusal = (err: unknown) => [400, 413, 422].some((code) => isCode(err, c
 type CreateAction = Extract<ChildAction, { kind: 'createPod' | 'createConfigMap' | 'createService' }>;
 const isCreate = (a: ChildAction): a is CreateAction =>
   a.kind === 'createPod' || a.kind === 'createConfigMap' || a.kind === 'createService';
-
-/** A message as events and logs carry it: an API error may echo a megabyte of the input. */
-const clip = (text: string) =>
-  text.length > MAX_REFUSAL_MESSAGE ? `${text.slice(0, MAX_REFUSAL_MESSAGE - 1)}…` : text;
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
