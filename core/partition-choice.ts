@@ -76,10 +76,9 @@ export function partitionProblem(
   try {
     if (contextLength !== undefined) resolvePartition(choice, contextLength, ranks, table);
     else if (choice.kind === 'balanced') balancedTable(ranks, table);
-    else if (choice.kind === 'explicit' && choice.boundaries.length !== ranks + 1)
-      throw new PartitionError(
-        `a split for ${ranks} ranks needs ${ranks + 1} boundaries, got ${choice.boundaries.length} (${choice.boundaries.join(',')})`,
-      );
+    // Without the prompt's length, the split is checked as a split of its own last boundary.
+    else if (choice.kind === 'explicit')
+      validateBoundaries(choice.boundaries, choice.boundaries.at(-1) ?? 0, ranks);
     return null;
   } catch (err) {
     return (err as Error).message;

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
-import { RankGroup } from '../launcher/rank-group.ts';
+import { FAILED_GRACE_MS, RankGroup } from '../launcher/rank-group.ts';
 import { runRequest, toPrompt, withChainFlags } from '../worker-flags.ts';
 import { engineSpecOf } from '../engine-spec.ts';
 import { checkModel } from '../model-check.ts';
@@ -103,7 +103,7 @@ export function registerRun(program: Command): void {
         }
       } catch (err) {
         // A rank died or the run failed: the others get seconds, not the normal grace, to stop.
-        await group.close(1500);
+        await group.close(FAILED_GRACE_MS);
         throw err;
       }
       await group.close();

@@ -46,8 +46,8 @@ interface RankProcess {
 }
 
 const BIN = new URL('../../bin/runahead.js', import.meta.url).pathname;
-/** How long ranks get to stop after one of them died, before they are killed. */
-const FAILED_GRACE_MS = 1500;
+/** How long ranks get to stop after one of them died or the run failed, before they are killed. */
+export const FAILED_GRACE_MS = 1500;
 
 /** The worker flags' engine part, from the engine spec a command built. */
 function engineConfigOf(spec: EngineSpec): EngineConfig {
@@ -228,11 +228,6 @@ export class RankGroup {
         );
     });
     return Promise.race([call, this.died]);
-  }
-
-  /** Rejects as soon as a rank dies (not when close() stops them). */
-  get death(): Promise<never> {
-    return this.died;
   }
 
   /**
