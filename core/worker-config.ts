@@ -93,11 +93,8 @@ export const WorkerConfigSchema = z
         code: 'custom',
         message: 'rank 0 of a job needs one of --prompt <text>, --prompt-file <file>, --prompt-tokens <n>',
       });
-    if (c.chain.partition.kind === 'balanced' && !c.chain.partitionTable && c.rank === 0 && !c.serve)
-      ctx.addIssue({
-        code: 'custom',
-        message: '--partition balanced needs --partition-table <table.json> (runahead tune makes one)',
-      });
+    // Whether the partition can run (a table for balanced, a split that fits) is decided in one
+    // place, core/partition-choice.ts, by the worker once it has read the table.
   });
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
