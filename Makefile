@@ -29,7 +29,7 @@ run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (ove
 	$(RUNAHEAD) $(RUN_ARGS)
 
 .PHONY: test
-test: $(NODE_MODULES) verify envtest tools chromium ## Set up everything and run all the tests (what CI runs)
+test: $(NODE_MODULES) verify native envtest tools chromium ## Set up everything and run all the tests (what CI runs)
 	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test
 
 ##@ Development
@@ -70,6 +70,10 @@ chromium: ## Install Debian's chromium for the dashboard test (once; apt-get, ne
 .PHONY: tools
 tools: ## Build (once, cached in .cache/) helm and dockerfile-check (BuildKit's Dockerfile checks)
 	scripts/setup-tools.sh >/dev/null
+
+.PHONY: native
+native: $(NODE_MODULES) ## Build the ort_io addon (IO binding into reused host buffers; build/native/, gcc)
+	scripts/build-native.sh >/dev/null
 
 .PHONY: cuda
 cuda: $(NODE_MODULES) ## Install onnxruntime's CUDA 13 provider into node_modules (for --ep cuda; not needed by the tests)
