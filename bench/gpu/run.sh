@@ -9,11 +9,12 @@
 #   profile.txt    where the time of one runahead prefill goes (ncu, kernel durations by name)
 #   experiments.jsonl  labelled engine-bench runs (steps memory, groups)
 #   egress.md      host ↔ GPU copy speed by tensor size (step egress, bench/gpu/egress.ts)
+#   native-egress.md  the same through the ort_io addon into reused (pinned) buffers (step native)
 #   *.log          stderr of each step
 # Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
 #
 # Usage: bench/gpu/run.sh OUT_DIR [steps: smoke check bench anchor loadprofile optlevels memory groups
-#        egress profile] [MODELS=llama-7b,llama3-8b]
+#        egress native profile] [MODELS=llama-7b,llama3-8b]
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
@@ -108,6 +109,13 @@ for s in $steps; do
         --label "worker settings" --output-location cpu-pinned >> "$out/egress.jsonl" 2>> "$out/egress.md"
       echo "exit $?"
       cat "$out/egress.md" ;;
+    native)
+      # The same copies through the ort_io addon (IO binding into reused host buffers, pinned or not),
+      # beside onnxruntime-node's (step egress); build/native/ort_io.node travels with the call.
+      step "egress through the ort_io addon"
+      timeout -k 5 200 node bench/gpu/native-egress.ts --sizes-mib "${NATIVE_MIB:-2,8,32,128,512,2048}" --repeats 5 \
+        >> "$out/native-egress.jsonl" 2>> "$out/native-egress.md"; echo "exit $?"
+      cat "$out/native-egress.md" ;;
     profile)
       step "profile runahead llama-7b @8192"
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -11,7 +11,7 @@ import {
   type ValueInfoProto,
 } from './gen/onnx/onnx_subset.ts';
 
-export type TensorDType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
+export type TensorDType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'bool';
 
 const ONNX_DTYPE: Record<TensorDType, number> = {
   float32: TensorProto_DataType.FLOAT,
@@ -19,6 +19,7 @@ const ONNX_DTYPE: Record<TensorDType, number> = {
   bfloat16: TensorProto_DataType.BFLOAT16,
   int64: TensorProto_DataType.INT64,
   int32: TensorProto_DataType.INT32,
+  int8: TensorProto_DataType.INT8,
   bool: TensorProto_DataType.BOOL,
 };
 
@@ -275,6 +276,7 @@ export function bytesPerElement(dtype: TensorDType): number {
       return 2;
     case 'int64':
       return 8;
+    case 'int8':
     case 'bool':
       return 1;
   }
