@@ -2,11 +2,13 @@
 // summary with each rank's spans painted as a timeline of letters on rank 0's clock.
 import { TIMELINE_SLOTS, type RankTiming, type RunOutcome } from '../core/api/termination-message.ts';
 import { paintTimeline, type PaintSpan } from '../core/api/timeline.ts';
-import { COMPUTE_KINDS } from '../worker/chain/rank-run.ts';
+import { COMPUTE_KINDS, SEND_BLOCKED_KIND } from '../core/span-kinds.ts';
 import type { RunSummary, TimelineSpan } from './run-report.ts';
 
 function paintSpan(t: TimelineSpan): PaintSpan | null {
   if (t.kind === 'wait' || t.kind === 'send') return { state: t.kind, start: t.start, end: t.end };
+  // Held back by its own links: the rank is sending, not computing.
+  if (t.kind === SEND_BLOCKED_KIND) return { state: 'send', start: t.start, end: t.end };
   // embed and head are compute as much as the layers are: they keep the rank busy.
   if (COMPUTE_KINDS.includes(t.kind)) return { state: 'compute', start: t.start, end: t.end };
   return null;
@@ -24,6 +26,7 @@ export function runOutcome(summary: RunSummary, slots: number = TIMELINE_SLOTS):
       computeMs: r.computeMs,
       waitMs: r.waitMs,
       sendMs: r.sendMs,
+      ...(r.criticalSendMs !== undefined ? { criticalSendMs: r.criticalSendMs } : {}),
       bytesSent: r.bytesSent,
       bytesReceived: r.bytesReceived,
       peakRssBytes: r.peakRssBytes,

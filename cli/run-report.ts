@@ -1,8 +1,9 @@
 // A run's result as people and programs read it: the JSON summary (`--json`), the per-rank table
 // and the chain's timeline, as text and as SVG (`--plot`). Pure functions of a RunResult.
 import type { RunResult, Span } from '../core/gen/runahead/v1/rank.ts';
+import { criticalPath, type PathKind } from '../core/critical-path.ts';
 import { modeName, type ModeName } from '../core/protocol.ts';
-import { COMPUTE_KINDS } from '../worker/chain/rank-run.ts';
+import { COMPUTE_KINDS, SEND_BLOCKED_KIND } from '../core/span-kinds.ts';
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -11,7 +12,13 @@ export interface RankSummary {
   readonly chunk: readonly [number, number];
   readonly computeMs: number;
   readonly waitMs: number;
+  /** Time its links were busy with K/V: most of it overlaps compute. */
   readonly sendMs: number;
+  /**
+   * Send time that delayed the first token: on the critical path, a receiver waiting for K/V this
+   * rank already had (core/critical-path.ts). Absent from runs recorded before it was measured.
+   */
+  readonly criticalSendMs?: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
   readonly framesSent: number;
@@ -22,6 +29,15 @@ export interface TimelineSpan {
   readonly rank: number;
   readonly kind: string;
   readonly layer: number;
+  /** Milliseconds after the prompt was released (coordinator clock). */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A stretch of the critical path to the first token (core/critical-path.ts). */
+export interface PathSummary {
+  readonly rank: number;
+  readonly kind: PathKind;
   /** Milliseconds after the prompt was released (coordinator clock). */
   readonly start: number;
   readonly end: number;
@@ -40,10 +56,18 @@ export interface RunSummary {
   readonly boundaries: readonly number[];
   readonly ranks: readonly RankSummary[];
   readonly timeline: readonly TimelineSpan[];
+  /** The critical path to the first token, earliest first (absent from older runs). */
+  readonly criticalPath?: readonly PathSummary[];
 }
 
 export function runSummary(result: RunResult): RunSummary {
   const t0 = result.releasedAtMs;
+  const path = criticalPath(
+    result.ranks.map((r, i) => ({ rank: r.from?.rank ?? i, spans: r.spans, sends: r.sends })),
+    t0,
+    t0 + result.ttftMs,
+    result.ranks.length - 1,
+  );
   return {
     mode: modeName(result.mode),
     partition: result.partition,
@@ -60,6 +84,7 @@ export function runSummary(result: RunResult): RunSummary {
       computeMs: r2(r.computeMs),
       waitMs: r2(r.waitMs),
       sendMs: r2(r.sendMs),
+      criticalSendMs: r2(r.criticalSendMs),
       bytesSent: r.bytesSent,
       bytesReceived: r.bytesReceived,
       framesSent: r.framesSent,
@@ -74,6 +99,12 @@ export function runSummary(result: RunResult): RunSummary {
         end: r2(s.endMs - t0),
       })),
     ),
+    criticalPath: path.segments.map((p) => ({
+      rank: p.rank,
+      kind: p.kind,
+      start: r2(p.startMs - t0),
+      end: r2(p.endMs - t0),
+    })),
   };
 }
 
@@ -87,6 +118,7 @@ export function rankTable(s: RunSummary): string {
     'compute ms',
     'wait ms',
     'send ms',
+    'send on TTFT path ms',
     'sent MiB',
     'received MiB',
     'peak RSS MiB',
@@ -98,6 +130,7 @@ export function rankTable(s: RunSummary): string {
     r.computeMs.toFixed(1),
     r.waitMs.toFixed(1),
     r.sendMs.toFixed(1),
+    r.criticalSendMs === undefined ? '—' : r.criticalSendMs.toFixed(1),
     mib(r.bytesSent),
     mib(r.bytesReceived),
     mib(r.peakRssBytes),
@@ -109,7 +142,8 @@ export function rankTable(s: RunSummary): string {
 
 /**
  * One row per rank, time left to right: █ computing, ░ waiting for K/V, · idle; a second row marks
- * ▀ where that rank was sending. The last column is the first token.
+ * ▀ where that rank was sending and ▓ where its sending delayed the first token (on the critical
+ * path). The last column is the first token.
  */
 export function textTimeline(s: RunSummary, width = 72): string {
   const end = Math.max(s.ttftMs, ...s.timeline.map((t) => t.end), 1);
@@ -124,12 +158,18 @@ export function textTimeline(s: RunSummary, width = 72): string {
         for (let c = col(t.start); c <= col(t.end); c++) row[c] = ch;
     };
     paint(busy, 'wait', '░');
+    paint(busy, SEND_BLOCKED_KIND, '▒');
     for (const kind of COMPUTE_KINDS) paint(busy, kind, '█');
     paint(send, 'send', '▀');
+    for (const p of s.criticalPath ?? [])
+      if (p.kind === 'send' && p.rank === r.rank && p.end > p.start)
+        for (let c = col(p.start); c <= col(p.end); c++) send[c] = '▓';
     lines.push(`rank ${String(r.rank).padEnd(2)} │${busy.join('')}│`, `        │${send.join('')}│`);
   }
   lines.push(`        0 ms${' '.repeat(Math.max(1, width - 14))}${s.ttftMs.toFixed(0)} ms (first token)`);
-  lines.push('        █ compute  ░ waiting for K/V  · idle  ▀ sending K/V');
+  lines.push(
+    '        █ compute  ░ waiting for K/V  ▒ held back by its links  · idle  ▀ sending K/V  ▓ sending that delayed the first token',
+  );
   return lines.join('\n');
 }
 
@@ -139,6 +179,7 @@ const COLORS: Record<string, string> = {
   layers: '#2f5d9e',
   wait: '#c9c9c9',
   send: '#e8903a',
+  [SEND_BLOCKED_KIND]: '#a04000',
 };
 const SPAN_LABELS: Record<string, string> = {
   project: 'Q/K/V projection',
@@ -146,7 +187,10 @@ const SPAN_LABELS: Record<string, string> = {
   layers: 'several layers (one graph)',
   wait: 'waiting for K/V',
   send: 'sending K/V',
+  [SEND_BLOCKED_KIND]: 'held back by its links',
 };
+/** Over the send bar: the sending that delayed the first token (the critical path's send). */
+const CRITICAL_SEND_COLOR = '#7b1010';
 const UNKNOWN_COLOR = '#888';
 const FIRST_TOKEN_COLOR = '#c0392b';
 const MODE_TITLES: Record<ModeName, string> = { runahead: 'KV-Runahead', tsp: 'TSP', single: 'Single' };
@@ -171,7 +215,8 @@ export const SVG_LAYOUT = {
 
 /**
  * The timeline as a standalone SVG picture: one row per rank (compute and waits above, sends in a
- * thin bar below), white where the rank was idle, and a dashed line at the first token.
+ * thin bar below, darker where they delayed the first token), white where the rank was idle, and a
+ * dashed line at the first token.
  */
 export function svgTimeline(s: RunSummary, title: string): string {
   const { width, left, right, rowHeight, top, legendItemWidth, legendRowHeight } = SVG_LAYOUT;
@@ -183,12 +228,25 @@ export function svgTimeline(s: RunSummary, title: string): string {
   // timeline), any other kind by its own name, then waits, sends, idle and the first token.
   const present = COMPUTE_KINDS.filter((k) => s.timeline.some((t) => t.kind === k));
   const unknown = [...new Set(s.timeline.map((t) => t.kind))].filter((k) => COLORS[k] === undefined);
+  const blocked = s.timeline.some((t) => t.kind === SEND_BLOCKED_KIND) ? [SEND_BLOCKED_KIND] : [];
+  const critical = (s.criticalPath ?? []).filter((p) => p.kind === 'send' && p.end > p.start);
   const legendItems = [
-    ...[...(present.length > 0 ? present : COMPUTE_KINDS), ...unknown, 'wait', 'send'].map((k) => ({
-      label: SPAN_LABELS[k] ?? k,
-      swatch: (lx: number, ly: number) =>
-        `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[k] ?? UNKNOWN_COLOR}"/>`,
-    })),
+    ...[...(present.length > 0 ? present : COMPUTE_KINDS), ...unknown, 'wait', ...blocked, 'send'].map(
+      (k) => ({
+        label: SPAN_LABELS[k] ?? k,
+        swatch: (lx: number, ly: number) =>
+          `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${COLORS[k] ?? UNKNOWN_COLOR}"/>`,
+      }),
+    ),
+    ...(critical.length > 0
+      ? [
+          {
+            label: 'sending that delayed TTFT',
+            swatch: (lx: number, ly: number) =>
+              `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${CRITICAL_SEND_COLOR}"/>`,
+          },
+        ]
+      : []),
     {
       label: 'idle (no span)',
       swatch: (lx: number, ly: number) =>
@@ -218,6 +276,12 @@ export function svgTimeline(s: RunSummary, title: string): string {
       const w = Math.max(0.5, x(t.end) - x(t.start));
       parts.push(
         `<rect x="${x(t.start).toFixed(2)}" y="${yy}" width="${w.toFixed(2)}" height="${h}" fill="${COLORS[t.kind] ?? UNKNOWN_COLOR}"><title>rank ${r.rank} ${t.kind} layer ${t.layer}: ${t.start}–${t.end} ms</title></rect>`,
+      );
+    }
+    for (const p of critical.filter((p) => p.rank === r.rank)) {
+      const w = Math.max(0.5, x(p.end) - x(p.start));
+      parts.push(
+        `<rect x="${x(p.start).toFixed(2)}" y="${y + 24}" width="${w.toFixed(2)}" height="6" fill="${CRITICAL_SEND_COLOR}"><title>rank ${r.rank} sending that delayed the first token: ${p.start}–${p.end} ms</title></rect>`,
       );
     }
   });

@@ -9,6 +9,14 @@
 // projection and its predecessor's K/V. KV-Runahead's keys for rank i are [0, e_i); TSP's are
 // [0, C) for every rank (a dense chunk×C product, masked), after an all-gather per layer; one rank
 // alone attends C×C.
+//
+// Each rank's outgoing link is a resource of its own, busy r1 ms per byte (r0 is latency: it delays
+// the arrival, not the next layer). In KV-Runahead rank i's link carries all of [0, e_i) every layer:
+// the predecessor's [0, s_i) cut-through as it arrives, then its own [s_i, e_i) once both its
+// projection and the predecessor's last byte are there, in layer order behind what is still queued —
+// so a middle rank's link moves far more than its own chunk, and a split that grows the early chunks
+// loads every link. r1 is what a link achieves while its rank computes (the runs' own sends,
+// core/calibration.ts), not an idle link's rate: the sender's cores are busy.
 import type { ModeName } from './api/v1alpha1/runahead-job.ts';
 import { z } from 'zod';
 
@@ -117,21 +125,36 @@ export function predict(
   const free = new Array<number>(n).fill(0);
   const wait = new Array<number>(n).fill(0);
   const projEnd = new Array<number>(n).fill(0);
+  /** When each rank's outgoing link has sent everything of the previous layers. */
+  const linkFree = new Array<number>(n).fill(0);
+  const busy = (b: number) => c.transfer[1] * b;
+  const latency = c.transfer[0];
   for (let l = 0; l < shape.numLayers; l++) {
     for (let i = 0; i < n; i++) projEnd[i] = free[i]! + projectMs(c, chunk(i));
     if (scheme === 'runahead') {
-      // ready: when the last byte of [0, b_i) reaches rank i. Rank i−1 forwards its predecessor's
-      // K/V as they arrive and sends its own after its projection and its past are both there.
-      let ready = -Infinity;
+      // first / last: when the first and the last byte of [0, b_i) of this layer reach rank i.
+      let first = -Infinity;
+      let last = -Infinity;
       for (let i = 0; i < n; i++) {
-        const start = i === 0 ? projEnd[0]! : Math.max(projEnd[i]!, ready);
+        const start = i === 0 ? projEnd[0]! : Math.max(projEnd[i]!, last);
         wait[i]! += start - projEnd[i]!;
         free[i] = start + attendMs(c, chunk(i), boundaries[i + 1]!);
-        ready = Math.max(ready, projEnd[i]!) + transferMs(c, bytes(chunk(i)));
+        if (i === n - 1) break;
+        const s = boundaries[i]!;
+        const fwdStart = s > 0 ? Math.max(linkFree[i]!, first) : linkFree[i]!;
+        const fwdEnd = s > 0 ? Math.max(fwdStart + busy(bytes(s)), last) : fwdStart;
+        const ownStart = Math.max(fwdEnd, projEnd[i]!, last);
+        linkFree[i] = ownStart + busy(bytes(chunk(i)));
+        first = (s > 0 ? fwdStart : ownStart) + latency;
+        last = linkFree[i]! + latency;
       }
     } else {
-      // TSP: every rank needs every other rank's K/V(l) (all-gather); rank j sends its chunk n−1 times.
-      const arrive = projEnd.map((p, j) => p + transferMs(c, bytes((n - 1) * chunk(j))));
+      // TSP: every rank needs every other rank's K/V(l) (all-gather); rank j sends its chunk n−1
+      // times, after its projection and after its link has sent the previous layer's.
+      const arrive = projEnd.map((p, j) => {
+        linkFree[j] = Math.max(p, linkFree[j]!) + busy(bytes((n - 1) * chunk(j)));
+        return chunk(j) > 0 ? linkFree[j] + latency : p;
+      });
       for (let i = 0; i < n; i++) {
         let ready = projEnd[i]!;
         for (let j = 0; j < n; j++) if (j !== i) ready = Math.max(ready, arrive[j]!);

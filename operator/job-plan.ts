@@ -103,6 +103,7 @@ function rankStatuses(
             computeMs: timing.computeMs,
             waitMs: timing.waitMs,
             sendMs: timing.sendMs,
+            criticalSendMs: timing.criticalSendMs,
             bytesSent: timing.bytesSent,
             bytesReceived: timing.bytesReceived,
             peakRssBytes: timing.peakRssBytes,

@@ -34,6 +34,8 @@ export interface RankTiming {
   readonly computeMs?: number;
   readonly waitMs?: number;
   readonly sendMs?: number;
+  /** The part of the send time that delayed the first token (core/critical-path.ts). */
+  readonly criticalSendMs?: number;
   readonly bytesSent?: number;
   readonly bytesReceived?: number;
   readonly peakRssBytes?: number;
@@ -44,7 +46,7 @@ export interface RankTiming {
   readonly timeline?: string;
 }
 
-const MS_COLUMNS = ['startMs', 'endMs', 'computeMs', 'waitMs', 'sendMs'] as const;
+const MS_COLUMNS = ['startMs', 'endMs', 'computeMs', 'waitMs', 'sendMs', 'criticalSendMs'] as const;
 const BYTE_COLUMNS = ['bytesSent', 'bytesReceived', 'peakRssBytes'] as const;
 type Column = 'timeline' | (typeof MS_COLUMNS)[number] | (typeof BYTE_COLUMNS)[number];
 const COLUMNS: readonly Column[] = ['timeline', ...MS_COLUMNS, ...BYTE_COLUMNS];
@@ -58,6 +60,7 @@ const RankColumns = z.object({
   computeMs: msColumn,
   waitMs: msColumn,
   sendMs: msColumn,
+  criticalSendMs: msColumn,
   bytesSent: bytesColumn,
   bytesReceived: bytesColumn,
   peakRssBytes: bytesColumn,
@@ -171,7 +174,7 @@ interface Level {
   readonly drop: readonly Column[];
 }
 
-const DURATIONS = ['computeMs', 'waitMs', 'sendMs'] as const;
+const DURATIONS = ['computeMs', 'waitMs', 'sendMs', 'criticalSendMs'] as const;
 // From full detail to the least that still says what the run did. The timeline keeps 16 slots
 // before text is cut (a coarser chart no longer shows who ran ahead); generated token ids go before
 // the per-rank figures, which the dashboard and `kubectl get -o yaml` show.

@@ -6,12 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
 import {
   Mode,
+  type LayerSend,
   type RankReport,
   type RunRequest,
   type RunResult,
   type Span,
   type StartReply,
 } from '../../core/gen/runahead/v1/rank.ts';
+import { criticalPath } from '../../core/critical-path.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import { partitionFromRequest, resolvePartition } from '../../core/partition-choice.ts';
 import { syntheticPromptIds } from '../prompt.ts';
@@ -141,6 +143,41 @@ function shift(spans: readonly Span[], offset: number): Span[] {
   return spans.map((s) => ({ ...s, startMs: s.startMs - offset, endMs: s.endMs - offset }));
 }
 
+function shiftSends(sends: readonly LayerSend[], offset: number): LayerSend[] {
+  return sends.map((s) => ({
+    ...s,
+    readyMs: s.readyMs - offset,
+    startMs: s.startMs - offset,
+    endMs: s.endMs - offset,
+  }));
+}
+
+/** Every rank's report on the coordinator's clock, each with its send time on the critical path. */
+export function alignReports(
+  reports: readonly RankReport[],
+  offsets: ReadonlyMap<number, number>,
+  releasedMs: number,
+  firstTokenMs: number,
+): RankReport[] {
+  const aligned = reports.map((r) => {
+    const offset = offsets.get(r.from!.rank) ?? 0;
+    return {
+      ...r,
+      spans: shift(r.spans, offset),
+      sends: shiftSends(r.sends, offset),
+      startReceivedMs: r.startReceivedMs - offset,
+      finishedMs: r.finishedMs - offset,
+    };
+  });
+  const path = criticalPath(
+    aligned.map((r) => ({ rank: r.from!.rank, spans: r.spans, sends: r.sends })),
+    releasedMs,
+    firstTokenMs,
+    aligned.length - 1,
+  );
+  return aligned.map((r) => ({ ...r, criticalSendMs: path.sendMs[r.from!.rank] ?? 0 }));
+}
+
 export async function coordinate(
   env: CoordinatorEnv,
   request: RunRequest,
@@ -225,15 +262,7 @@ export async function coordinate(
       text: env.tokenizer.decode(last.tokens),
       ttftMs: first.at - released,
       contextLength: ids.length,
-      ranks: reports.map((r) => {
-        const offset = offsets.get(r.from!.rank) ?? 0;
-        return {
-          ...r,
-          spans: shift(r.spans, offset),
-          startReceivedMs: r.startReceivedMs - offset,
-          finishedMs: r.finishedMs - offset,
-        };
-      }),
+      ranks: alignReports(reports, offsets, released, first.at),
       releasedAtMs: released,
       partition,
     };

@@ -4,8 +4,11 @@
 //   1. project(l): Q, K, V of the own chunk                     (compute thread)
 //   2. wait until rank i−1's KV(l) of [0, s) is complete         (frames arrive on StreamKv and are
 //      forwarded to rank i+1 the moment they are checked: cut-through)
-//   3. queue the own K/V(l) of [s, e) behind them → rank i+1     (asynchronous, bounded queue)
+//   3. put the own K/V(l) of [s, e) behind them → rank i+1       (kv-outbox.ts: never waits)
 //   4. attend(l) over [0, e), then the MLP                       (compute thread, while 3 sends)
+// The graph of step 4 is started before any of step 3's send work (framing, CRC, queueing) runs on
+// this thread, and the loop waits for its links only when they are a whole outbox behind — after
+// the graph has been started, and recorded as send-blocked when it outlasts the graph.
 // Bytes per hop: rank i sends [0, e_i) per layer — the paper's cumulative cache. Nothing is sent
 // twice and nothing goes backwards: over a run the chain moves Σ_{i<N−1} e_i tokens of K and V per
 // layer, (N−1)·C/2 for an even split, against TSP's (N−1)·C (every chunk to every other rank).
@@ -13,10 +16,11 @@
 // TSP, rank i: project(l), send own K/V(l) to every other rank, wait for every other rank's
 // K/V(l) (the all-gather), attend(l) over [0, C) with the causal mask.
 import { performance } from 'node:perf_hooks';
-import type { Identity, KvFrame, RankReport, Span } from '../../core/gen/runahead/v1/rank.ts';
+import type { Identity, KvFrame, LayerSend, RankReport, Span } from '../../core/gen/runahead/v1/rank.ts';
 import { Mode } from '../../core/gen/runahead/v1/rank.ts';
 import type { LinkLimits } from '../../core/protocol.ts';
 import type { Logger } from '../../core/log.ts';
+import { COMPUTE_KINDS, SEND_BLOCKED_KIND, SEND_KIND, WAIT_KIND } from '../../core/span-kinds.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
 import { argmax } from '../sampling.ts';
@@ -27,6 +31,7 @@ import { framesOf, type KvGeometry } from './frames.ts';
 import { encodeSafetensors } from '../model/safetensors.ts';
 import { KvInbox, type InboxSource } from './kv-inbox.ts';
 import { KvLink } from './kv-link.ts';
+import { busySpans, KvOutbox } from './kv-outbox.ts';
 import type { Peers } from './transport.ts';
 
 export interface RankEnv {
@@ -52,12 +57,6 @@ export interface RunPlan {
 }
 
 const now = () => performance.timeOrigin + performance.now();
-
-/**
- * Timeline span kinds that are work on the compute thread: a graph of one projection, of one
- * attention (with its MLP), or of several layers (EngineInfo.graphs).
- */
-export const COMPUTE_KINDS: readonly string[] = ['project', 'attend', 'layers'];
 
 /**
  * TSP all-gathers every layer's K/V before any rank attends it, from later ranks too: a graph that
@@ -117,6 +116,7 @@ export class RankRun {
   private readonly env: RankEnv;
   private readonly inbox: KvInbox | null;
   private readonly links = new Map<number, KvLink>();
+  private readonly outbox: KvOutbox;
   private readonly spans: Span[] = [];
   private failure: Error | null = null;
   private rejectFailed: (err: Error) => void = () => undefined;
@@ -195,6 +195,16 @@ export class RankRun {
         ),
       );
     }
+    const { geometry, limits } = env;
+    this.outbox = new KvOutbox(
+      this.links,
+      (layer, block) =>
+        framesOf(layer, this.chunkStart, block.key, block.value, geometry, limits.maxFrameBytes),
+      limits.maxQueuedFrames * limits.maxFrameBytes,
+      (err) => {
+        this.fail(err);
+      },
+    );
   }
 
   get isLast(): boolean {
@@ -209,7 +219,7 @@ export class RankRun {
   async onFrame(fromRank: number, frame: KvFrame): Promise<void> {
     if (!this.inbox) throw new RunFailure(`rank ${this.env.rank} expects no K/V in this run`, this.env.rank);
     this.inbox.accept(fromRank, frame);
-    if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.links.get(this.env.rank + 1)?.enqueue([frame]);
+    if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.outbox.forward(this.env.rank + 1, frame);
   }
 
   onStreamClosed(fromRank: number, cause: string | null): void {
@@ -238,24 +248,11 @@ export class RankRun {
     this.spans.push({ kind, layer, startMs: start, endMs: end });
   }
 
-  private async send(layer: number, own: KvBlock, to: readonly number[]): Promise<void> {
-    if (to.length === 0) return;
-    const frames = framesOf(
-      layer,
-      this.chunkStart,
-      own.key,
-      own.value,
-      this.env.geometry,
-      this.env.limits.maxFrameBytes,
-    );
-    await this.guard(Promise.all(to.map((r) => this.links.get(r)!.enqueue(frames))));
-  }
-
   /** Run this rank's part; resolves with its report. `onFirstToken` is called by the last rank. */
   async execute(onFirstToken: (token: number) => Promise<void>): Promise<RankReport> {
     const { engine } = this.env;
     const tsp = this.plan.mode === Mode.MODE_TSP;
-    const others = [...this.links.keys()];
+    const others = this.outbox.targets;
     const needCache = this.last && (this.plan.maxNewTokens > 0 || this.plan.debugState);
     // The last rank keeps past + own K/V for decoding while it prefills only where that is free
     // (EngineInfo.kvOnHostIsFree); elsewhere it rebuilds them after the first token.
@@ -275,21 +272,27 @@ export class RankRun {
           if (this.inbox) {
             const waitStart = now();
             past = (await this.guard(this.inbox.layer(l, this.env.limits.peerTimeoutMs))).past;
-            this.span('wait', l, waitStart, now());
+            this.span(WAIT_KIND, l, waitStart, now());
           }
           pasts.push(past);
           received[l] = past;
           // Own K/V go behind the predecessor's, which were forwarded as they arrived.
           const own = held.get(l);
           held.delete(l);
-          if (own) await this.send(l, own, others);
+          if (own) this.outbox.put(l, own);
         }
-        const ran = await this.guard(
-          engine.runGraph(index, pasts, { emit: others.length > 0, keep: keepNow }),
-        );
-        this.span(spanKind(range), layerOf(range.from), ran.span.start, ran.span.end);
+        const running = this.guard(engine.runGraph(index, pasts, { emit: others.length > 0, keep: keepNow }));
+        running.catch(() => undefined); // awaited below, after the outbox has room
+        const roomFrom = now();
+        await this.guard(this.outbox.room());
+        const roomAt = now();
+        const ran = await running;
+        const layer0 = layerOf(range.from);
+        this.span(spanKind(range), layer0, ran.span.start, ran.span.end);
+        if (roomAt > ran.span.end)
+          this.span(SEND_BLOCKED_KIND, layer0, Math.max(roomFrom, ran.span.end), roomAt);
         for (const { layer, block } of ran.value) {
-          if (tsp || attends.includes(layer)) await this.send(layer, block, others);
+          if (tsp || attends.includes(layer)) this.outbox.put(layer, block);
           else held.set(layer, block);
         }
         for (const layer of attends) this.env.log.debug({ runId: this.plan.runId, layer }, 'layer done');
@@ -311,6 +314,7 @@ export class RankRun {
         );
         tokens = decoded.tokens;
       }
+      await this.guard(this.outbox.drained());
       await this.guard(Promise.all([...this.links.values()].map((link) => link.finish())));
       return { ...this.report(tokens, null), debugState };
     } catch (err) {
@@ -325,21 +329,24 @@ export class RankRun {
   private report(tokens: number[], failure: RunFailure | null): RankReport {
     const sum = (kinds: readonly string[]) =>
       this.spans.filter((s) => kinds.includes(s.kind)).reduce((t, s) => t + (s.endMs - s.startMs), 0);
-    const sendSpans: Span[] = [];
     let bytesSent = 0;
     let framesSent = 0;
     for (const link of this.links.values()) {
       bytesSent += link.stats.bytesSent;
       framesSent += link.stats.framesSent;
-      for (const [layer, s] of link.stats.sendSpans)
-        if (s.end > 0) sendSpans.push({ kind: 'send', layer, startMs: s.start, endMs: s.end });
     }
+    const sends: LayerSend[] = this.outbox.records();
+    // A link's busy time: from its first frame of a layer to its last, less any stretch in between
+    // where it had sent all it was given and waited for this rank's own K/V.
+    const sendSpans: Span[] = sends.flatMap((send) =>
+      busySpans(send).map((b) => ({ kind: SEND_KIND, layer: send.layer, ...b })),
+    );
     return {
       from: this.env.identity(this.plan.runId),
       error: failure?.message ?? '',
       ...(failure?.rank != null ? { errorRank: failure.rank } : {}),
       computeMs: sum(COMPUTE_KINDS),
-      waitMs: sum(['wait']),
+      waitMs: sum([WAIT_KIND]),
       sendMs: unionLength(sendSpans),
       bytesSent,
       bytesReceived: this.inbox?.bytesReceived ?? 0,
@@ -350,6 +357,8 @@ export class RankRun {
       startReceivedMs: this.startReceivedAt,
       finishedMs: now(),
       debugState: new Uint8Array(),
+      sends,
+      criticalSendMs: 0,
     };
   }
 }

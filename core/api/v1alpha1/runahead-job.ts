@@ -498,6 +498,8 @@ const RankStatus = z.strictObject({
   computeMs: z.number().optional(),
   waitMs: z.number().optional(),
   sendMs: z.number().optional(),
+  /** The part of sendMs that delayed the first token: a receiver on the critical path waited for it. */
+  criticalSendMs: z.number().optional(),
   bytesSent: z.int().min(0).optional(),
   bytesReceived: z.int().min(0).optional(),
   peakRssBytes: z.int().min(0).optional(),

@@ -163,11 +163,40 @@ export interface FirstTokenReport {
 
 /** A span of a rank's timeline, on the coordinator's clock. */
 export interface Span {
-  /** compute | wait | send | embed | head */
+  /**
+   * project | attend | layers (compute) | wait (for K/V) | send (a link busy with K/V) |
+   * send-blocked (the rank loop held back because its links were behind)
+   */
   kind: string;
   layer: number;
   startMs: number;
   endMs: number;
+}
+
+/**
+ * One layer's K/V on one outgoing link: what the send's place in the run (core/critical-path.ts)
+ * and the cost model's transfer term (core/calibration.ts) are measured from. Epoch ms, shifted onto
+ * the coordinator's clock with the spans.
+ */
+export interface LayerSend {
+  layer: number;
+  toRank: number;
+  /** K plus V payload of this layer on this link. */
+  bytes: number;
+  /**
+   * When every byte of this layer that the link carries was in this rank's hands: its own K/V
+   * computed and, in KV-Runahead, all of the predecessor's received. After it, only the link stood
+   * between these K/V and the receiver.
+   */
+  readyMs: number;
+  /** First frame handed to gRPC → last frame flushed. */
+  startMs: number;
+  endMs: number;
+  /**
+   * Inside [start_ms, ready_ms]: how long the link sat idle with nothing queued (it had passed on
+   * what the predecessor sent and waited for this rank's own K/V), ending at ready_ms. Not send time.
+   */
+  idleMs: number;
 }
 
 export interface RankReport {
@@ -194,7 +223,18 @@ export interface RankReport {
    */
   debugState: Uint8Array;
   /** With error: the rank where the failure began (this one, or one whose failure it relays). */
-  errorRank?: number | undefined;
+  errorRank?:
+    | number
+    | undefined;
+  /** Per outgoing link and layer. */
+  sends: LayerSend[];
+  /**
+   * Set by the coordinator (0 in a rank's own report): send time of this rank that delayed the first
+   * token — the time on the run's critical path during which a receiver waited for K/V that this
+   * rank already had (core/critical-path.ts). send_ms is all of its send time, mostly hidden behind
+   * compute.
+   */
+  criticalSendMs: number;
 }
 
 export interface RunResult {
@@ -1257,6 +1297,118 @@ export const Span: MessageFns<Span> = {
   },
 };
 
+function createBaseLayerSend(): LayerSend {
+  return { layer: 0, toRank: 0, bytes: 0, readyMs: 0, startMs: 0, endMs: 0, idleMs: 0 };
+}
+
+export const LayerSend: MessageFns<LayerSend> = {
+  encode(message: LayerSend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.layer !== 0) {
+      writer.uint32(8).uint32(message.layer);
+    }
+    if (message.toRank !== 0) {
+      writer.uint32(16).uint32(message.toRank);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(24).uint64(message.bytes);
+    }
+    if (message.readyMs !== 0) {
+      writer.uint32(33).double(message.readyMs);
+    }
+    if (message.startMs !== 0) {
+      writer.uint32(41).double(message.startMs);
+    }
+    if (message.endMs !== 0) {
+      writer.uint32(49).double(message.endMs);
+    }
+    if (message.idleMs !== 0) {
+      writer.uint32(57).double(message.idleMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LayerSend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLayerSend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.layer = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toRank = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.readyMs = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.startMs = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.endMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.idleMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseRankReport(): RankReport {
   return {
     from: undefined,
@@ -1274,6 +1426,8 @@ function createBaseRankReport(): RankReport {
     finishedMs: 0,
     debugState: new Uint8Array(0),
     errorRank: undefined,
+    sends: [],
+    criticalSendMs: 0,
   };
 }
 
@@ -1327,6 +1481,12 @@ export const RankReport: MessageFns<RankReport> = {
     }
     if (message.errorRank !== undefined) {
       writer.uint32(120).uint32(message.errorRank);
+    }
+    for (const v of message.sends) {
+      LayerSend.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.criticalSendMs !== 0) {
+      writer.uint32(137).double(message.criticalSendMs);
     }
     return writer;
   },
@@ -1472,6 +1632,22 @@ export const RankReport: MessageFns<RankReport> = {
             }
 
             message.errorRank = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.sends.push(LayerSend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag !== 137) {
+              break;
+            }
+
+            message.criticalSendMs = reader.double();
             continue;
           }
         }
