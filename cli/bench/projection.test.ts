@@ -47,7 +47,7 @@ const free: DataPath = {
   ingressGBps: Infinity,
   linkGBps: Infinity,
   linkLatencyMs: 0,
-  copies: 'overlapped',
+  copies: 'kv-overlapped',
   queueBytes: 64 * 2 ** 20,
 };
 
@@ -154,6 +154,23 @@ describe('one rank', () => {
   });
 });
 
+describe('graph runs', () => {
+  it('cost their overhead once per graph after the first, on every rank', () => {
+    const s = setup({}, { layersPerGraph: 8, graphOverheadMs: 0.5 });
+    const b = [0, 16384, 32768];
+    const without = projectRunahead({ ...s, graphOverheadMs: 0 }, b);
+    // graphPlan(32, 8): 5 graphs, 4 runs after the first.
+    expect(projectRunahead(s, b).ranks[0]!.finishMs - without.ranks[0]!.finishMs).toBeCloseTo(2, 9);
+    expect(
+      projectRunahead(s, [0, 8192]).ttftMs - projectRunahead({ ...s, graphOverheadMs: 0 }, [0, 8192]).ttftMs,
+    ).toBeCloseTo(2, 9);
+    // TSP: 64 graphs of one stage.
+    const tsp =
+      projectTsp(s, b).ranks[1]!.finishMs - projectTsp({ ...s, graphOverheadMs: 0 }, b).ranks[1]!.finishMs;
+    expect(tsp).toBeCloseTo(63 * 0.5, 6);
+  });
+});
+
 describe('against the repo cost model', () => {
   it('with dense attention, per-stage graphs and free transfers it is predict() exactly', () => {
     const s = setup({}, { attention: 'dense' });
@@ -238,12 +255,24 @@ describe('links and copies', () => {
     expect(projectSingle(s, c).ttftMs / b.ttftMs).toBeLessThan(2.5);
   });
 
+  it('IO binding (kv-serial) keeps the hidden state on the GPU: a rank alone pays no boundary', () => {
+    const s = setup({ egressGBps: 1, ingressGBps: 1, copies: 'kv-serial' }, { layersPerGraph: 4 });
+    expect(projectRunahead(s, [0, 8192]).ttftMs).toBeCloseTo(projectSingle(s, 8192).ttftMs, 9);
+    // In a chain it still copies its own K/V out (c·K per layer) and its past in (s·K per layer).
+    const b = [0, 4096, 8192];
+    const ranks = projectRunahead(s, b).ranks;
+    expect(ranks[0]!.copyMs).toBeCloseTo((32 * 4096 * 16384) / 1e6, 6);
+    expect(ranks[1]!.copyMs).toBeCloseTo((32 * 4096 * 16384) / 1e6, 6);
+  });
+
   it('serial copies cost more than overlapped ones at the same rates', () => {
     const b = alignedEven(32768, 4, 256);
     const rates = { egressGBps: 10, ingressGBps: 10, linkGBps: 25 };
     const serial = projectRunahead(setup({ ...rates, copies: 'serial' }), b).ttftMs;
-    const overlapped = projectRunahead(setup({ ...rates, copies: 'overlapped' }), b).ttftMs;
-    expect(serial).toBeGreaterThan(overlapped * 1.2);
+    const kvSerial = projectRunahead(setup({ ...rates, copies: 'kv-serial' }), b).ttftMs;
+    const overlapped = projectRunahead(setup({ ...rates, copies: 'kv-overlapped' }), b).ttftMs;
+    expect(serial).toBeGreaterThan(kvSerial * 1.2);
+    expect(kvSerial).toBeGreaterThan(overlapped * 1.2);
   });
 
   it('layer groups delay the chain by a group per hop even when transfers are free', () => {
@@ -324,6 +353,30 @@ describe('memory', () => {
     expect(projectConfiguration(s, mem, 'single', 1, 65536, 256).fits).toBe(true);
     expect(projectConfiguration(s, mem, 'single', 1, 131072, 256).fits).toBe(false);
     expect(projectConfiguration(s, mem, 'even', 2, 131072, 256).fits).toBe(true);
+  });
+
+  it('balanced keeps every rank in memory when a split that fits exists', () => {
+    // Slow copies push work onto one rank; at 128k that rank would not fit.
+    const s = setup(
+      { egressGBps: 1.37, ingressGBps: 7.25, linkGBps: 25, copies: 'serial' },
+      { layersPerGraph: 8 },
+    );
+    const free = balancedSplit(s, 131072, 2, 256);
+    const kept = balancedSplit(s, 131072, 2, 256, mem);
+    expect(Math.max(...rankPeaksMiB(s, mem, 'runahead', free.boundaries))).toBeGreaterThan(mem.capacityMiB);
+    expect(Math.max(...rankPeaksMiB(s, mem, 'runahead', kept.boundaries))).toBeLessThanOrEqual(
+      mem.capacityMiB,
+    );
+    expect(kept.ttftMs).toBeGreaterThanOrEqual(free.ttftMs);
+  });
+
+  it('a configuration takes the best layers per graph it is offered', () => {
+    const s = setup({ egressGBps: 10, ingressGBps: 10, linkGBps: 25, copies: 'kv-overlapped' });
+    const points = [1, 8].map((g) => projectConfiguration(s, mem, 'balanced', 4, 32768, 256, [g]));
+    const best = projectConfiguration(s, mem, 'balanced', 4, 32768, 256, [8, 1]);
+    expect(best.ttftMs).toBe(Math.min(...points.map((p) => p.ttftMs)));
+    expect(best.layersPerGraph).toBe(1);
+    expect(projectConfiguration(s, mem, 'tsp', 4, 32768, 256, [8]).layersPerGraph).toBe(1);
   });
 
   it('a chain rank holds its chunk and the past of one graph', () => {

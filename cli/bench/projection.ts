@@ -19,10 +19,13 @@
 //   latency per transfer;
 // - copies 'serial' (the engine today, onnxruntime-node): a graph's inputs are copied in when its
 //   run starts and its outputs out when it ends, on the rank's own timeline; every graph boundary
-//   moves the hidden state (and after a projection its q, k, v) out and back in; a rank's loop waits
-//   while its outgoing link queue (maxQueuedFrames × maxFrameBytes) is full;
-// - copies 'overlapped' (IO binding, a fixed engine): the hidden state stays on the GPU, K/V leave
-//   and enter on copy engines (FIFO servers at E and I) while the GPU computes.
+//   moves the hidden state (and after a projection its q, k, v) out and back in;
+// - copies 'kv-serial' (IO binding, worker/runtime/native-session.ts): the hidden state stays on the
+//   GPU between graphs; K/V still leave and enter inside run(), on the rank's timeline;
+// - copies 'kv-overlapped': as kv-serial, but K/V leave and enter on copy engines (FIFO servers at E
+//   and I) while the GPU computes.
+// With serial and kv-serial copies a rank's loop also waits while its outgoing link queue
+// (maxQueuedFrames × maxFrameBytes) is full, as rank-run.ts awaits its sends.
 //
 // KV-Runahead chain (worker/chain/rank-run.ts, worker/runtime/stage-plan.ts): a chain rank runs
 // graphs of g layers cut right after a projection; graph j needs its predecessor's K/V of every layer
@@ -162,7 +165,12 @@ export function fitMemory(
 // ---------------------------------------------------------------------------------------------
 // Data path and setup
 
-export type CopyMode = 'serial' | 'overlapped';
+export type CopyMode = 'serial' | 'kv-serial' | 'kv-overlapped';
+
+/** K/V copies on the rank's own timeline (and a loop that waits for its link queue). */
+export const kvCopiesSerial = (copies: CopyMode) => copies !== 'kv-overlapped';
+/** The hidden state (and q, k, v after a projection) crosses the host at every graph boundary. */
+export const hiddenCrossesHost = (copies: CopyMode) => copies === 'serial';
 
 export interface DataPath {
   /** GPU → host, GB/s (Infinity: free). */
@@ -174,7 +182,7 @@ export interface DataPath {
   /** Per transfer (one layer's K/V over one hop). */
   readonly linkLatencyMs: number;
   readonly copies: CopyMode;
-  /** Bytes an outgoing link queues before the rank loop waits (serial copies only). */
+  /** Bytes an outgoing link queues before the rank loop waits (serial and kv-serial copies). */
   readonly queueBytes: number;
 }
 
@@ -187,6 +195,11 @@ export interface ProjectionSetup {
   /** Layers per graph of a chain rank (≥ 1); a rank alone always runs one graph. */
   readonly layersPerGraph: number;
   readonly attention: AttentionCost;
+  /**
+   * Each graph run after a rank's first: onnxruntime's run() and the hop to the compute thread (the
+   * single-rank fit holds the one run of a rank alone). Default 0.
+   */
+  readonly graphOverheadMs?: number;
 }
 
 export type ProjectedScheme = 'single' | 'tsp' | 'runahead';
@@ -194,7 +207,7 @@ export type ProjectedScheme = 'single' | 'tsp' | 'runahead';
 export interface RankTimes {
   readonly finishMs: number;
   readonly computeMs: number;
-  /** Host ↔ GPU copies on the rank's own timeline (serial copies). */
+  /** Host ↔ GPU copies on the rank's own timeline (serial copies) and graph runs' overhead. */
   readonly copyMs: number;
   /** Waiting for K/V from other ranks, or for room in the outgoing link's queue. */
   readonly waitMs: number;
@@ -285,7 +298,8 @@ export function projectRunahead(setup: ProjectionSetup, boundaries: readonly num
   const plan = graphPlan(L, setup.layersPerGraph);
   const bytes = tensorBytes(model);
   const K = bytes.kv;
-  const serial = path.copies === 'serial';
+  const serial = kvCopiesSerial(path.copies);
+  const crosses = hiddenCrossesHost(path.copies);
   const E = path.egressGBps;
   const I = path.ingressGBps;
   const B = path.linkGBps;
@@ -348,6 +362,7 @@ export function projectRunahead(setup: ProjectionSetup, boundaries: readonly num
       if (serial) waitUntil(end - queueMs);
     };
     let previous: GraphStep | null = null;
+    const overheadMs = setup.graphOverheadMs ?? 0;
     for (const g of plan) {
       for (const l of g.attends) {
         if (i > 0) waitUntil(onGpu[l]!);
@@ -358,14 +373,20 @@ export function projectRunahead(setup: ProjectionSetup, boundaries: readonly num
       let copies = 0;
       if (serial) {
         let inBytes = g.attends.length * s * K;
-        if (previous)
-          inBytes += (previous.endsAfterProject ? bytes.hidden + bytes.query + K : bytes.hidden) * c;
         let outBytes = 0;
-        if (!g.last) outBytes += (g.endsAfterProject ? bytes.hidden + bytes.query + K : bytes.hidden) * c;
-        const ownOut = emit ? g.projects.length - (g.endsAfterProject ? 1 : 0) : 0;
+        let ownOut = emit ? g.projects.length : 0;
+        if (crosses) {
+          const boundary = (after: GraphStep) =>
+            (after.endsAfterProject ? bytes.hidden + bytes.query + K : bytes.hidden) * c;
+          if (previous) inBytes += boundary(previous);
+          if (!g.last) outBytes += boundary(g);
+          // The boundary's k, v are the own K/V of its projection: they leave once.
+          if (emit && g.endsAfterProject) ownOut--;
+        }
         outBytes += ownOut * c * K;
         copies = transferMs(inBytes, I) + transferMs(outBytes, E);
       }
+      if (previous) copies += overheadMs;
       t += copies + work;
       computeMs += work;
       copyMs += copies;
@@ -395,7 +416,8 @@ export function projectTsp(setup: ProjectionSetup, boundaries: readonly number[]
   const C = boundaries[p]!;
   const bytes = tensorBytes(model);
   const K = bytes.kv;
-  const serial = path.copies === 'serial';
+  const serial = kvCopiesSerial(path.copies);
+  const crosses = hiddenCrossesHost(path.copies);
   const E = path.egressGBps;
   const I = path.ingressGBps;
   const B = path.linkGBps;
@@ -421,9 +443,11 @@ export function projectTsp(setup: ProjectionSetup, boundaries: readonly number[]
       const work = projectMs(setup, c);
       let copies = 0;
       if (serial) {
-        const inBytes = l === 0 ? 0 : bytes.hidden * c;
-        copies = transferMs(inBytes, I) + transferMs((bytes.hidden + bytes.query + K) * c, E);
+        const inBytes = crosses && l > 0 ? bytes.hidden * c : 0;
+        const outBytes = (crosses ? bytes.hidden + bytes.query + K : K) * c;
+        copies = transferMs(inBytes, I) + transferMs(outBytes, E);
       }
+      if (l > 0) copies += setup.graphOverheadMs ?? 0;
       t[i]! += copies + work;
       compute[i]! += work;
       copy[i]! += copies;
@@ -459,10 +483,11 @@ export function projectTsp(setup: ProjectionSetup, boundaries: readonly number[]
       const work = attendMs(setup, c, s);
       let copies = 0;
       if (serial) {
-        const inBytes = (bytes.hidden + bytes.query + K) * c + s * K;
-        const outBytes = l === L - 1 ? 0 : bytes.hidden * c;
+        const inBytes = (crosses ? bytes.hidden + bytes.query + K : 0) * c + s * K;
+        const outBytes = crosses && l < L - 1 ? bytes.hidden * c : 0;
         copies = transferMs(inBytes, I) + transferMs(outBytes, E);
       }
+      copies += setup.graphOverheadMs ?? 0;
       t[i]! += copies + work;
       compute[i]! += work;
       copy[i]! += copies;
@@ -517,12 +542,12 @@ export function rankPeaksMiB(
 /**
  * Coefficients of the repo's cost model that approximate a setup: the compute terms (its attention
  * in c·S units: a2 = α/2), serial egress of the own K/V charged to the projection, and transfers at
- * the slowest of the link and (overlapped copies) the copy engines.
+ * the slowest of the link and (kv-overlapped copies) the copy engines.
  */
 export function costCoefficients(setup: ProjectionSetup): CostCoefficients {
   const { compute, path } = setup;
   const K = tensorBytes(setup.model).kv;
-  const serial = path.copies === 'serial';
+  const serial = kvCopiesSerial(path.copies);
   const slowest = serial ? path.linkGBps : Math.min(path.linkGBps, path.egressGBps, path.ingressGBps);
   return {
     project: [0, compute.projectMsPerToken + (serial ? transferMs(K, path.egressGBps) : 0)],
@@ -550,6 +575,7 @@ export function refineSplit(
   let best = [...start];
   let bestCost = cost(best);
   let evaluations = 1;
+  let restartCost = bestCost;
   let step = Math.max(granularity, Math.round(C / (4 * n) / granularity) * granularity);
   while (step >= granularity) {
     let moved = false;
@@ -572,6 +598,12 @@ export function refineSplit(
     if (!moved)
       step =
         step === granularity ? 0 : Math.max(granularity, Math.floor(step / 2 / granularity) * granularity);
+    // One boundary at a time stalls where two must move together: start over with coarse steps
+    // while that still pays.
+    if (step === 0 && bestCost < restartCost) {
+      restartCost = bestCost;
+      step = Math.max(granularity, Math.round(C / (8 * n) / granularity) * granularity);
+    }
   }
   return { boundaries: best, ttftMs: bestCost, evaluations };
 }
@@ -645,8 +677,13 @@ export function balancedSplit(
   contextLength: number,
   ranks: number,
   granularity: number,
+  memory?: MemoryFit,
 ): BalancedSplit {
   const cost = (b: readonly number[]) => projectRunahead(setup, b).ttftMs;
+  const fits = (b: readonly number[]) =>
+    !memory || Math.max(...rankPeaksMiB(setup, memory, 'runahead', b)) <= memory.capacityMiB;
+  // Splits whose largest rank does not fit are out of the search (unless nothing fits).
+  const constrained = (b: readonly number[]) => (fits(b) ? cost(b) : Infinity);
   const even = alignedEven(contextLength, ranks, granularity);
   if (ranks === 1) {
     const ttftMs = projectSingle(setup, contextLength).ttftMs;
@@ -661,7 +698,10 @@ export function balancedSplit(
     granularity: g,
   });
   const starts = [repo.boundaries, even, equalWorkSplit(setup, contextLength, ranks, g)];
-  const best = starts.map((b) => refineSplit(cost, b, g)).reduce((a, b) => (b.ttftMs < a.ttftMs ? b : a));
+  const search = (f: (b: readonly number[]) => number) =>
+    starts.map((b) => refineSplit(f, b, g)).reduce((a, b) => (b.ttftMs < a.ttftMs ? b : a));
+  let best = search(constrained);
+  if (best.ttftMs === Infinity) best = search(cost);
   return {
     boundaries: best.boundaries,
     ttftMs: best.ttftMs,
@@ -683,12 +723,21 @@ export interface ConfigPoint {
   readonly ranks: number;
   readonly contextLength: number;
   readonly boundaries: readonly number[];
+  /** Of a chain rank: 0 for one rank alone (one graph), 1 for TSP (graphs of one stage). */
+  readonly layersPerGraph: number;
   readonly ttftMs: number;
   readonly peakMiB: number;
   readonly fits: boolean;
   readonly ranksTimes: readonly RankTimes[];
+  /** Balanced only: the repo's search against the cost model. */
+  readonly costModel?: BalancedSplit['costModel'];
 }
 
+/**
+ * One configuration at one length. KV-Runahead takes the best of `layersPerGraph` (graphs of g layers
+ * for its chain ranks; default the setup's), preferring what fits in memory; TSP runs graphs of one
+ * stage (the engine needs them), one rank alone one graph.
+ */
 export function projectConfiguration(
   setup: ProjectionSetup,
   memory: MemoryFit,
@@ -696,36 +745,40 @@ export function projectConfiguration(
   ranks: number,
   contextLength: number,
   granularity: number,
-): ConfigPoint & { costModel?: BalancedSplit['costModel'] } {
-  let boundaries: readonly number[];
-  let scheme: ProjectedScheme;
-  let costModel: BalancedSplit['costModel'] | undefined;
-  if (configuration === 'single' || ranks === 1) {
-    boundaries = [0, contextLength];
-    scheme = 'single';
-  } else if (configuration === 'balanced') {
-    const b = balancedSplit(setup, contextLength, ranks, granularity);
-    boundaries = b.boundaries;
-    costModel = b.costModel;
-    scheme = 'runahead';
-  } else {
-    boundaries = alignedEven(contextLength, ranks, granularity);
-    scheme = configuration === 'tsp' ? 'tsp' : 'runahead';
-  }
-  const projection = project(setup, scheme, boundaries);
-  const peaks = rankPeaksMiB(setup, memory, scheme, boundaries);
-  const peakMiB = Math.max(...peaks);
-  return {
-    configuration,
-    ranks,
-    contextLength,
-    boundaries: [...boundaries],
-    ttftMs: projection.ttftMs,
-    peakMiB,
-    fits: peakMiB <= memory.capacityMiB,
-    ranksTimes: projection.ranks,
-    ...(costModel ? { costModel } : {}),
+  layersPerGraph: readonly number[] = [setup.layersPerGraph],
+): ConfigPoint {
+  const point = (
+    s: ProjectionSetup,
+    scheme: ProjectedScheme,
+    boundaries: readonly number[],
+    g: number,
+    costModel?: BalancedSplit['costModel'],
+  ): ConfigPoint => {
+    const projection = project(s, scheme, boundaries);
+    const peakMiB = Math.max(...rankPeaksMiB(s, memory, scheme, boundaries));
+    return {
+      configuration,
+      ranks,
+      contextLength,
+      boundaries: [...boundaries],
+      layersPerGraph: g,
+      ttftMs: projection.ttftMs,
+      peakMiB,
+      fits: peakMiB <= memory.capacityMiB,
+      ranksTimes: projection.ranks,
+      ...(costModel ? { costModel } : {}),
+    };
   };
+  if (configuration === 'single' || ranks === 1) return point(setup, 'single', [0, contextLength], 0);
+  const even = alignedEven(contextLength, ranks, granularity);
+  if (configuration === 'tsp') return point({ ...setup, layersPerGraph: 1 }, 'tsp', even, 1);
+  const candidates = layersPerGraph.map((g) => {
+    const s = { ...setup, layersPerGraph: g };
+    if (configuration === 'even') return point(s, 'runahead', even, g);
+    const b = balancedSplit(s, contextLength, ranks, granularity, memory);
+    return point(s, 'runahead', b.boundaries, g, b.costModel);
+  });
+  return candidates.reduce((a, b) => (b.fits !== a.fits ? (b.fits ? b : a) : b.ttftMs < a.ttftMs ? b : a));
 }
 
 export type Crossover =
