@@ -1,5 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
-import { SVG_LAYOUT, svgTimeline, timelineTitle, type RunSummary, type TimelineSpan } from './run-report.ts';
+import type { RankReport, RunResult, Span } from '../core/gen/runahead/v1/rank.ts';
+import { Mode } from '../core/gen/runahead/v1/rank.ts';
+import {
+  SVG_LAYOUT,
+  rankTable,
+  runSummary,
+  svgTimeline,
+  textTimeline,
+  timelineTitle,
+  type RunSummary,
+  type TimelineSpan,
+} from './run-report.ts';
 
 /** A KV-Runahead run of `ranks` ranks whose last span ends at `ttftMs`. */
 function summary(ranks: number, ttftMs: number, mode: RunSummary['mode'] = 'runahead'): RunSummary {
@@ -119,5 +130,124 @@ describe('svgTimeline', () => {
   it('escapes the title and draws it as given', () => {
     const svg = svgTimeline(summary(2, 100), timelineTitle(summary(2, 100), 'a<b>&c'));
     expect(svg).toContain('KV-Runahead, 2 ranks, a&lt;b&gt;&amp;c');
+  });
+});
+
+/** A two-rank KV-Runahead result, released at 1000 ms: rank 1 waits 55–80 for layer 1, which rank 0 had at 40. */
+function twoRankResult(): RunResult {
+  const at = (ms: number) => 1000 + ms;
+  const span = (kind: string, layer: number, start: number, end: number): Span => ({
+    kind,
+    layer,
+    startMs: at(start),
+    endMs: at(end),
+  });
+  const report = (rank: number, spans: Span[], extra: Partial<RankReport> = {}): RankReport => ({
+    from: { protocolVersion: 1, modelFingerprint: 'm', runId: 'r', rank, worldSize: 2 },
+    error: '',
+    computeMs: 0,
+    waitMs: 0,
+    sendMs: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesSent: 0,
+    peakRssBytes: 0,
+    spans,
+    tokens: [],
+    startReceivedMs: at(0),
+    finishedMs: at(100),
+    debugState: new Uint8Array(),
+    sends: [],
+    criticalSendMs: 0,
+    ...extra,
+  });
+  return {
+    runId: 'r',
+    mode: Mode.MODE_RUNAHEAD,
+    boundaries: [0, 8, 16],
+    firstToken: 1,
+    firstTokenText: 'x',
+    tokens: [1],
+    text: 'x',
+    ttftMs: 105,
+    contextLength: 16,
+    releasedAtMs: at(0),
+    partition: 'even',
+    ranks: [
+      report(
+        0,
+        [
+          span('project', 0, 0, 10),
+          span('attend', 0, 10, 30),
+          span('project', 1, 30, 40),
+          span('send', 1, 40, 80),
+        ],
+        {
+          sendMs: 55,
+          criticalSendMs: 40,
+          sends: [
+            { layer: 0, toRank: 1, bytes: 64, readyMs: at(10), startMs: at(10), endMs: at(25), idleMs: 0 },
+            { layer: 1, toRank: 1, bytes: 64, readyMs: at(40), startMs: at(40), endMs: at(80), idleMs: 0 },
+          ],
+        },
+      ),
+      report(1, [
+        span('project', 0, 2, 10),
+        span('wait', 0, 10, 25),
+        span('attend', 0, 25, 45),
+        span('project', 1, 45, 55),
+        span('wait', 1, 55, 80),
+        span('attend', 1, 80, 100),
+      ]),
+    ],
+  };
+}
+
+describe('send time that delayed the first token', () => {
+  it('runSummary: each rank’s critical send, and the critical path from release to first token', () => {
+    const s = runSummary(twoRankResult());
+    expect(s.ranks.map((r) => [r.sendMs, r.criticalSendMs])).toEqual([
+      [55, 40],
+      [0, 0],
+    ]);
+    const path = s.criticalPath!;
+    expect(path[0]).toMatchObject({ start: 0 });
+    expect(path.at(-1)).toMatchObject({ rank: 1, kind: 'other', end: 105 });
+    expect(path.filter((p) => p.kind === 'send')).toEqual([
+      { rank: 0, kind: 'send', start: 10, end: 25 },
+      { rank: 0, kind: 'send', start: 55, end: 80 },
+    ]);
+  });
+
+  it('the table shows it beside the total send time; runs recorded before it say so', () => {
+    const s = runSummary(twoRankResult());
+    const [head, row0] = rankTable(s).split('\n');
+    expect(head).toMatch(/send ms {2}send on TTFT path ms/);
+    expect(row0).toMatch(/ 55\.0 +40\.0 /);
+    const old = {
+      ...s,
+      ranks: s.ranks.map((r) => {
+        const { criticalSendMs, ...rest } = r;
+        expect(criticalSendMs).toBeDefined();
+        return rest;
+      }),
+    };
+    expect(rankTable(old).split('\n')[1]).toMatch(/ 55\.0 +— /);
+  });
+
+  it('the timelines mark it: ▓ in the text, a dark bar with its own legend entry in the SVG', () => {
+    const s = runSummary(twoRankResult());
+    const lines = textTimeline(s, 21).split('\n');
+    // Rank 0's send row: ▓ from 55 to 80 ms (columns 11–16 of 21 over 105 ms).
+    expect(lines[1]).toContain('▓▓▓▓▓');
+    expect(lines[3]).not.toContain('▓');
+    const svg = svgTimeline(s, 'title');
+    expect(
+      svg.match(/<title>rank 0 sending that delayed the first token: [\d.]+–[\d.]+ ms<\/title>/g),
+    ).toHaveLength(2);
+    expect(texts(svg).map((t) => t.text)).toContain('sending that delayed TTFT');
+    expect(texts(svgTimeline(summary(2, 100), 'title')).map((t) => t.text)).not.toContain(
+      'sending that delayed TTFT',
+    );
   });
 });

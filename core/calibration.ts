@@ -1,12 +1,21 @@
 // Fitting a cost profile to measured runs (`runahead bench --json-out`). The compute terms come
 // from every project/attend span of every rank (relative least squares, so 1 ms and 1 s spans
-// count alike); the transfer terms and the fixed overhead are then chosen so that the chain model
-// reproduces the measured TTFTs. Pure: the CLI reads and writes the files.
+// count alike). The link's rate (transfer[1], ms per byte) comes from the runs' own sends, measured
+// while the senders computed: per rank and layer, the time its links were busy with that layer
+// against the bytes of it (transferSamples). An idle link is faster than that — the sender's cores
+// are busy computing, and a middle rank also receives what it forwards — so a link benchmark's rate
+// (`runahead bench link --json`, grpcGBps) is only the floor. Without sends in the runs, the link
+// benchmark's rate is used; without either, the rate is searched so that the chain model reproduces
+// the measured TTFTs. The latency (transfer[0]) and the fixed overhead are then chosen so that it
+// does. Pure: the CLI reads and writes the files.
 import { predict, type CostCoefficients, type ModelShape, type Scheme } from './cost-model.ts';
+import { SEND_KIND } from './span-kinds.ts';
 
 export interface MeasuredSpan {
   readonly rank: number;
   readonly kind: string;
+  /** The layer the span belongs to (send spans: the layer whose K/V were sent). */
+  readonly layer?: number;
   readonly start: number;
   readonly end: number;
 }
@@ -83,6 +92,74 @@ interface Samples {
   readonly attend: { tokens: number; keys: number; ms: number }[];
 }
 
+/** One layer's K/V leaving one rank while it computed: their bytes and the time its links took. */
+export interface TransferSample {
+  readonly rank: number;
+  readonly layer: number;
+  readonly bytes: number;
+  readonly ms: number;
+}
+
+/** Bytes of one layer a rank sends: [0, e_i) to its successor (KV-Runahead), its chunk to every other rank (TSP). */
+function layerBytesSent(run: MeasuredRun, rank: number, kvBytesPerToken: number): number {
+  const b = run.boundaries;
+  const n = b.length - 1;
+  if (run.mode === 'runahead') return rank < n - 1 ? b[rank + 1]! * kvBytesPerToken : 0;
+  if (run.mode === 'tsp') return (n - 1) * (b[rank + 1]! - b[rank]!) * kvBytesPerToken;
+  return 0;
+}
+
+/**
+ * Per rank and layer, the time the rank's links were busy with that layer: each instant covered by
+ * send spans counts for the lowest layer among them, as a link sends lowest layer first
+ * (worker/chain/kv-link.ts) — a layer's frames that went out while an earlier layer waited for the
+ * rank's own K/V are not counted twice. Runs whose send spans still include the links' idle
+ * stretches (recorded before LayerSend.idle_ms) make the link look slower than it is.
+ */
+export function transferSamples(runs: readonly MeasuredRun[], kvBytesPerToken: number): TransferSample[] {
+  const out: TransferSample[] = [];
+  for (const run of runs) {
+    const n = run.boundaries.length - 1;
+    if (run.mode === 'single' || n < 2) continue;
+    for (let rank = 0; rank < n; rank++) {
+      const bytes = layerBytesSent(run, rank, kvBytesPerToken);
+      if (bytes <= 0) continue;
+      const spans = run.timeline.filter(
+        (s): s is MeasuredSpan & { layer: number } =>
+          s.rank === rank && s.kind === SEND_KIND && s.end > s.start && s.layer !== undefined,
+      );
+      const edges = [...new Set(spans.flatMap((s) => [s.start, s.end]))].sort((x, y) => x - y);
+      const busy = new Map<number, number>();
+      for (let k = 0; k + 1 < edges.length; k++) {
+        const [a, z] = [edges[k]!, edges[k + 1]!];
+        let lowest = Infinity;
+        for (const s of spans) if (s.start <= a && s.end >= z) lowest = Math.min(lowest, s.layer);
+        if (lowest !== Infinity) busy.set(lowest, (busy.get(lowest) ?? 0) + (z - a));
+      }
+      for (const [layer, ms] of busy) if (ms > 0) out.push({ rank, layer, bytes, ms });
+    }
+  }
+  return out;
+}
+
+/**
+ * ms per byte of a busy link from `samples`: relative least squares through the origin, so that
+ * every layer counts alike. Null without samples.
+ */
+export function fitLinkMsPerByte(samples: readonly TransferSample[]): number | null {
+  if (samples.length === 0) return null;
+  const [r1] = fitNonNegative(
+    samples.map((s) => [s.bytes]),
+    samples.map((s) => s.ms),
+  );
+  return r1! > 0 ? r1! : null;
+}
+
+/** A link benchmark's rate (GB/s, 10⁹ bytes a second) as ms per byte. */
+export function msPerByteOf(gbps: number): number {
+  return 1 / (gbps * 1e6);
+}
+
 export function spanSamples(runs: readonly MeasuredRun[]): Samples {
   const samples: Samples = { project: [], attend: [] };
   for (const run of runs) {
@@ -100,8 +177,33 @@ export function spanSamples(runs: readonly MeasuredRun[]): Samples {
   return samples;
 }
 
+/** Where the link's rate came from. */
+export type TransferSource =
+  /** The runs' own sends, under compute load (at least the link benchmark's rate, if given). */
+  | 'sends'
+  /** The link benchmark alone (the runs had no sends). */
+  | 'link'
+  /** Searched to reproduce the measured TTFTs (neither). */
+  | 'ttft';
+
+export interface TransferFit {
+  readonly source: TransferSource;
+  /** Layers measured (TransferSample). */
+  readonly samples: number;
+  /** The rate measured under compute load, GB/s, when the runs had sends. */
+  readonly loadedGBps?: number;
+  /** The link benchmark's rate, GB/s, when given. */
+  readonly linkGBps?: number;
+}
+
+export interface FitOptions {
+  /** An idle link's rate from `runahead bench link` (grpcGBps): a floor under the fitted cost. */
+  readonly linkGBps?: number;
+}
+
 export interface FitResult {
   readonly coefficients: CostCoefficients;
+  readonly transfer: TransferFit;
   readonly spans: number;
   readonly rmsRelativeError: number;
   /** Per run: measured and predicted TTFT. */
@@ -117,7 +219,11 @@ const TRANSFER_LATENCY_MS = [0, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 /** ms per byte from 10 GB/s down to 1 MB/s, geometric. */
 const TRANSFER_MS_PER_BYTE = Array.from({ length: 41 }, (_, i) => 1e-7 * 10 ** (i / 10));
 
-export function fitProfile(runs: readonly MeasuredRun[], shape: ModelShape): FitResult {
+export function fitProfile(
+  runs: readonly MeasuredRun[],
+  shape: ModelShape,
+  options: FitOptions = {},
+): FitResult {
   if (runs.length === 0) throw new CalibrationError('no runs to calibrate from');
   const { project, attend } = spanSamples(runs);
   const sizes = new Set(attend.map((s) => `${s.tokens}/${s.keys}`));
@@ -134,9 +240,21 @@ export function fitProfile(runs: readonly MeasuredRun[], shape: ModelShape): Fit
     attend.map((s) => [1, s.tokens, s.tokens * s.keys]),
     attend.map((s) => s.ms),
   );
+  const sends = transferSamples(runs, shape.kvBytesPerToken);
+  const loaded = fitLinkMsPerByte(sends);
+  const link = options.linkGBps !== undefined ? msPerByteOf(options.linkGBps) : null;
+  const transfer: TransferFit = {
+    source: loaded !== null ? 'sends' : link !== null ? 'link' : 'ttft',
+    samples: sends.length,
+    ...(loaded !== null ? { loadedGBps: 1 / (loaded * 1e6) } : {}),
+    ...(options.linkGBps !== undefined ? { linkGBps: options.linkGBps } : {}),
+  };
+  // A link never moves bytes faster under load than idle: the benchmark's rate is a floor on the cost.
+  const measured = loaded !== null ? Math.max(loaded, link ?? 0) : link;
+  const rates = measured !== null ? [measured] : TRANSFER_MS_PER_BYTE;
   let best: { c: CostCoefficients; err: number } | null = null;
   for (const r0 of TRANSFER_LATENCY_MS) {
-    for (const r1 of TRANSFER_MS_PER_BYTE) {
+    for (const r1 of rates) {
       const base: CostCoefficients = {
         project: [p[0]!, p[1]!],
         attend: [a[0]!, a[1]!, a[2]!],
@@ -159,6 +277,7 @@ export function fitProfile(runs: readonly MeasuredRun[], shape: ModelShape): Fit
   }));
   return {
     coefficients,
+    transfer,
     spans: project.length + attend.length,
     rmsRelativeError: Math.sqrt(best!.err / runs.length),
     residuals,

@@ -110,6 +110,25 @@ describe('predict', () => {
     expect(predict(quadratic, oneLayer, 'tsp', [0, 2, 4]).rankFinishMs).toEqual([1 + 8, 1 + 8]);
   });
 
+  it('KV-Runahead: a middle rank’s link carries [0, e_i) every layer and can become the bottleneck (hand-computed)', () => {
+    // project 1 ms, no attention cost, 1 ms per token through any link, 2 layers, chunks of 2 tokens.
+    // Layer 0: rank 0's link sends [0, 2) by 3; rank 1's forwards them cut-through (1–3) and its own
+    // [2, 4) by 5. Layer 1: rank 0 sends [0, 2) 3–5; rank 1's link must carry 4 tokens from 5 on and is
+    // done at 9, while rank 1 was ready at 5: the last rank attends at 9, not at 6 as it would if
+    // only the own chunk cost link time.
+    const k = c({ project: [1, 0], attend: [0, 0, 0], transfer: [0, 0.01] });
+    const p = predict(k, { numLayers: 2, kvBytesPerToken: 100 }, 'runahead', [0, 2, 4, 6]);
+    expect(p).toEqual({ ttftMs: 9, rankFinishMs: [2, 5, 9], rankWaitMs: [0, 3, 7] });
+  });
+
+  it('TSP: a rank’s link sends a layer only after its previous one (hand-computed)', () => {
+    // Rank 0 sends 3 tokens (3 ms) a layer, rank 1 one (1 ms). Layer 1's projection of rank 0 ends at
+    // 3, but its link is busy with layer 0 until 4: rank 1 gets layer 1 at 7, not 6.
+    const k = c({ project: [1, 0], attend: [0, 0, 0], transfer: [0, 0.01] });
+    const p = predict(k, { numLayers: 2, kvBytesPerToken: 100 }, 'tsp', [0, 3, 4]);
+    expect(p).toEqual({ ttftMs: 7, rankFinishMs: [6, 7], rankWaitMs: [4, 5] });
+  });
+
   it('TSP: every rank waits for the slowest other rank’s all-gather (hand-computed)', () => {
     // Rank 0 sends its 1 token to 2 ranks, rank 1 its 2 tokens, rank 2 its 3: 100 B/token, 0.01 ms/B.
     const p = predict(

@@ -52,6 +52,15 @@ export const CostProfileSchema = z.object({
       runs: z.number().int(),
       /** Root-mean-square relative error of the predicted TTFT over the calibration runs. */
       rmsRelativeError: z.number(),
+      /** Where transfer[1] came from (core/calibration.ts TransferFit). */
+      transfer: z
+        .object({
+          source: z.enum(['sends', 'link', 'ttft']),
+          samples: z.number().int().nonnegative(),
+          loadedGBps: z.number().positive().optional(),
+          linkGBps: z.number().positive().optional(),
+        })
+        .optional(),
     })
     .optional(),
   createdAt: z.string().optional(),

@@ -114,6 +114,7 @@ const outcome: RunOutcome = {
     computeMs: 50,
     waitMs: rank * 10,
     sendMs: 5,
+    criticalSendMs: rank === 0 ? 2 : 0,
     bytesSent: 1000,
     bytesReceived: rank * 1000,
     peakRssBytes: 1 << 20,
@@ -223,6 +224,8 @@ describe('planJob', () => {
       waitMs: 10,
       timeline: 'ccccwwcc',
     });
+    // Rank 0's send time that delayed the first token, beside its total send time.
+    expect(plan.status.ranks?.[0]).toMatchObject({ sendMs: 5, criticalSendMs: 2 });
     expect(condition(plan.status, 'Complete')).toMatchObject({
       status: 'True',
       reason: 'FirstTokenProduced',

@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { CostProfileSchema, PROFILE_VERSION, type CostProfile } from '../../core/cost-model.ts';
-import { fitProfile, type MeasuredRun } from '../../core/calibration.ts';
+import { fitProfile, type MeasuredRun, type TransferFit } from '../../core/calibration.ts';
 import { BenchResultsSchema, type BenchResults } from '../bench/results.ts';
 import { modelConfig, shapeOf } from '../model-info.ts';
 import { parseFlags, UsageError } from '../options.ts';
@@ -12,7 +12,27 @@ import { parseFlags, UsageError } from '../options.ts';
 const Flags = z.object({
   runs: z.string().min(1, '--runs is required'),
   out: z.string().min(1, '--out is required'),
+  link: z.string().min(1).optional(),
 });
+
+/** What `runahead bench link --json` prints; only grpcGBps is read. */
+const LinkBenchSchema = z.looseObject({ grpcGBps: z.number().positive().optional() });
+
+/** The idle link's rate from a link benchmark's JSON, or undefined when it has none. */
+export async function readLinkGBps(path: string): Promise<number | undefined> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--link ${path}: ${(err as Error).message}`);
+  }
+  const r = LinkBenchSchema.safeParse(json);
+  if (!r.success)
+    throw new UsageError(
+      `--link ${path}: not a runahead bench link --json file (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
+    );
+  return r.data.grpcGBps;
+}
 
 async function readResults(path: string): Promise<BenchResults> {
   let json: unknown;
@@ -35,6 +55,10 @@ export function registerCalibrate(program: Command): void {
     .description('fit the cost model (compute, attention, transfer) to runs from runahead bench --json-out')
     .requiredOption('--runs <files>', 'comma-separated bench result files, from one model on one machine')
     .requiredOption('--out <file>', 'write the profile here (JSON)')
+    .option(
+      '--link <file>',
+      'runahead bench link --json output: its grpcGBps is the idle link rate, a floor under the rate the runs measured while computing (used alone when the runs have no sends)',
+    )
     .action(async (flags: Record<string, unknown>) => {
       const f = parseFlags(Flags, flags);
       const all = await Promise.all(f.runs.split(',').map((p) => readResults(p.trim())));
@@ -51,7 +75,8 @@ export function registerCalibrate(program: Command): void {
       const runs: MeasuredRun[] = all.flatMap((r) =>
         r.points.map((p) => ({ ...p.median, ttftMs: p.ttft.median })),
       );
-      const fit = fitProfile(runs, shape);
+      const linkGBps = f.link !== undefined ? await readLinkGBps(f.link) : undefined;
+      const fit = fitProfile(runs, shape, linkGBps !== undefined ? { linkGBps } : {});
       const profile: CostProfile = CostProfileSchema.parse({
         version: PROFILE_VERSION,
         model: first.model,
@@ -61,7 +86,12 @@ export function registerCalibrate(program: Command): void {
         threadsPerRank: first.threadsPerRank,
         ...shape,
         coefficients: fit.coefficients,
-        fit: { spans: fit.spans, runs: runs.length, rmsRelativeError: fit.rmsRelativeError },
+        fit: {
+          spans: fit.spans,
+          runs: runs.length,
+          rmsRelativeError: fit.rmsRelativeError,
+          transfer: fit.transfer,
+        },
         createdAt: new Date().toISOString(),
         command: `runahead calibrate ${process.argv.slice(3).join(' ')}`,
       });
@@ -70,6 +100,7 @@ export function registerCalibrate(program: Command): void {
       const lines = [
         `profile for ${profile.model} on ${profile.hardware} → ${f.out}`,
         `fitted on ${fit.spans} spans and ${runs.length} runs; RMS relative TTFT error ${(100 * fit.rmsRelativeError).toFixed(1)}%`,
+        transferLine(fit.transfer, fit.coefficients.transfer),
         '',
         '| mode | split | measured ms | predicted ms | error |',
         '|---|---|---|---|---|',
@@ -95,4 +126,20 @@ export async function readProfile(path: string): Promise<CostProfile> {
       `--profile ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   return r.data;
+}
+
+const gbps = (x: number) => (x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
+
+/** How the link's rate was chosen, in one line. */
+function transferLine(t: TransferFit, [r0, r1]: readonly [number, number]): string {
+  const rate = `link ${gbps(1 / (r1 * 1e6))} GB/s, latency ${r0} ms`;
+  const idle = t.linkGBps !== undefined ? `; idle link (--link) ${gbps(t.linkGBps)} GB/s` : '';
+  switch (t.source) {
+    case 'sends':
+      return `transfer: ${rate} — measured under compute load on ${t.samples} layer sends (${gbps(t.loadedGBps!)} GB/s)${idle}`;
+    case 'link':
+      return `transfer: ${rate} — from the link benchmark (the runs had no sends)`;
+    case 'ttft':
+      return `transfer: ${rate} — searched to fit the TTFTs (no sends in the runs, no --link)`;
+  }
 }

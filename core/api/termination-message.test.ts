@@ -28,6 +28,7 @@ function outcome(ranks: number, extra: Partial<RunOutcome> = {}): RunOutcome {
       computeMs: 100.123,
       waitMs: 20.5,
       sendMs: 3.25,
+      criticalSendMs: 1.25,
       bytesSent: 123_456_789,
       bytesReceived: 98_765_432,
       peakRssBytes: 12_345_678_901,
@@ -53,7 +54,14 @@ describe('encodeTerminationMessage', () => {
       result: {
         ...r,
         slotMs: Number(r.slotMs.toPrecision(6)),
-        ranks: r.ranks.map((x) => ({ ...x, computeMs: 100.1, waitMs: 20.5, sendMs: 3.3, startMs: 0 })),
+        ranks: r.ranks.map((x) => ({
+          ...x,
+          computeMs: 100.1,
+          waitMs: 20.5,
+          sendMs: 3.3,
+          criticalSendMs: 1.3,
+          startMs: 0,
+        })),
       },
     });
   });

@@ -115,6 +115,55 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
     expect(out.boundaries).toEqual(lookupBoundaries(table, 100));
   }, 120_000);
 
+  it('calibrate --link: the link benchmark’s grpcGBps is the rate when the runs have no sends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'balance-'));
+    const results: BenchResults = {
+      version: 1,
+      command: 'synthesised',
+      machine: 'test machine',
+      model: 'synthetic:tiny',
+      dtype: 'float32',
+      ep: 'cpu',
+      threadsPerRank: 1,
+      points: [1000, 2000, 4000].flatMap((c) => [
+        point('single', [0, c]),
+        point('runahead', evenBoundaries(c, 4)),
+      ]),
+    };
+    await writeFile(join(dir, 'runs.json'), JSON.stringify(results));
+    await writeFile(join(dir, 'link.json'), JSON.stringify({ grpcGBps: 0.8, tcpGBps: 2, memcpyGBps: 9 }));
+    const cal = await runCli([
+      'calibrate',
+      '--runs',
+      join(dir, 'runs.json'),
+      '--link',
+      join(dir, 'link.json'),
+      '--out',
+      join(dir, 'profile.json'),
+    ]);
+    expect(cal.stderr).toBe('');
+    expect(cal.stdout).toMatch(/transfer: link 0\.80 GB\/s, latency [\d.]+ ms — from the link benchmark/);
+    const profile = JSON.parse(await readFile(join(dir, 'profile.json'), 'utf8')) as {
+      coefficients: CostCoefficients;
+      fit: { transfer: unknown };
+    };
+    expect(profile.coefficients.transfer[1]).toBeCloseTo(1 / 0.8e6, 15);
+    expect(profile.fit.transfer).toEqual({ source: 'link', samples: 0, linkGBps: 0.8 });
+
+    await writeFile(join(dir, 'bad.json'), JSON.stringify({ grpcGBps: 'fast' }));
+    const bad = await runCli([
+      'calibrate',
+      '--runs',
+      join(dir, 'runs.json'),
+      '--link',
+      join(dir, 'bad.json'),
+      '--out',
+      join(dir, 'p2.json'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--link .*bad\.json: not a runahead bench link --json file \(grpcGBps: /);
+  }, 60_000);
+
   it('refuses balanced without a table, and a table for another rank count', async () => {
     const noTable = await runCli(
       [

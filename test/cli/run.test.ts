@@ -35,6 +35,8 @@ describe('runahead run (the local launcher)', () => {
     const out = JSON.parse(r.stdout) as Record<string, unknown> & {
       ranks: Record<string, unknown>[];
       timeline: { kind: string }[];
+      ttftMs: number;
+      criticalPath: { rank: number; kind: string; start: number; end: number }[];
     };
     expect(out).toMatchObject({
       mode: 'runahead',
@@ -49,10 +51,19 @@ describe('runahead run (the local launcher)', () => {
         computeMs: expect.any(Number),
         waitMs: expect.any(Number),
         sendMs: expect.any(Number),
+        criticalSendMs: expect.any(Number),
         bytesSent: expect.any(Number),
         peakRssBytes: expect.any(Number),
       }),
     );
+    // The critical path runs from the release to the first token without a gap, ending on the last rank.
+    const path = out.criticalPath;
+    expect(path[0]!.start).toBe(0);
+    expect(path.at(-1)).toMatchObject({ rank: 2, end: out.ttftMs });
+    for (let i = 1; i < path.length; i++) expect(path[i]!.start).toBeCloseTo(path[i - 1]!.end, 1);
+    const sendOnPath = path.filter((p) => p.kind === 'send').reduce((t, p) => t + p.end - p.start, 0);
+    const critical = out.ranks.reduce((t, x) => t + (x.criticalSendMs as number), 0);
+    expect(Math.abs(sendOnPath - critical)).toBeLessThan(0.01 * path.length + 0.05);
     expect(new Set(out.timeline.map((t) => t.kind))).toEqual(new Set(['project', 'attend', 'wait', 'send']));
     const svg = await readFile(plot, 'utf8');
     expect(svg).toMatch(/^<svg /);

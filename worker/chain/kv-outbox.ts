@@ -178,9 +178,14 @@ export class KvOutbox {
     });
   }
 
+  /** Whether the own K/V waiting for each link are within the limit. */
+  hasRoom(): boolean {
+    return [...this.links.values()].every((o) => o.waiting <= this.limitBytes);
+  }
+
   /** Resolves once the own K/V waiting for each link are within the limit. */
   room(): Promise<void> {
-    return this.until(() => [...this.links.values()].every((o) => o.waiting <= this.limitBytes));
+    return this.until(() => this.hasRoom());
   }
 
   /** Resolves once everything put has been queued on its link. */

@@ -283,14 +283,18 @@ export class RankRun {
         }
         const running = this.guard(engine.runGraph(index, pasts, { emit: others.length > 0, keep: keepNow }));
         running.catch(() => undefined); // awaited below, after the outbox has room
-        const roomFrom = now();
-        await this.guard(this.outbox.room());
-        const roomAt = now();
+        let blocked: { from: number; to: number } | null = null;
+        if (!this.outbox.hasRoom()) {
+          const from = now();
+          await this.guard(this.outbox.room());
+          blocked = { from, to: now() };
+        }
         const ran = await running;
         const layer0 = layerOf(range.from);
         this.span(spanKind(range), layer0, ran.span.start, ran.span.end);
-        if (roomAt > ran.span.end)
-          this.span(SEND_BLOCKED_KIND, layer0, Math.max(roomFrom, ran.span.end), roomAt);
+        // Held back by its links only for as long as the outbox stayed full after the graph was done.
+        if (blocked && blocked.to > ran.span.end)
+          this.span(SEND_BLOCKED_KIND, layer0, Math.max(blocked.from, ran.span.end), blocked.to);
         for (const { layer, block } of ran.value) {
           if (tsp || attends.includes(layer)) this.outbox.put(layer, block);
           else held.set(layer, block);
