@@ -72,6 +72,9 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   const program = new Command('runahead')
     .description('KV-Runahead: parallel prefill of one prompt across ranks, for a lower time to first token')
     .showHelpAfterError()
+    // A command's options end where its subcommand begins (`bench --repeats 3` vs `bench link
+    // --repeats 5`); without this at every level, a parent takes its options from anywhere.
+    .enablePositionalOptions()
     .exitOverride();
   const wanted = requestedCommand(argv);
   for (const entry of COMMANDS) {

@@ -21,6 +21,13 @@ export const DEFAULT_LIMITS: LinkLimits = {
   peerTimeoutMs: 30_000,
 };
 
+/**
+ * HTTP/2 flow-control window (bytes) a rank's server grants each stream and its connection: how much
+ * K/V may be in flight to it before the sender waits for the receiver to read. Chosen by measurement
+ * (bench/results/link-dev-vm.md); HTTP/2's own default of 64 KiB held a link to 0.1–0.15 GB/s.
+ */
+export const RECEIVE_WINDOW_BYTES = 16 << 20;
+
 /** Room for a frame's header fields on top of its payload. */
 const FRAME_OVERHEAD_BYTES = 4096;
 /** Control messages (reports with timelines, a small model's debug state) are bounded apart from frames. */

@@ -2,12 +2,13 @@
 // the same rank groups and the same coordinator, so the only difference between columns is the
 // scheme. One rank group per rank count serves every context and mode; medians of several runs
 // after warm-up; a markdown report that carries the exact command, and the raw runs as JSON.
+// `runahead bench link` (registerBenchLink) measures the K/V link alone, without a model.
 import type { Command } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { RunResult } from '../../core/gen/runahead/v1/rank.ts';
-import { MODE_BY_NAME } from '../../core/protocol.ts';
+import { DEFAULT_LIMITS, MODE_BY_NAME, RECEIVE_WINDOW_BYTES } from '../../core/protocol.ts';
 import { predict, type CostProfile } from '../../core/cost-model.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import { describeConfig, modelConfig } from '../model-info.ts';
@@ -19,8 +20,8 @@ import { logger } from '../../core/log.ts';
 import { engineSpec, parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
-import { RankGroup } from '../launcher/rank-group.ts';
 import { summarize, type Summary } from '../bench/stats.ts';
+import { LINK_PATHS } from '../bench/link-plan.ts';
 import { machineDescription } from '../bench/machine.ts';
 import { renderMarkdown, type BenchRow } from '../bench/report.ts';
 import { runSummary } from '../run-report.ts';
@@ -76,7 +77,10 @@ interface Measured {
 export function registerBench(program: Command): void {
   const cmd = program
     .command('bench')
-    .description('measure TTFT of single, TSP and KV-Runahead side by side and write a markdown report');
+    .description('measure TTFT of single, TSP and KV-Runahead side by side and write a markdown report')
+    // bench's options stop at its subcommand: `bench link --repeats 5` is link's --repeats (main.ts).
+    .enablePositionalOptions();
+  registerBenchLink(cmd);
   withEngineFlags(cmd)
     .option('--contexts <list>', 'context lengths in tokens', '1024,2048,4096')
     .option('--ranks <list>', 'rank counts for TSP and KV-Runahead', '2')
@@ -93,6 +97,7 @@ export function registerBench(program: Command): void {
     .option('--json-out <file>', 'write every measured run here')
     .option('--json', 'print the rows as JSON on stdout')
     .action(async (flags: Record<string, unknown>) => {
+      if (flags.model === undefined) cmd.error("error: required option '--model <ref>' not specified");
       const spec = engineSpec(flags);
       const f = parseFlags(BenchFlags, flags);
       const log = logger('bench');
@@ -116,6 +121,8 @@ export function registerBench(program: Command): void {
           .filter((p) => p.modes.length > 0),
       ];
       const started = Date.now();
+      // The launcher loads onnxruntime (for the model's shapes): only when a model is benchmarked.
+      const { RankGroup } = await import('../launcher/rank-group.ts');
       for (const { ranks, modes } of plan) {
         const bar = progress(`loading ${spec.model} on ${ranks} rank(s)`);
         const group = await RankGroup.start({
@@ -212,6 +219,58 @@ export function registerBench(program: Command): void {
         await writeFile(f.jsonOut, JSON.stringify(results));
       }
       process.stdout.write(f.json ? `${JSON.stringify(rows)}\n` : report);
+    });
+  // commander checks a command's required options before it runs any subcommand of the command:
+  // --model is checked in bench's action instead, so that `bench link` (no model) runs.
+  const model = cmd.options.find((o) => o.long === '--model');
+  if (model) model.mandatory = false;
+}
+
+/**
+ * `runahead bench link`: K/V streamed between two rank processes over the chain's gRPC link (with
+ * and without TLS), a raw TCP socket and memcpy. Its module (link-bench.ts) and everything it
+ * loads come only when it runs; none of it loads onnxruntime.
+ */
+function registerBenchLink(bench: Command): void {
+  bench
+    .command('link')
+    .description(
+      'stream K/V between two rank processes over the chain’s gRPC link (TLS on and off), raw TCP and memcpy; GB/s, frames/s, CPU',
+    )
+    .option('--kv-heads <n>', 'KV heads (llama3-8b: 8)', '8')
+    .option('--head-dim <n>', 'head dimension', '128')
+    .option('--tokens <n>', 'tokens of K/V per layer', '4096')
+    .option('--layers <n>', 'layers', '32')
+    .option('--dtype <type>', 'float16 or float32', 'float16')
+    .option('--paths <list>', `which of ${LINK_PATHS.join(',')}`, LINK_PATHS.join(','))
+    .option(
+      '--frame-bytes <n>',
+      'largest K+V payload per frame (the chain’s --max-frame-bytes)',
+      String(DEFAULT_LIMITS.maxFrameBytes),
+    )
+    .option(
+      '--window <n>',
+      'HTTP/2 flow-control window the receiving rank grants, bytes',
+      String(RECEIVE_WINDOW_BYTES),
+    )
+    .option('--sweep-frame-bytes <list>', 'also measure grpc for each of these frame sizes …', '')
+    .option('--sweep-windows <list>', '… with each of these windows', '')
+    .option('--repeats <n>', 'measured runs per path (the report quotes the median)', '5')
+    .option('--warmup <n>', 'unmeasured runs first, per path', '1')
+    .option('--timeout-ms <n>', 'longest one transfer may take', '300000')
+    .option(
+      '--tls-cert <file>',
+      'certificate for grpc-tls, valid for localhost (default: throwaway ones made with openssl)',
+    )
+    .option('--tls-key <file>', 'its private key')
+    .option('--tls-ca <file>', 'the CA that signed it')
+    .option('--out <file>', 'write the markdown report here')
+    .option('--json-out <file>', 'write every run and the summary here')
+    .option('--json', 'print the summary as JSON on stdout')
+    .action(async (flags: Record<string, unknown>) => {
+      const { runBenchLink } = await import('../bench/link-bench.ts');
+      const at = process.argv.indexOf('link');
+      await runBenchLink(flags, at < 0 ? [] : process.argv.slice(at + 1));
     });
 }
 

@@ -31,7 +31,6 @@ import type {
 import {
   PROTOCOL_VERSION,
   dtypeOf,
-  grpcOptions,
   identityProblem,
   type LinkLimits,
 } from '../../core/protocol.ts';
@@ -46,7 +45,7 @@ import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
 import { attributeFailure, RankRun, RunFailure } from './rank-run.ts';
 import { RunLifecycle, type NodeEvent, type NodeState } from './run-lifecycle.ts';
 import { RunRegistry } from './run-registry.ts';
-import { Peers, RankServiceDefinition, serverCredentials, type TlsFiles } from './transport.ts';
+import { Peers, RankServiceDefinition, rankServer, serverCredentials, type TlsFiles } from './transport.ts';
 
 export interface RankNodeConfig {
   readonly rank: number;
@@ -94,7 +93,7 @@ export class RankNode {
     this.log = logger('rank', { rank: config.rank });
     this.lifecycle = new RunLifecycle(config.rank);
     this.peers = new Peers(config.peers, config.tls, config.limits);
-    this.server = new Server(grpcOptions(config.limits));
+    this.server = rankServer(config.limits);
     this.closed = new Promise((resolve) => (this.closing = resolve));
   }
 

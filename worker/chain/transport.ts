@@ -1,16 +1,21 @@
-// gRPC plumbing for the rank protocol: credentials (plain or mutual TLS), clients to peers with
-// bounded message sizes, and the service definition with a copy-free serializer for K/V frames.
+// gRPC plumbing for the rank protocol: credentials (plain or mutual TLS), the rank's server with
+// the HTTP/2 receive window K/V streams need, clients to peers with bounded message sizes, and the
+// service definition with a copy-free serializer for K/V frames.
 import { readFileSync } from 'node:fs';
+import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
 import {
   ChannelCredentials,
+  Server,
   ServerCredentials,
   credentials,
   makeGenericClientConstructor,
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { KvMessage, RankClient, RankService } from '../../core/gen/runahead/v1/rank.ts';
-import { grpcOptions, type LinkLimits } from '../../core/protocol.ts';
+import { RankClient, RankService } from '../../core/gen/runahead/v1/rank.ts';
+import { RECEIVE_WINDOW_BYTES, grpcOptions, type LinkLimits } from '../../core/protocol.ts';
+import { logger } from '../../core/log.ts';
+import { encodeKvMessage } from './kv-codec.ts';
 
 export interface TlsFiles {
   /** This rank's certificate chain (PEM); it serves and connects with it. */
@@ -42,15 +47,54 @@ export function channelCredentials(tls: TlsFiles | null): ChannelCredentials {
   return credentials.createSsl(read(tls.ca, 'CA'), read(tls.key, 'key'), read(tls.cert, 'certificate'));
 }
 
-/** StreamKv frames are encoded once into a buffer handed to HTTP/2 as is (the generated code copies it again). */
+/** The part of grpc-js's Server that rankServer reaches into (private in 1.14; see rankServer). */
+interface ServerInternals {
+  createHttp2Server?: (this: Server, credentials: ServerCredentials) => Http2Server | Http2SecureServer;
+}
+
+/**
+ * The gRPC server of a rank: message limits from grpcOptions, and every HTTP/2 session granting
+ * `receiveWindowBytes` of flow-control window to each stream and to the connection.
+ *
+ * K/V streams are client streams, so the window that paces them is the receiving server's. grpc-js
+ * 1.14 reads 'grpc-node.flow_control_window' on the client only (the server side is
+ * grpc/grpc-node#3058, open): its server keeps Node's 64 KiB window, and a sender waits a round
+ * trip through both event loops for every 64 KiB — 0.10–0.15 GB/s on loopback
+ * (bench/results/link-dev-vm.md). Until grpc-js has the option, each HTTP/2 server grpc-js makes
+ * gets a 'session' listener (Node's documented way: session.settings, session.setLocalWindowSize).
+ * Should grpc-js change its internals, the server still works with the default window, and says so.
+ */
+export function rankServer(limits: LinkLimits, receiveWindowBytes: number = RECEIVE_WINDOW_BYTES): Server {
+  const server = new Server(grpcOptions(limits));
+  const internals = server as unknown as ServerInternals;
+  const create = internals.createHttp2Server;
+  if (typeof create !== 'function') {
+    logger('transport').warn(
+      { receiveWindowBytes },
+      'grpc-js has no createHttp2Server: K/V streams keep the 64 KiB HTTP/2 window and are slower',
+    );
+    return server;
+  }
+  internals.createHttp2Server = function (this: Server, creds: ServerCredentials) {
+    const http2Server = create.call(this, creds);
+    http2Server.on('session', (session: ServerHttp2Session) => {
+      session.settings({ initialWindowSize: receiveWindowBytes });
+      session.setLocalWindowSize(receiveWindowBytes);
+    });
+    return http2Server;
+  };
+  return server;
+}
+
+/**
+ * StreamKv frames are encoded with their payloads copied once (kv-codec.ts); grpc-js copies the
+ * result once more behind its 5-byte message prefix. Decoding keeps K and V as views of the message.
+ */
 export const RankServiceDefinition = {
   ...RankService,
   streamKv: {
     ...RankService.streamKv,
-    requestSerialize: (value: KvMessage): Buffer => {
-      const bytes = KvMessage.encode(value).finish();
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    },
+    requestSerialize: encodeKvMessage,
   },
 } as const satisfies ServiceDefinition;
 

@@ -1,0 +1,66 @@
+import { describe, expect, it } from '@jest/globals';
+import { DType, KvMessage, type KvFrame } from '../../core/gen/runahead/v1/rank.ts';
+import { framesOf, type KvGeometry } from './frames.ts';
+import { encodeKvMessage } from './kv-codec.ts';
+
+const generated = (m: KvMessage) => Buffer.from(KvMessage.encode(m).finish());
+const frameMessage = (value: KvFrame): KvMessage => ({ body: { $case: 'frame', value } });
+
+function frame(tokens: number, layer = 3, tokenStart = 100): KvFrame {
+  const g: KvGeometry = { dtype: DType.DTYPE_FLOAT16, kvHeads: 2, headDim: 64, bytesPerElement: 2 };
+  const k = Uint16Array.from({ length: tokens * 128 }, (_, i) => i * 7);
+  const v = Uint16Array.from({ length: tokens * 128 }, (_, i) => i * 13);
+  return framesOf(layer, tokenStart, k, v, g, 1 << 30)[0]!;
+}
+
+describe('encodeKvMessage', () => {
+  it('writes the bytes the generated encoder writes, for payloads whose lengths take 2 to 4 varint bytes', () => {
+    // 256 B, 64 KiB and 4 MiB per payload: length prefixes of 2, 3 and 4 bytes; the frame's own more.
+    for (const tokens of [1, 256, 16384]) {
+      const m = frameMessage(frame(tokens));
+      expect(encodeKvMessage(m).equals(generated(m))).toBe(true);
+    }
+  });
+
+  it('leaves zero-valued header fields out as proto3 does (layer 0, token 0)', () => {
+    const m = frameMessage(frame(4, 0, 0));
+    expect(encodeKvMessage(m).equals(generated(m))).toBe(true);
+  });
+
+  it('decodes to the same frame, K and V as views of the message (no copy on the receiving side)', () => {
+    const f = frame(32);
+    const bytes = encodeKvMessage(frameMessage(f));
+    const back = KvMessage.decode(bytes);
+    expect(back.body?.$case).toBe('frame');
+    const g = back.body!.value as KvFrame;
+    expect({ ...g, key: null, value: null }).toEqual({ ...f, key: null, value: null });
+    expect(Buffer.from(g.key).equals(Buffer.from(f.key))).toBe(true);
+    expect(Buffer.from(g.value).equals(Buffer.from(f.value))).toBe(true);
+    expect(g.key.buffer).toBe(bytes.buffer);
+  });
+
+  it('copies the payload: the encoding does not change when the tensor does afterwards', () => {
+    const f = frame(8);
+    const bytes = encodeKvMessage(frameMessage(f));
+    const before = Buffer.from(bytes);
+    f.key.fill(0);
+    expect(bytes.equals(before)).toBe(true);
+  });
+
+  it('encodes a hello through the generated code', () => {
+    const hello: KvMessage = {
+      body: {
+        $case: 'hello',
+        value: {
+          from: { protocolVersion: 1, modelFingerprint: 'm', runId: 'r', rank: 0, worldSize: 2 },
+          toRank: 1,
+          dtype: DType.DTYPE_FLOAT32,
+          numLayers: 2,
+          kvHeads: 2,
+          headDim: 4,
+        },
+      },
+    };
+    expect(encodeKvMessage(hello).equals(generated(hello))).toBe(true);
+  });
+});

@@ -1,0 +1,64 @@
+// The wire encoding of a StreamKv message with one copy of a frame's K and V. The generated encoder
+// (ts-proto over @bufbuild/protobuf's BinaryWriter) grows its buffer by doubling, zero-fills every
+// new buffer, moves the nested frame when its length prefix widens and slices the result: three to
+// four copies of every payload byte and 2 MiB of fresh memory per 1 MiB frame, which made the
+// sender CPU-bound at about 0.15 GB/s on loopback (bench/results/link-dev-vm.md). Here the size is
+// known up front: one uninitialized buffer, the header fields from the generated encoder, then the
+// payloads copied in once. The bytes are the generated encoder's, field for field (tested).
+import { KvFrame, KvMessage } from '../../core/gen/runahead/v1/rank.ts';
+
+const EMPTY = new Uint8Array(0);
+/** KvMessage.frame: field 2, length-delimited. */
+const TAG_FRAME = (2 << 3) | 2;
+/** KvFrame.key and KvFrame.value: fields 7 and 8, length-delimited. */
+const TAG_KEY = (7 << 3) | 2;
+const TAG_VALUE = (8 << 3) | 2;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** Bytes of a length-delimited field holding `len` bytes; proto3 leaves empty bytes out. */
+const fieldSize = (len: number) => (len === 0 ? 0 : 1 + varintSize(len) + len);
+
+function writeBytesField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8Array): number {
+  if (bytes.byteLength === 0) return pos;
+  buf[pos++] = tag;
+  pos = writeVarint(buf, pos, bytes.byteLength);
+  buf.set(bytes, pos);
+  return pos + bytes.byteLength;
+}
+
+/** A KvMessage as protobuf bytes: a frame's payloads copied once; a hello through the generated code. */
+export function encodeKvMessage(message: KvMessage): Buffer {
+  if (message.body?.$case !== 'frame') {
+    const bytes = KvMessage.encode(message).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  const frame = message.body.value;
+  const header = KvFrame.encode({ ...frame, key: EMPTY, value: EMPTY }).finish();
+  const frameLen = header.byteLength + fieldSize(frame.key.byteLength) + fieldSize(frame.value.byteLength);
+  const out = Buffer.allocUnsafe(1 + varintSize(frameLen) + frameLen);
+  out[0] = TAG_FRAME;
+  let pos = writeVarint(out, 1, frameLen);
+  out.set(header, pos);
+  pos += header.byteLength;
+  pos = writeBytesField(out, pos, TAG_KEY, frame.key);
+  pos = writeBytesField(out, pos, TAG_VALUE, frame.value);
+  if (pos !== out.byteLength) throw new Error(`KV frame encoding wrote ${pos} of ${out.byteLength} bytes`);
+  return out;
+}
