@@ -103,6 +103,7 @@ function fakeEngine(startChunk: () => Promise<void> = () => Promise.resolve()): 
     attention: 'reference',
     graphs: stagePlan(config.numLayers, 0),
     kvOnHostIsFree: true,
+    io: 'onnxruntime-node',
   };
   let tokens = 0;
   const row = config.numKvHeads * config.headDim;

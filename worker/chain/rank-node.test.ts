@@ -44,6 +44,7 @@ function fakeEngine() {
     attention: 'reference',
     graphs: stagePlan(config.numLayers, 0),
     kvOnHostIsFree: true,
+    io: 'onnxruntime-node',
   };
   const held: (() => void)[] = [];
   const control = {

@@ -16,8 +16,10 @@
 //   run(session, feeds, outputs) -> [{ name, type, dims, data?: ArrayBuffer, value?: deviceValue }]
 //       feed:   { name, type, dims, data: ArrayBufferView } | { name, value: deviceValue }
 //       output: { name, into?: { type, dims, data: ArrayBufferView } } | { name, device: true }
-//               (neither: onnxruntime allocates host memory, handed over without a copy)
+//               (device: onnxruntime's memory of the session's provider, host memory on the CPU)
+//               (neither: onnxruntime allocates host memory, copied into a new ArrayBuffer)
 //   allocHost(bytes) -> { buffer: ArrayBuffer, pinned: boolean }   (cudaHostAlloc when CUDA is loaded)
+//   pinHost(view, pin) -> boolean   (cudaHostRegister / Unregister of memory JavaScript owns)
 //   releaseSession(session), releaseValue(deviceValue)
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -43,8 +45,14 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 // cudaHostAlloc / cudaFreeHost from the CUDA runtime the provider loaded (found lazily).
 typedef int (*cuda_host_alloc_fn)(void**, size_t, unsigned int);
 typedef int (*cuda_free_host_fn)(void*);
+typedef int (*cuda_host_register_fn)(void*, size_t, unsigned int);
+typedef int (*cuda_host_unregister_fn)(void*);
 static cuda_host_alloc_fn cuda_host_alloc = NULL;
 static cuda_free_host_fn cuda_free_host = NULL;
+static cuda_host_register_fn cuda_host_register = NULL;
+static cuda_host_unregister_fn cuda_host_unregister = NULL;
+#define CUDA_HOST_REGISTER_PORTABLE 1
+#define CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED 712
 
 typedef struct {
   OrtSession* session;
@@ -393,6 +401,9 @@ static napi_value CreateSession(napi_env e, napi_callback_info info) {
     if (cudart) {
       cuda_free_host = (cuda_free_host_fn)dlsym(cudart, "cudaFreeHost");
       cuda_host_alloc = cuda_free_host ? (cuda_host_alloc_fn)dlsym(cudart, "cudaHostAlloc") : NULL;
+      cuda_host_unregister = (cuda_host_unregister_fn)dlsym(cudart, "cudaHostUnregister");
+      cuda_host_register =
+          cuda_host_unregister ? (cuda_host_register_fn)dlsym(cudart, "cudaHostRegister") : NULL;
     }
   }
   Session* s = calloc(1, sizeof *s);
@@ -484,13 +495,6 @@ static napi_value ReleaseValue(napi_env e, napi_callback_info info) {
   return NULL;
 }
 
-// An output onnxruntime allocated in host memory, handed to JavaScript without a copy.
-static void finalize_host_output(napi_env e, void* data, void* hint) {
-  (void)e;
-  (void)data;
-  ort->ReleaseValue((OrtValue*)hint);
-}
-
 static void finalize_host_buffer(napi_env e, void* data, void* hint) {
   (void)e;
   if (hint)
@@ -527,6 +531,34 @@ static napi_value AllocHost(napi_env e, napi_callback_info info) {
   napi_set_named_property(e, result, "buffer", buffer);
   napi_set_named_property(e, result, "pinned", pinned_v);
   return result;
+}
+
+// Page-locks memory JavaScript already owns (a SharedArrayBuffer, seen through a typed array), so
+// that both threads of a rank can use it and copies to and from the GPU run at full speed. The caller
+// keeps the buffer alive while it is registered and unpins it before dropping it. false: no CUDA here.
+static napi_value PinHost(napi_env e, napi_callback_info info) {
+  NEED_INIT();
+  size_t argc = 2;
+  napi_value argv[2], out;
+  void* data = NULL;
+  size_t length = 0;
+  bool pin = true;
+  napi_get_cb_info(e, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !get_bytes(e, argv[0], &data, &length) || napi_get_value_bool(e, argv[1], &pin) != napi_ok)
+    return throw_error(e, "pinHost(view, pin): a typed array and whether to pin (true) or unpin (false)");
+  int done = 0;
+  if (cuda_host_register && length > 0) {
+    if (pin) {
+      int rc = cuda_host_register(data, length, CUDA_HOST_REGISTER_PORTABLE);
+      if (rc != 0 && rc != CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED)
+        return throw_error(e, "cudaHostRegister of %zu bytes failed with CUDA error %d", length, rc);
+    } else {
+      cuda_host_unregister(data);
+    }
+    done = 1;
+  }
+  napi_get_boolean(e, done, &out);
+  return out;
 }
 
 // ---- run ----------------------------------------------------------------------------------------
@@ -610,12 +642,11 @@ static napi_value Run(napi_env e, napi_callback_info info) {
       kinds[i] = 1;
       if (failed(e, ort->BindOutput(binding, names[i], value), names[i])) goto fail;
     } else if (get_bool(e, out, "device", 0)) {
-      if (!s->device_info) {
-        throw_error(e, "outputs %s: device outputs need the cuda provider", names[i]);
-        goto fail;
-      }
+      // On the CPU provider "the device" is onnxruntime's own host memory: the same opaque value.
       kinds[i] = 2;
-      if (failed(e, ort->BindOutputToDevice(binding, names[i], s->device_info), names[i])) goto fail;
+      if (failed(e, ort->BindOutputToDevice(binding, names[i], s->device_info ? s->device_info : cpu_info),
+                 names[i]))
+        goto fail;
     } else {
       kinds[i] = 0;
       if (failed(e, ort->BindOutputToDevice(binding, names[i], cpu_info), names[i])) goto fail;
@@ -654,7 +685,10 @@ static napi_value Run(napi_env e, napi_callback_info info) {
       napi_create_external(e, d, finalize_value, NULL, &external);
       napi_set_named_property(e, item, "value", external);
     } else {
+      // Copied into memory JavaScript owns: it can move to another thread (an external buffer
+      // cannot), and a reused output buffer ("into") is the fast path anyway.
       void* data = NULL;
+      void* copy = NULL;
       size_t count = 0;
       OrtTensorTypeAndShapeInfo* shape = NULL;
       napi_value ab;
@@ -665,20 +699,14 @@ static napi_value Run(napi_env e, napi_callback_info info) {
       }
       int bad = failed(e, ort->GetTensorShapeElementCount(shape, &count), names[i]);
       ort->ReleaseTensorTypeAndShapeInfo(shape);
-      if (bad) {
+      size_t bytes = count * element_bytes(type);
+      if (bad || napi_create_arraybuffer(e, bytes, &copy, &ab) != napi_ok) {
+        if (!bad) throw_error(e, "%s: no memory for %zu bytes", names[i], bytes);
         ort->ReleaseValue(value);
         goto fail;
       }
-      size_t bytes = count * element_bytes(type);
-      if (bytes == 0) {
-        napi_create_arraybuffer(e, 0, NULL, &ab);
-        ort->ReleaseValue(value);
-      } else if (napi_create_external_arraybuffer(e, data, bytes, finalize_host_output, value, &ab) != napi_ok) {
-        void* copy = NULL;
-        napi_create_arraybuffer(e, bytes, &copy, &ab);
-        memcpy(copy, data, bytes);
-        ort->ReleaseValue(value);
-      }
+      if (bytes) memcpy(copy, data, bytes);
+      ort->ReleaseValue(value);
       napi_set_named_property(e, item, "data", ab);
     }
     napi_set_element(e, result, i, item);
@@ -703,6 +731,7 @@ NAPI_MODULE_INIT() {
       {"sessionNames", NULL, SessionNames, NULL, NULL, NULL, napi_default, NULL},
       {"run", NULL, Run, NULL, NULL, NULL, napi_default, NULL},
       {"allocHost", NULL, AllocHost, NULL, NULL, NULL, napi_default, NULL},
+      {"pinHost", NULL, PinHost, NULL, NULL, NULL, napi_default, NULL},
       {"releaseSession", NULL, ReleaseSession, NULL, NULL, NULL, napi_default, NULL},
       {"releaseValue", NULL, ReleaseValue, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -53,6 +53,10 @@ const handlers: {
   resetCache: () => {
     engine.resetCache();
   },
+  recycle: (blocks) => {
+    engine.recycle(blocks);
+  },
+  kvPoolStats: () => engine.kvPoolStats(),
 };
 
 port.on('message', (request: CallRequest) => {

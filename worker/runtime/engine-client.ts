@@ -2,6 +2,7 @@
 // with its value and the span it ran, so the rank loop can draw its timeline.
 import { Worker } from 'node:worker_threads';
 import { siblingModule } from '../../core/module-path.ts';
+import type { PoolStats } from './kv-buffer-pool.ts';
 import type {
   EngineInfo,
   EngineSpec,
@@ -151,6 +152,20 @@ export class EngineClient {
 
   async resetCache(): Promise<void> {
     await this.call('resetCache');
+  }
+
+  /**
+   * Hands back blocks that runGraph emitted, once sent: on the addon's IO path they are views of host
+   * buffers the engine reuses for the next K/V (shared memory, not copies). Not awaited by senders:
+   * the message is ordered before any later call.
+   */
+  recycle(blocks: readonly KvBlock[]): void {
+    if (blocks.length === 0 || this.failure) return;
+    this.call('recycle', blocks).catch(() => undefined);
+  }
+
+  async kvPoolStats(): Promise<PoolStats | null> {
+    return (await this.call('kvPoolStats')).value;
   }
 
   async close(): Promise<void> {

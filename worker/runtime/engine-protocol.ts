@@ -1,5 +1,6 @@
 // Messages between the main thread (EngineClient) and the compute thread (compute-thread.ts).
 import type { EngineInfo, EngineSpec, GraphRunOptions, KvBlock, LayerKv } from './layer-engine.ts';
+import type { PoolStats } from './kv-buffer-pool.ts';
 
 /** What the compute thread can be asked to do; each maps to a LayerEngine method. */
 export interface EngineMethods {
@@ -10,6 +11,8 @@ export interface EngineMethods {
   cache(): (KvBlock | null)[];
   setCache(layer: number, block: KvBlock): void;
   resetCache(): void;
+  recycle(blocks: readonly KvBlock[]): void;
+  kvPoolStats(): PoolStats | null;
 }
 export type EngineMethod = keyof EngineMethods;
 

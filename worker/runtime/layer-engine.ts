@@ -21,11 +21,20 @@ import {
   ExecutionProviderError,
   Tensor,
   checkExecutionProvider,
-  createSession,
   type OrtTensor,
-  type Session,
   type SessionSettings,
 } from './ort.ts';
+import {
+  createGraphSession,
+  defaultIoPath,
+  isHostValue,
+  type GraphSession,
+  type GraphValue,
+  type IoPath,
+  type Placement,
+} from './graph-session.ts';
+import { KvBufferPool, SLOT_HEADER_BYTES } from './kv-buffer-pool.ts';
+import { pinHost } from './native-session.ts';
 
 export interface EngineSpec extends ModelRef, SessionSettings {
   /** Layers per graph (stage-plan.ts); absent: defaultLayersPerGraph(ep, inChain). */
@@ -34,7 +43,13 @@ export interface EngineSpec extends ModelRef, SessionSettings {
   readonly inChain?: boolean;
   /** Attention implementation; absent: the fastest one that runs this model here. */
   readonly attention?: AttentionKind;
+  /** How graphs run; absent: defaultIoPath(ep) — the ort_io addon on a GPU where it is built. */
+  readonly io?: IoPath;
+  /** Bound of the reused host buffers that K/V leave the device into (io 'native'); default 8 GiB. */
+  readonly kvPoolBytes?: number;
 }
+
+const DEFAULT_KV_POOL_BYTES = 8 * 2 ** 30;
 
 /** Keys and values of a token range, token-major [tokens, kvHeads, headDim]. */
 export interface KvBlock {
@@ -66,6 +81,8 @@ export interface EngineInfo {
    * cache and the cache is filled afterwards, for decoding only.
    */
   readonly kvOnHostIsFree: boolean;
+  /** How graphs run (graph-session.ts). */
+  readonly io: IoPath;
 }
 
 export type LoadProgress = (done: number, total: number, what: string) => void;
@@ -83,7 +100,7 @@ interface Chunk {
   readonly ids: OrtTensor;
   readonly positions: OrtTensor;
   /** Values the previous graph left for the next (hidden_out → hidden, query/key/value at a cut). */
-  carry: Record<string, OrtTensor>;
+  carry: Record<string, GraphValue>;
   /** Own K/V of layers projected but not yet attended (a cut lies between). */
   own: Map<number, KvBlock>;
   next: number;
@@ -94,12 +111,15 @@ export class LayerEngine {
   private chunk: Chunk | null = null;
   private readonly kvCache: (KvBlock | null)[];
   private readonly info: EngineInfo;
-  private readonly sessions: readonly Session[];
+  private readonly sessions: readonly GraphSession[];
   private readonly kvRowElements: number;
+  /** Reused host buffers for K/V leaving the graphs (the addon's IO path only). */
+  private readonly pool: KvBufferPool | null;
 
-  private constructor(info: EngineInfo, sessions: Session[]) {
+  private constructor(info: EngineInfo, sessions: GraphSession[], pool: KvBufferPool | null) {
     this.info = info;
     this.sessions = sessions;
+    this.pool = pool;
     this.kvCache = Array.from({ length: info.config.numLayers }, () => null);
     this.kvRowElements = info.config.numKvHeads * info.config.headDim;
   }
@@ -117,7 +137,8 @@ export class LayerEngine {
       spec.layersPerGraph ?? defaultLayersPerGraph(spec.ep, spec.inChain ?? false),
     );
     const layers = new Map<number, LayerWeights>();
-    const sessions: Session[] = [];
+    const io = spec.io ?? defaultIoPath(spec.ep);
+    const sessions: GraphSession[] = [];
     const total = config.numLayers + 2;
     let loaded = 0;
     const spent = { weights: 0, graphs: 0, sessions: 0 };
@@ -157,7 +178,7 @@ export class LayerEngine {
       lap('graphs');
       // onnxruntime copies external initializers into its own buffers (checked: overwriting the
       // arrays after creation changes no output), so the arrays are garbage once a session exists.
-      sessions.push(await createSession(model, spec));
+      sessions.push(await createGraphSession(model, spec, io));
       lap('sessions');
       // A layer whose stages are all built is not needed here any more.
       for (const l of layers.keys()) if (2 * l + 2 <= range.to) layers.delete(l);
@@ -174,8 +195,12 @@ export class LayerEngine {
       attention,
       graphs,
       kvOnHostIsFree: spec.ep === 'cpu',
+      io,
     };
-    return new LayerEngine(info, sessions);
+    // Pinned once a CUDA session exists (the sessions above loaded the CUDA runtime).
+    const pool =
+      io === 'native' ? new KvBufferPool(spec.kvPoolBytes ?? DEFAULT_KV_POOL_BYTES, pinHost) : null;
+    return new LayerEngine(info, sessions, pool);
   }
 
   get engineInfo(): EngineInfo {
@@ -207,6 +232,7 @@ export class LayerEngine {
     const vocab = this.info.config.vocabSize;
     const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
     if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary [0, ${vocab})`);
+    if (this.chunk) this.dropChunk(this.chunk);
     this.chunk = {
       start,
       ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]),
@@ -241,7 +267,7 @@ export class LayerEngine {
     const { projects, attends } = stageLayers(range);
     if (pasts.length !== attends.length)
       throw new Error(`graph ${index} attends ${attends.length} layer(s), got ${pasts.length} past(s)`);
-    const feeds: Record<string, OrtTensor> = {};
+    const feeds: Record<string, GraphValue> = {};
     const wanted = new Set(session.inputNames);
     if (wanted.has(IO.ids)) feeds[IO.ids] = chunk.ids;
     if (wanted.has(IO.positions)) feeds[IO.positions] = chunk.positions;
@@ -266,30 +292,23 @@ export class LayerEngine {
     const fetches = session.outputNames.filter(
       (n) => !kvNames.has(n) || kvFetched.some((l) => n === IO.key(l) || n === IO.value(l)),
     );
-    const out = await session.run(feeds, fetches);
-    chunk.next = index + 1;
-    chunk.carry = {};
-    const emitted: LayerKv[] = [];
-    for (const l of projects) {
-      const k = out[IO.key(l)];
-      const v = out[IO.value(l)];
-      if (!k || !v) continue;
-      const block = { tokens: k.dims[0]!, key: k.data as HostArray, value: v.data as HostArray };
-      const isCarried = carried.includes(l);
-      if (isCarried) {
-        chunk.carry[IO.key(l)] = k;
-        chunk.carry[IO.value(l)] = v;
-        chunk.carry[IO.query(l)] = out[IO.query(l)]!;
-      }
-      chunk.own.set(l, block);
-      // The caller may move what it gets to another thread: a copy where this engine reads on.
-      if (options.emit)
-        emitted.push({ layer: l, block: isCarried || options.keep ? copyBlock(block) : block });
+    const kvInto = new Map<number, { key: HostArray; value: HostArray }>();
+    const placement = this.placement(options.emit || options.keep ? projects : [], chunk, kvInto);
+    let out: Record<string, GraphValue>;
+    try {
+      out = await session.run(feeds, fetches, placement);
+    } catch (err) {
+      for (const b of kvInto.values()) this.pool?.release(b.key.buffer);
+      throw err;
     }
+    chunk.next = index + 1;
+    releaseDeviceValues(chunk.carry);
+    chunk.carry = {};
+    const emitted = this.takeOwnKv(chunk, out, projects, carried, options);
     const hidden = out[IO.hiddenOut];
     if (hidden) chunk.carry[IO.hidden] = hidden;
     const logits = out[IO.logits];
-    if (logits) chunk.logits = logits.data as Float32Array;
+    if (logits && isHostValue(logits)) chunk.logits = logits.data as Float32Array;
     attends.forEach((l, i) => {
       const own = chunk.own.get(l);
       chunk.own.delete(l);
@@ -302,7 +321,69 @@ export class LayerEngine {
           value: concat(past.value, own.value),
         };
       }
+      if (own) this.pool?.release(own.key.buffer);
     });
+    return emitted;
+  }
+
+  /**
+   * Where each output of a run goes. K/V that must reach the host (to be sent or kept: `hostLayers`)
+   * go into reused buffers of the pool; what only the next graph reads stays on the device (the
+   * addon's IO path; onnxruntime-node ignores this and returns host arrays).
+   */
+  private placement(
+    hostLayers: readonly number[],
+    chunk: Chunk,
+    kvInto: Map<number, { key: HostArray; value: HostArray }>,
+  ): (name: string) => Placement {
+    const tokens = chunk.ids.dims[0]!;
+    const dims = [tokens, this.info.config.numKvHeads, this.info.config.headDim];
+    return (name) => {
+      const l = layerOfKv(name);
+      if (l === null) return name === IO.logits ? 'host' : 'device';
+      if (!hostLayers.includes(l)) return 'device';
+      let into = kvInto.get(l);
+      if (!into) {
+        into = this.takeKvBuffers(tokens) ?? undefined;
+        if (!into) return 'host';
+        kvInto.set(l, into);
+      }
+      return { into: name === IO.key(l) ? into.key : into.value, dims };
+    };
+  }
+
+  /** Keeps what a run left for the next graph and for attention, and returns the K/V to emit. */
+  private takeOwnKv(
+    chunk: Chunk,
+    out: Record<string, GraphValue>,
+    projects: readonly number[],
+    carried: readonly number[],
+    options: GraphRunOptions,
+  ): LayerKv[] {
+    const emitted: LayerKv[] = [];
+    for (const l of projects) {
+      const k = out[IO.key(l)];
+      const v = out[IO.value(l)];
+      if (!k || !v) continue;
+      const isCarried = carried.includes(l);
+      if (isCarried) {
+        chunk.carry[IO.key(l)] = k;
+        chunk.carry[IO.value(l)] = v;
+        chunk.carry[IO.query(l)] = out[IO.query(l)]!;
+      }
+      if (!isHostValue(k) || !isHostValue(v)) continue; // on the device: only the next graph reads them
+      const block = { tokens: k.dims[0]!, key: k.data as HostArray, value: v.data as HostArray };
+      chunk.own.set(l, block);
+      if (!options.emit) continue;
+      if (this.pool?.owns(block.key.buffer)) {
+        // Shared memory: the caller reads the same bytes and gives them back with recycle().
+        this.pool.hold(block.key.buffer);
+        emitted.push({ layer: l, block });
+      } else {
+        // The caller may move what it gets to another thread: a copy where this engine reads on.
+        emitted.push({ layer: l, block: isCarried || options.keep ? copyBlock(block) : block });
+      }
+    }
     return emitted;
   }
 
@@ -344,9 +425,55 @@ export class LayerEngine {
     this.kvCache.fill(null);
   }
 
+  /**
+   * Gives back blocks that runGraph emitted once the caller is done with them (sent), so that the next
+   * run writes its K/V into the same host buffers. Blocks not from the pool are ignored.
+   */
+  recycle(blocks: readonly KvBlock[]): void {
+    for (const b of blocks) this.pool?.release(b.key.buffer);
+  }
+
+  /** The K/V buffer pool's counters (null: onnxruntime-node's IO path, which has none). */
+  kvPoolStats() {
+    return this.pool?.stats() ?? null;
+  }
+
   async release(): Promise<void> {
+    if (this.chunk) this.dropChunk(this.chunk);
+    this.pool?.clear();
     await Promise.all(this.sessions.map((s) => s.release()));
   }
+
+  /** One pooled buffer holding a layer's K then V for `tokens` tokens; null when the pool is full. */
+  private takeKvBuffers(tokens: number): { key: HostArray; value: HostArray } | null {
+    const elements = tokens * this.kvRowElements;
+    const width = this.info.dtype === 'float32' ? 4 : 2;
+    const buffer = this.pool?.take(2 * elements * width);
+    if (!buffer) return null;
+    const view = (offset: number) =>
+      this.info.dtype === 'float32'
+        ? new Float32Array(buffer, offset, elements)
+        : new Uint16Array(buffer, offset, elements);
+    return { key: view(SLOT_HEADER_BYTES), value: view(SLOT_HEADER_BYTES + elements * width) };
+  }
+
+  /** Lets go of what a chunk still held: its own K/V buffers and device values. */
+  private dropChunk(chunk: Chunk): void {
+    for (const block of chunk.own.values()) this.pool?.release(block.key.buffer);
+    chunk.own.clear();
+    releaseDeviceValues(chunk.carry);
+    chunk.carry = {};
+  }
+}
+
+/** The layer of a K or V output name, or null. */
+function layerOfKv(name: string): number | null {
+  const m = /^(?:key|value)\.(\d+)$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+function releaseDeviceValues(values: Record<string, GraphValue>): void {
+  for (const v of Object.values(values)) if (!isHostValue(v)) v.release();
 }
 
 function copyBlock(b: KvBlock): KvBlock {

@@ -2,7 +2,14 @@
 // outputs checked against arithmetic done here in JavaScript, and every misuse refused by name.
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
-import { NativeSession, allocHost, nativeAvailable, addonPath, NATIVE_HELP } from './native-session.ts';
+import {
+  NativeSession,
+  allocHost,
+  nativeAvailable,
+  addonPath,
+  NATIVE_HELP,
+  type DeviceValue,
+} from './native-session.ts';
 
 /** y = x·a + w: one dynamic input, one constant big enough to live in external data. */
 function affine(n: number, a: number, w: Float32Array) {
@@ -69,12 +76,21 @@ describe('NativeSession on the CPU provider', () => {
         { y: { into: { type: 'float32', dims: [8], data: small } } },
       ),
     ).toThrow(/output: y.*Got: 8 Expected: 65536/s);
-    expect(() =>
-      session.run({ x: { type: 'float32', dims: [N], data: x } }, { y: { device: true } }),
-    ).toThrow(/y: device outputs need the cuda provider/);
     expect(() => session.run({ nope: { type: 'float32', dims: [N], data: x } }, { y: undefined })).toThrow(
       /nope/,
     );
+  });
+
+  it("keeps a value in onnxruntime's memory and takes it back as an input", () => {
+    const x = input(7);
+    const first = session.run({ x: { type: 'float32', dims: [N], data: x } }, { y: { device: true } });
+    const y = first.y as DeviceValue;
+    expect(y).toMatchObject({ type: 'float32', dims: [N] });
+    expect('data' in y).toBe(false);
+    const second = session.run({ x: y }, { y: undefined });
+    expect((second.y as { data: Float32Array }).data).toEqual(expected(expected(x)));
+    y.release();
+    expect(() => session.run({ x: y }, { y: undefined })).toThrow(/not a live device value/);
   });
 
   it('refuses a released session', () => {

@@ -73,6 +73,7 @@ interface Addon {
     outputs: object[],
   ): { name: string; type: number; dims: number[]; data?: ArrayBuffer; value?: unknown }[];
   allocHost(bytes: number): { buffer: ArrayBuffer; pinned: boolean };
+  pinHost(view: Uint8Array, pin: boolean): boolean;
   releaseSession(session: unknown): void;
   releaseValue(value: unknown): void;
 }
@@ -128,6 +129,15 @@ export function allocHost(bytes: number): { readonly buffer: ArrayBuffer; readon
   if (!Number.isInteger(bytes) || bytes <= 0)
     throw new RangeError(`allocHost: ${bytes} is not a positive size`);
   return addon().allocHost(bytes);
+}
+
+/**
+ * Page-locks (or unlocks) memory JavaScript owns — a SharedArrayBuffer both threads of a rank use —
+ * with cudaHostRegister once a CUDA session exists; false where there is no CUDA (nothing to do). The
+ * caller unpins before dropping the memory (kv-buffer-pool.ts does).
+ */
+export function pinHost(view: Uint8Array, pin: boolean): boolean {
+  return addon().pinHost(view, pin);
 }
 
 export function elementBytes(type: ElementType): number {

@@ -119,8 +119,17 @@ function providerOptions(settings: SessionSettings): ort.InferenceSession.Execut
  * outside the provider's arena: the arena grows by powers of two, and a 7B model's weights in it
  * left no room for activations at 4k tokens (DEVICE.md, the 2026-12-02 OOM).
  */
-function configEntries(settings: SessionSettings): Record<string, string> {
+export function configEntries(settings: SessionSettings): Record<string, string> {
   return settings.ep === 'cpu' ? {} : { 'session.use_device_allocator_for_initializers': '1' };
+}
+
+/**
+ * On a GPU the memory pattern reserves one block of intermediates per prompt length in the
+ * provider's arena, which never returns it: llama-7b at 32768 tokens peaked at 116 GB with it
+ * and 51 GB without, and ran its first token in 2169 instead of 1398 ms (H200, fresh process).
+ */
+export function memPatternOf(settings: SessionSettings): boolean {
+  return settings.memPattern ?? settings.ep === 'cpu';
 }
 
 /**
@@ -146,10 +155,7 @@ export async function createSession(
     // preset held 29 GiB at 8k tokens (bench/results). Without it, and with glibc told to keep
     // freed memory (MALLOC_TUNING_ENV), the same prefill measured 2.1 GiB peak and ran faster.
     enableCpuMemArena: settings.cpuArena ?? false,
-    // On a GPU the memory pattern reserves one block of intermediates per prompt length in the
-    // provider's arena, which never returns it: llama-7b at 32768 tokens peaked at 116 GB with it
-    // and 51 GB without, and ran its first token in 2169 instead of 1398 ms (H200, fresh process).
-    enableMemPattern: settings.memPattern ?? settings.ep === 'cpu',
+    enableMemPattern: memPatternOf(settings),
     extra: configEntries(settings),
   };
   // Weights are never copied into the model's protobuf: they are files beside it (weight-staging.ts)
