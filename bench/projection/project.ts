@@ -22,6 +22,7 @@ import { DEFAULT_LIMITS } from '../../core/protocol.ts';
 import {
   crossoverText,
   crossoverTable,
+  headlineTable,
   fitTable,
   scenarioTable,
   setupOf,
@@ -151,7 +152,7 @@ const tunedGroups = numbers(a['tune-layers-per-graph'], 'tune-layers-per-graph')
 const scenarios: Scenario[] = [
   {
     id: 'today',
-    label: `the engine today: onnxruntime-node, ${todayEgress.toFixed(2)} GB/s out, ${todayIngress.toFixed(2)} GB/s in, graphs of ${layersPerGraph} layers`,
+    label: `the engine as it is (onnxruntime-node): ${todayEgress.toFixed(2)} GB/s out, ${todayIngress.toFixed(2)} GB/s in, graphs of ${layersPerGraph} layers`,
     egressGBps: todayEgress,
     ingressGBps: todayIngress,
     copies: 'serial',
@@ -169,7 +170,7 @@ const scenarios: Scenario[] = [
   },
   {
     id: 'fixed-overlap',
-    label: 'as fixed, with the K/V copies on copy engines while the GPU computes',
+    label: `IO binding: K/V at ${fixed} GB/s each way on copy engines while the GPU computes, hidden state on the GPU`,
     egressGBps: fixed,
     ingressGBps: fixed,
     copies: 'kv-overlapped',
@@ -299,7 +300,8 @@ const sweepSeconds = (performance.now() - started) / 1000;
 
 // ---- write -------------------------------------------------------------------------------------
 
-const command = `node bench/projection/project.ts ${process.argv.slice(2).join(' ')}`.trim();
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`);
+const command = ['node bench/projection/project.ts', ...process.argv.slice(2).map(quote)].join(' ');
 const outDir = a.out;
 mkdirSync(outDir, { recursive: true });
 const plotFiles: string[] = [];
@@ -372,10 +374,31 @@ const header = [
   `point, every split, per-rank compute/copy/wait), the plots in \`${outDir}/\`. Sweep: ${sweepSeconds.toFixed(0)} s on this machine.`,
 ].join('\n');
 
-const scenarioById = new Map(scenarios.map((s) => [s.id, s]));
 const sections: string[] = [];
 sections.push(
-  '## Headline: from which context length each configuration beats one GPU',
+  `## Headline: at the ${plotLink} GB/s link, by scenario`,
+  '',
+  `Each cell: the context length from which the configuration beats one GPU (up to ${tokensLabel(options.crossoverRange[1])}), then its`,
+  `speedup over one GPU at ${tokensLabel(options.crossoverRange[1])} and, in parentheses, speedup / GPUs (100% = ideal scaling). Scenarios below.`,
+  '',
+);
+for (const m of models) {
+  sections.push(
+    `### ${m.name}`,
+    '',
+    headlineTable(
+      crossovers,
+      points,
+      m.name,
+      plotLink,
+      scenarios.map((s) => s.id),
+      options.ranks,
+    ),
+    '',
+  );
+}
+sections.push(
+  '## From which context length each configuration beats one GPU, by link',
   '',
   `Per model and data-path scenario; columns are the link between GPUs (each direction, per GPU). "never ≤ ${tokensLabel(options.crossoverRange[1])}"`,
   `= slower than one GPU at every length up to ${tokensLabel(options.crossoverRange[1])}; "≤ 2k" = already faster at 2k. Found on a grid of`,
@@ -515,7 +538,7 @@ sections.push(
         p.linkGBps === plotLink &&
         p.costModel &&
         (p.contextLength === 32768 || p.contextLength === Math.max(...options.contexts)) &&
-        scenarioById.has(p.scenario),
+        (p.scenario === 'fixed' || p.scenario === 'fixed-overlap'),
     )
     .map(
       (p) =>

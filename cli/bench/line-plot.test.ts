@@ -3,7 +3,7 @@ import { LINE_PLOT_LAYOUT, linePlotSvg, niceStep, type LinePlot } from './line-p
 
 const plot: LinePlot = {
   title: 'speedup <projection>',
-  subtitle: 'llama-7b & friends',
+  subtitle: ['llama-7b & friends', 'second line'],
   xLabel: 'tokens',
   yLabel: 'speedup',
   xTicks: [8192, 16384, 32768],
@@ -55,6 +55,41 @@ describe('linePlotSvg', () => {
     // y = 2 is the top of the axis (max 2, step 0.5): the hollow marker sits on it.
     expect(svg).toContain(`cy="${top.toFixed(1)}"`);
     expect(svg).toContain(`cy="${(top + (height - top - bottom) * 0.75).toFixed(1)}"`);
+  });
+});
+
+describe('a log₂ y axis', () => {
+  const svg = linePlotSvg({ ...plot, yLog: true });
+  const { top, height, bottom } = LINE_PLOT_LAYOUT;
+  const plotH = height - top - bottom;
+
+  it('spans powers of 2 from the smallest y to the largest', () => {
+    // y from 0.5 to 2: ticks 1/2, 1, 2; 1 halfway up.
+    expect(svg).toContain('>1/2</text>');
+    expect(svg).toContain(`cy="${(top + plotH).toFixed(1)}"`);
+    expect(svg).toContain(`cy="${top.toFixed(1)}"`);
+    expect(svg).toContain(`y1="${(top + plotH / 2).toFixed(1)}"`);
+  });
+
+  it('puts values below the floor on the axis', () => {
+    const tiny = linePlotSvg({
+      ...plot,
+      yLog: true,
+      yFloor: 0.25,
+      series: [
+        {
+          label: 'x',
+          color: '#000',
+          points: [
+            { x: 8192, y: 0.01 },
+            { x: 16384, y: 4 },
+          ],
+        },
+      ],
+    });
+    expect(tiny).toContain('>1/4</text>');
+    expect(tiny).not.toContain('>1/8</text>');
+    expect(tiny).toContain(`cy="${(top + plotH).toFixed(1)}"`);
   });
 });
 

@@ -1,5 +1,6 @@
-// A small standalone SVG line plot: x on a log₂ scale (context lengths), y linear, one polyline per
-// series with a marker per point, horizontal guides, a legend on the right. Pure; no dependency.
+// A small standalone SVG line plot: x on a log₂ scale (context lengths), y linear or log₂, one
+// polyline per series with a marker per point, horizontal guides, a legend on the right. Pure; no
+// dependency.
 
 export interface PlotPoint {
   readonly x: number;
@@ -25,15 +26,20 @@ export interface PlotGuide {
 
 export interface LinePlot {
   readonly title: string;
-  readonly subtitle?: string;
+  /** One line each. */
+  readonly subtitle?: readonly string[];
   readonly xLabel: string;
   readonly yLabel: string;
   readonly xTicks: readonly number[];
   readonly xTickLabel?: (x: number) => string;
   readonly series: readonly PlotSeries[];
   readonly guides?: readonly PlotGuide[];
-  /** Top of the y axis; default: the largest y or guide, rounded up. */
+  /** Top of the y axis; default: the largest y or guide, rounded up (to a power of 2 on a log scale). */
   readonly yMax?: number;
+  /** y on a log₂ scale, from the smallest y's power of 2 (never below yFloor) to yMax. */
+  readonly yLog?: boolean;
+  /** Lowest y a log scale shows; smaller values sit on the axis. Default 1/64. */
+  readonly yFloor?: number;
 }
 
 /** Geometry, exported for the test. */
@@ -42,7 +48,7 @@ export const LINE_PLOT_LAYOUT = {
   height: 500,
   left: 60,
   right: 260,
-  top: 56,
+  top: 80,
   bottom: 52,
 } as const;
 
@@ -68,11 +74,27 @@ export function linePlotSvg(plot: LinePlot): string {
     ...(plot.guides ?? []).map((g) => g.y),
   ].filter(Number.isFinite);
   const step = niceStep(plot.yMax ?? Math.max(1, ...ys));
-  const maxY = plot.yMax ?? Math.ceil(Math.max(1, ...ys) / step) * step;
+  const log = plot.yLog ?? false;
+  const floor = plot.yFloor ?? 1 / 64;
+  const maxY =
+    plot.yMax ??
+    (log ? 2 ** Math.ceil(Math.log2(Math.max(1, ...ys))) : Math.ceil(Math.max(1, ...ys) / step) * step);
+  const minY = log
+    ? Math.max(floor, 2 ** Math.floor(Math.log2(Math.min(maxY / 2, ...ys.filter((v) => v > 0)))))
+    : 0;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   const x = (v: number) => left + ((Math.log2(v) - minX) / (maxX - minX)) * plotW;
-  const y = (v: number) => top + plotH - (Math.min(Math.max(v, 0), maxY) / maxY) * plotH;
+  const fraction = (v: number) => {
+    const c = Math.min(Math.max(v, minY), maxY);
+    return log ? (Math.log2(c) - Math.log2(minY)) / (Math.log2(maxY) - Math.log2(minY)) : c / maxY;
+  };
+  const y = (v: number) => top + plotH - fraction(v) * plotH;
+  const yTicks: number[] = [];
+  if (log) for (let v = minY; v <= maxY * (1 + 1e-9); v *= 2) yTicks.push(v);
+  else for (let v = 0; v <= maxY + 1e-9; v += step) yTicks.push(v);
+  const yTickLabel = (v: number) =>
+    v >= 1 || !log ? String(Number(v.toFixed(6))) : `1/${Math.round(1 / v)}`;
   const f = (v: number) => v.toFixed(1);
   const tick = plot.xTickLabel ?? ((v: number) => String(v));
   const parts: string[] = [
@@ -80,11 +102,13 @@ export function linePlotSvg(plot: LinePlot): string {
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${left}" y="22" font-size="14" font-weight="bold">${escapeXml(plot.title)}</text>`,
   ];
-  if (plot.subtitle) parts.push(`<text x="${left}" y="40" fill="#555">${escapeXml(plot.subtitle)}</text>`);
-  for (let v = 0; v <= maxY + 1e-9; v += step) {
+  (plot.subtitle ?? []).forEach((line, i) => {
+    parts.push(`<text x="${left}" y="${40 + 15 * i}" fill="#555">${escapeXml(line)}</text>`);
+  });
+  for (const v of yTicks) {
     parts.push(
       `<line x1="${left}" y1="${f(y(v))}" x2="${width - right}" y2="${f(y(v))}" stroke="#e5e5e5"/>`,
-      `<text x="${left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${Number(v.toFixed(6))}</text>`,
+      `<text x="${left - 6}" y="${f(y(v) + 4)}" text-anchor="end">${yTickLabel(v)}</text>`,
     );
   }
   for (const t of plot.xTicks) {
@@ -96,7 +120,7 @@ export function linePlotSvg(plot: LinePlot): string {
   for (const g of plot.guides ?? []) {
     parts.push(
       `<line x1="${left}" y1="${f(y(g.y))}" x2="${width - right}" y2="${f(y(g.y))}" stroke="#999" stroke-dasharray="2 3"/>`,
-      `<text x="${width - right - 4}" y="${f(y(g.y) - 4)}" text-anchor="end" fill="#777">${escapeXml(g.label)}</text>`,
+      `<text x="${left + 4}" y="${f(y(g.y) - 4)}" fill="#777">${escapeXml(g.label)}</text>`,
     );
   }
   parts.push(

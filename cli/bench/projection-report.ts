@@ -271,6 +271,52 @@ export function crossoverTable(
   );
 }
 
+/**
+ * The headline: rows configuration × ranks, columns scenarios, at one link; cells the length from
+ * which it beats one GPU, then its speedup (and speedup / GPUs) at the longest context.
+ */
+export function headlineTable(
+  crossovers: readonly SweepCrossover[],
+  points: readonly SweepPoint[],
+  model: string,
+  link: number,
+  scenarios: readonly string[],
+  ranks: readonly number[],
+): string {
+  const longest = Math.max(...points.filter((p) => p.model === model).map((p) => p.contextLength));
+  const rows: string[][] = [];
+  for (const configuration of CONFIGURATIONS) {
+    for (const r of ranks) {
+      rows.push([
+        configLabel(configuration, r),
+        ...scenarios.map((scenario) => {
+          const match = (x: {
+            model: string;
+            scenario: string;
+            linkGBps: number;
+            configuration: string;
+            ranks: number;
+          }) =>
+            x.model === model &&
+            x.scenario === scenario &&
+            x.linkGBps === link &&
+            x.configuration === configuration &&
+            x.ranks === r;
+          const x = crossovers.find(match);
+          const p = points.find((q) => match(q) && q.contextLength === longest);
+          if (!x || !p) return '';
+          return `${crossoverText(x.crossover)}; ${p.speedup.toFixed(2)}× (${Math.round(p.efficiency * 100)}%)`;
+        }),
+      ]);
+    }
+  }
+  return table(
+    [`beats one GPU from; speedup (/ GPUs) at ${tokensLabel(longest)}`, ...scenarios],
+    ['---', ...scenarios.map(() => '---:')],
+    rows,
+  );
+}
+
 /** Rows: configuration × ranks; columns: contexts; cells: speedup over one GPU and speedup / ranks. */
 export function speedupTable(
   points: readonly SweepPoint[],
@@ -442,14 +488,35 @@ export function speedupPlot(
       });
     }
   }
+  const oom = points
+    .filter(
+      (p) =>
+        p.model === model &&
+        p.scenario === scenario.id &&
+        p.linkGBps === link &&
+        p.configuration === 'single' &&
+        !p.fits,
+    )
+    .map((p) => p.contextLength);
+  const oneGpuOom = oom.length ? Math.min(...oom) : undefined;
   return linePlotSvg({
-    title: `PROJECTION: ${model}, ${scenario.id} copies, ${link} GB/s link — TTFT speedup over one H200`,
-    subtitle: `${scenario.label}; no multi-GPU hardware was available. Solid balanced, dashed even, dotted TSP.`,
+    title: `PROJECTION: ${model}, ${scenario.id}, ${link} GB/s link: TTFT speedup over one H200`,
+    subtitle: [
+      scenario.label,
+      'No multi-GPU hardware was available. Solid: balanced; dashed: even; dotted: TSP; open marker: does not fit.',
+    ],
+    yLog: true,
     xLabel: 'prompt tokens (log scale)',
-    yLabel: 'speedup over one GPU',
+    yLabel: 'speedup over one GPU (log scale)',
     xTicks: contexts,
     xTickLabel: tokensLabel,
     series,
-    guides: [{ y: 1, label: 'one GPU' }, ...ranks.map((r) => ({ y: r, label: `ideal, ${r} GPUs` }))],
+    guides: [
+      {
+        y: 1,
+        label: oneGpuOom === undefined ? 'one GPU' : `one GPU (does not fit from ${tokensLabel(oneGpuOom)})`,
+      },
+      ...ranks.map((r) => ({ y: r, label: `ideal, ${r} GPUs` })),
+    ],
   });
 }
