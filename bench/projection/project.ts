@@ -4,9 +4,16 @@
 // a projection. The model is cli/bench/projection.ts (formulas in its header), the sweep and the
 // report cli/bench/projection-report.ts.
 //
-//   node bench/projection/project.ts [--egress-gbps X] [--ingress-gbps Y] [--rates FILE]
-//     [--fixed-gbps 10] [--links 2,10,25,100] [--ranks 2,4,8]
-//     [--contexts 8192,16384,32768,65536,131072] [--layers-per-graph 8] [--out bench/results/projection-h200]
+//   node bench/projection/project.ts [--egress-gbps X] [--ingress-gbps Y] [--rates FILE [--rates-filter S]]
+//     [--fixed-gbps 10] [--links 2,10,25,100] [--ranks 2,4,8] [--contexts 8192,16384,32768,65536,131072]
+//     [--models synthetic:llama-7b,synthetic:llama3-8b] [--layers-per-graph 8] [--tune-layers-per-graph 1,2,4,8,16]
+//     [--graph-overhead-ms 0.2] [--link-latency-ms 0.05] [--granularity 256] [--plot-link 25]
+//     [--out bench/results/projection-h200]
+//
+// Scenarios: today (serial copies at the measured rates, graphs of --layers-per-graph layers), fixed
+// (IO binding: hidden state on the GPU, K/V copied at --fixed-gbps inside run()), fixed-overlap (the same
+// copies on copy engines while the GPU computes), gpu-direct (no host: K/V at the link rate). The last
+// three take, per point, the best of --tune-layers-per-graph.
 //
 // --rates: measured rates instead of h200-egress.jsonl's medians for the "today" scenario: a JSON
 // object {"egressGBps": …, "ingressGBps": …} or JSON lines of bench/gpu/egress.ts or native-egress.ts
@@ -313,7 +320,7 @@ for (const m of models) {
   }
 }
 
-const json = {
+const head = {
   kind: 'projection',
   note: 'PROJECTION from single-H200 measurements; no multi-GPU hardware was available',
   command,
@@ -352,9 +359,13 @@ const json = {
     layersPerGraph: sensitivityGroups,
     rows: sensitivity,
   },
-  points,
 };
-writeFileSync(`${a.out}.json`, `${JSON.stringify(json, null, 1)}\n`);
+// One point per line: readable, and a re-run's diff shows which points moved.
+const headText = JSON.stringify(head, null, 1);
+writeFileSync(
+  `${a.out}.json`,
+  `${headText.slice(0, -2)},\n "points": [\n${points.map((p) => `  ${JSON.stringify(p)}`).join(',\n')}\n ]\n}\n`,
+);
 
 const gbps = (x: number) => `${x.toFixed(2)} GB/s`;
 const header = [
