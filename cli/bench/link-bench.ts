@@ -19,13 +19,28 @@ import { makeTempCerts } from './link-tls.ts';
 /** The peer's entry beside this file: link-peer.ts from a checkout, link-peer.js from dist/. */
 const PEER = fileURLToPath(new URL(`./link-peer${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
+/**
+ * The glibc settings every rank process runs with (worker/runtime/ort.ts MALLOC_TUNING_ENV, which
+ * the launcher, the Dockerfile and the pod spec set): freed buffers are kept for reuse instead of
+ * fresh pages for every frame. Repeated here because ort.ts loads onnxruntime; a test keeps the two
+ * equal.
+ */
+export const RANK_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(32 << 20),
+  MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30),
+  MALLOC_TOP_PAD_: String(2 ** 30),
+};
+
 interface Peer {
   readonly process: ChildProcess;
   readonly channel: PeerChannel;
 }
 
 function spawnPeer(role: 'sender' | 'receiver'): Peer {
-  const child = fork(PEER, [role], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(PEER, [role], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...RANK_MALLOC_ENV, ...process.env },
+  });
   return { process: child, channel: new PeerChannel(child, role) };
 }
 

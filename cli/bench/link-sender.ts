@@ -1,6 +1,7 @@
 // The sending rank of `runahead bench link`: it holds every layer's K and V, as a chain rank holds
-// the cache it computed, and sends them over the chain's own K/V link (frames.ts views, KvLink,
-// the rank client of transport.ts), over a raw socket, or copies them inside the process.
+// the cache it computed, and sends them as a rank's run does (rank-run.ts): each layer put in a
+// KvOutbox, which cuts it into frames (frames.ts: views and CRC-32) and queues them on a KvLink to
+// the receiver's rank client (transport.ts). Or over a raw socket, or copied inside the process.
 import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -9,8 +10,10 @@ import { crc32 } from 'node:zlib';
 import type { KvHello, RankClient } from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, PROTOCOL_VERSION, type LinkLimits } from '../../core/protocol.ts';
 import type { HostArray } from '../../worker/model/tensor.ts';
+import type { KvBlock } from '../../worker/runtime/layer-engine.ts';
 import { framesOf, tokensPerFrame, type KvGeometry } from '../../worker/chain/frames.ts';
 import { KvLink } from '../../worker/chain/kv-link.ts';
+import { KvOutbox } from '../../worker/chain/kv-outbox.ts';
 import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
 import type { CrossingPath, LocalPath, SendResult } from './link-ipc.ts';
 import { geometryOf, rowBytes, type KvShape, type LinkSettings } from './link-plan.ts';
@@ -118,14 +121,25 @@ export class LinkSender {
       kvHeads: g.kvHeads,
       headDim: g.headDim,
     };
+    // A failure surfaces through the promises awaited below (room, drained, finish).
+    const failed = () => undefined;
     const start = performance.now();
     const cpu = process.cpuUsage();
-    // As a chain rank does: a link per run, each layer cut into frames (views, with their CRC) and
-    // queued as soon as it exists; the run ends when the receiver acknowledges the stream.
-    const link = new KvLink(client, hello, limits.maxQueuedFrames, limits.peerTimeoutMs, () => undefined);
+    // As RankRun does: a link per run and an outbox before it, bounded as the rank bounds it; every
+    // layer put as soon as it exists (here: at once, no compute between), then drained and closed.
+    const link = new KvLink(client, hello, limits.maxQueuedFrames, limits.peerTimeoutMs, failed);
+    const outbox = new KvOutbox(
+      new Map([[1, link]]),
+      (layer, block) => framesOf(layer, 0, block.key, block.value, g, limits.maxFrameBytes),
+      limits.maxQueuedFrames * limits.maxFrameBytes,
+      failed,
+    );
     for (let l = 0; l < layers; l++) {
-      await link.enqueue(framesOf(l, 0, this.key[l]!, this.value[l]!, g, limits.maxFrameBytes));
+      const block: KvBlock = { tokens: this.shape.tokens, key: this.key[l]!, value: this.value[l]! };
+      outbox.put(l, block);
+      if (!outbox.hasRoom()) await outbox.room();
     }
+    await outbox.drained();
     const summary = await link.finish();
     const elapsedMs = performance.now() - start;
     const cpuMs = cpuMsSince(cpu);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { DType, KvMessage, type KvFrame } from '../../core/gen/runahead/v1/rank.ts';
 import { framesOf, type KvGeometry } from './frames.ts';
-import { encodeKvMessage } from './kv-codec.ts';
+import { EncodeBuffers, encodeKvMessage } from './kv-codec.ts';
 
 const generated = (m: KvMessage) => Buffer.from(KvMessage.encode(m).finish());
 const frameMessage = (value: KvFrame): KvMessage => ({ body: { $case: 'frame', value } });
@@ -62,5 +62,39 @@ describe('encodeKvMessage', () => {
       },
     };
     expect(encodeKvMessage(hello).equals(generated(hello))).toBe(true);
+  });
+
+  it('encodes into a buffer from the pool it is given, byte for byte the same', () => {
+    const m = frameMessage(frame(64));
+    const buffers = new EncodeBuffers();
+    const a = encodeKvMessage(m, buffers);
+    expect(a.equals(generated(m))).toBe(true);
+    buffers.give(a);
+    const b = encodeKvMessage(frameMessage(frame(16)), buffers);
+    expect(b.buffer).toBe(a.buffer); // the same memory, a view of the size needed
+    expect(b.byteLength).toBeLessThan(a.byteLength);
+    expect(b.equals(generated(frameMessage(frame(16))))).toBe(true);
+  });
+});
+
+describe('EncodeBuffers', () => {
+  it('hands out buffers of their own (never slices of Node’s shared pool), keeping a bounded few', () => {
+    const buffers = new EncodeBuffers(2);
+    const small = buffers.take(100);
+    expect(small.byteLength).toBe(100);
+    expect(small.buffer.byteLength).toBe(100);
+    const taken = [buffers.take(10), buffers.take(10), buffers.take(10)];
+    for (const t of taken) buffers.give(t);
+    // Two kept: the next two takes reuse them, the third is new.
+    const again = [buffers.take(10), buffers.take(10), buffers.take(10)];
+    const reused = again.filter((a) => taken.some((t) => t.buffer === a.buffer));
+    expect(reused).toHaveLength(2);
+  });
+
+  it('does not hand out a kept buffer too small for the request', () => {
+    const buffers = new EncodeBuffers();
+    const a = buffers.take(10);
+    buffers.give(a);
+    expect(buffers.take(20).buffer).not.toBe(a.buffer);
   });
 });

@@ -43,8 +43,41 @@ function writeBytesField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8
   return pos + bytes.byteLength;
 }
 
-/** A KvMessage as protobuf bytes: a frame's payloads copied once; a hello through the generated code. */
-export function encodeKvMessage(message: KvMessage): Buffer {
+/**
+ * Buffers for the encoded frames of one stream, used again once grpc-js is done with them. A fresh
+ * megabyte per frame costs more than copying into it: V8 collects each one's ArrayBuffer in a
+ * full garbage collection, and glibc hands out fresh pages that fault in (see
+ * bench/results/link-dev-vm.md). grpc-js copies a message behind its 5-byte prefix before it writes
+ * to HTTP/2, so once a write's callback has run, its buffer is free (KvLink gives it back there).
+ */
+export class EncodeBuffers {
+  private readonly free: Buffer[] = [];
+  private readonly keep: number;
+
+  /** `keep`: how many free buffers are held at most (the rest go to the garbage collector). */
+  constructor(keep = 4) {
+    this.keep = keep;
+  }
+
+  /** A buffer of exactly `size` bytes: a view of a free one large enough, or a new one. */
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.byteLength >= size);
+    // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool of small buffers.
+    const base = i >= 0 ? this.free.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(size);
+    return base.subarray(0, size);
+  }
+
+  /** `buf` (from take) is no longer read by anyone. */
+  give(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(Buffer.from(buf.buffer, 0, buf.buffer.byteLength));
+  }
+}
+
+/**
+ * A KvMessage as protobuf bytes: a frame's payloads copied once, into a buffer from `buffers` when
+ * given; a hello through the generated code.
+ */
+export function encodeKvMessage(message: KvMessage, buffers?: EncodeBuffers): Buffer {
   if (message.body?.$case !== 'frame') {
     const bytes = KvMessage.encode(message).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -52,7 +85,8 @@ export function encodeKvMessage(message: KvMessage): Buffer {
   const frame = message.body.value;
   const header = KvFrame.encode({ ...frame, key: EMPTY, value: EMPTY }).finish();
   const frameLen = header.byteLength + fieldSize(frame.key.byteLength) + fieldSize(frame.value.byteLength);
-  const out = Buffer.allocUnsafe(1 + varintSize(frameLen) + frameLen);
+  const size = 1 + varintSize(frameLen) + frameLen;
+  const out = buffers ? buffers.take(size) : Buffer.allocUnsafe(size);
   out[0] = TAG_FRAME;
   let pos = writeVarint(out, 1, frameLen);
   out.set(header, pos);

@@ -12,6 +12,7 @@ import type {
   KvStreamSummary,
   RankClient,
 } from '../../core/gen/runahead/v1/rank.ts';
+import { EncodeBuffers, encodeKvMessage } from './kv-codec.ts';
 
 export class LinkError extends Error {
   override readonly name = 'LinkError';
@@ -40,6 +41,9 @@ export class KvLink {
   private readonly summary: Promise<KvStreamSummary>;
   private flushWaiters: (() => void)[] = [];
   private inFlight = 0;
+  /** Frames are written encoded (transport.ts passes them through), into buffers reused per link. */
+  private readonly writer: ClientWritableStream<KvMessage | Buffer>;
+  private readonly buffers = new EncodeBuffers();
   readonly stats: LinkStats = { framesSent: 0, bytesSent: 0, sendSpans: new Map() };
 
   constructor(
@@ -64,6 +68,7 @@ export class KvLink {
       } else settle.resolve(summary ?? { frames: 0, bytes: 0 });
     });
     this.call.on('error', () => undefined); // reported through the callback above
+    this.writer = this.call as ClientWritableStream<KvMessage | Buffer>;
     this.call.write({ body: { $case: 'hello', value: hello } });
   }
 
@@ -114,7 +119,10 @@ export class KvLink {
         this.stats.sendSpans.set(frame.layer, span);
         const bytes = frame.key.byteLength + frame.value.byteLength;
         this.inFlight++;
-        const accepted = this.call.write({ body: { $case: 'frame', value: frame } }, () => {
+        const encoded = encodeKvMessage({ body: { $case: 'frame', value: frame } }, this.buffers);
+        const accepted = this.writer.write(encoded, () => {
+          // grpc-js has copied the message by now (kv-codec.ts EncodeBuffers).
+          this.buffers.give(encoded);
           span.end = now();
           this.stats.framesSent++;
           this.stats.bytesSent += bytes;

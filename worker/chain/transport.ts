@@ -12,7 +12,7 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { RankClient, RankService } from '../../core/gen/runahead/v1/rank.ts';
+import { RankClient, RankService, type KvMessage } from '../../core/gen/runahead/v1/rank.ts';
 import { RECEIVE_WINDOW_BYTES, grpcOptions, type LinkLimits } from '../../core/protocol.ts';
 import { logger } from '../../core/log.ts';
 import { encodeKvMessage } from './kv-codec.ts';
@@ -88,13 +88,16 @@ export function rankServer(limits: LinkLimits, receiveWindowBytes: number = RECE
 
 /**
  * StreamKv frames are encoded with their payloads copied once (kv-codec.ts); grpc-js copies the
- * result once more behind its 5-byte message prefix. Decoding keeps K and V as views of the message.
+ * result once more behind its 5-byte message prefix. A KvLink writes its frames already encoded,
+ * into buffers it reuses: those pass through as they are. Decoding keeps K and V as views of the
+ * message.
  */
 export const RankServiceDefinition = {
   ...RankService,
   streamKv: {
     ...RankService.streamKv,
-    requestSerialize: encodeKvMessage,
+    requestSerialize: (value: KvMessage | Buffer): Buffer =>
+      Buffer.isBuffer(value) ? value : encodeKvMessage(value),
   },
 } as const satisfies ServiceDefinition;
 
