@@ -18,7 +18,12 @@
 // --rates: measured rates instead of h200-egress.jsonl's medians for the "today" scenario: a JSON
 // object {"egressGBps": …, "ingressGBps": …} or JSON lines of bench/gpu/egress.ts or native-egress.ts
 // ({"what": "egress…"|"ingress…", "gbps": …}; the median of each direction, rows filtered by
-// --rates-filter, a substring of "<label> <what>"). --egress-gbps / --ingress-gbps win over both.
+// --rates-filter, a regular expression on "<label> <what>", or on "<what>" for rows without a label).
+// --egress-gbps / --ingress-gbps win over both.
+//
+// --native-egress (default bench/results/h200-native-egress.jsonl, skipped when absent): the ort_io
+// addon's measured rates into and out of reused pinned buffers ("egress → pinned", "ingress ← pinned"),
+// the scenario ort-io.
 //
 // Writes <out>.json, <out>/*.svg and the generated parts of <out>.md (between the markers below; the
 // reading written by hand between them survives a re-run).
@@ -63,6 +68,7 @@ const { values: a } = parseArgs({
     cuda: { type: 'string', default: 'bench/results/h200-cuda.json' },
     'cuda-md': { type: 'string', default: 'bench/results/h200-cuda.md' },
     egress: { type: 'string', default: 'bench/results/h200-egress.jsonl' },
+    'native-egress': { type: 'string', default: 'bench/results/h200-native-egress.jsonl' },
     rates: { type: 'string' },
     'rates-filter': { type: 'string', default: '' },
     'egress-gbps': { type: 'string' },
@@ -114,19 +120,19 @@ const cudaMd = existsSync(a['cuda-md']) ? readFileSync(a['cuda-md'], 'utf8') : '
 const capacityMiB = Number(/NVIDIA H200, [^,\n]+, (\d+) MiB/.exec(cudaMd)?.[1] ?? 143771);
 
 const RateRow = z.object({ what: z.string(), gbps: z.number().positive(), label: z.string().optional() });
-function ratesFromJsonl(text: string, filter: string): { egress?: number; ingress?: number } {
+function ratesFromJsonl(text: string, filter: RegExp): { egress?: number; ingress?: number } {
   const rows = text
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => RateRow.safeParse(JSON.parse(l)))
     .flatMap((r) => (r.success ? [r.data] : []))
-    .filter((r) => `${r.label ?? ''} ${r.what}`.includes(filter));
+    .filter((r) => filter.test(r.label === undefined ? r.what : `${r.label} ${r.what}`));
   const of = (prefix: string) => rows.filter((r) => r.what.startsWith(prefix)).map((r) => r.gbps);
   const e = of('egress');
   const i = of('ingress');
   return { ...(e.length ? { egress: median(e) } : {}), ...(i.length ? { ingress: median(i) } : {}) };
 }
-const measured = ratesFromJsonl(readFileSync(a.egress, 'utf8'), '');
+const measured = ratesFromJsonl(readFileSync(a.egress, 'utf8'), /.*/);
 let egressSource = `median of all egress rows of ${a.egress}`;
 let ingressSource = `median of all ingress rows of ${a.egress}`;
 let todayEgress = measured.egress;
@@ -134,7 +140,7 @@ let todayIngress = measured.ingress;
 if (a.rates) {
   const text = readFileSync(a.rates, 'utf8');
   const r = a.rates.endsWith('.jsonl')
-    ? ratesFromJsonl(text, a['rates-filter'])
+    ? ratesFromJsonl(text, new RegExp(a['rates-filter']))
     : (({ egressGBps, ingressGBps }) => ({ egress: egressGBps, ingress: ingressGBps }))(
         z
           .object({
@@ -154,6 +160,9 @@ if (todayEgress === undefined || todayIngress === undefined)
   throw new Error(`no egress/ingress rates in ${a.egress}: give --egress-gbps and --ingress-gbps`);
 
 const fixed = positive(a['fixed-gbps'], 'fixed-gbps')!;
+const nativeRates = existsSync(a['native-egress'])
+  ? ratesFromJsonl(readFileSync(a['native-egress'], 'utf8'), /^(egress → pinned|ingress ← pinned)$/)
+  : {};
 const layersPerGraph = Number(a['layers-per-graph']);
 const tunedGroups = numbers(a['tune-layers-per-graph'], 'tune-layers-per-graph');
 const scenarios: Scenario[] = [
@@ -175,6 +184,19 @@ const scenarios: Scenario[] = [
     layersPerGraph: tunedGroups,
     source: "--fixed-gbps (issue 13's goal: ≥ 10 GB/s each way)",
   },
+  ...(nativeRates.egress !== undefined && nativeRates.ingress !== undefined
+    ? [
+        {
+          id: 'ort-io',
+          label: `IO binding as measured: K/V at ${nativeRates.egress.toFixed(1)} GB/s out, ${nativeRates.ingress.toFixed(1)} GB/s in, inside run(); hidden state on the GPU`,
+          egressGBps: nativeRates.egress,
+          ingressGBps: nativeRates.ingress,
+          copies: 'kv-serial' as const,
+          layersPerGraph: tunedGroups,
+          source: `medians of "egress → pinned" / "ingress ← pinned" in ${a['native-egress']}`,
+        },
+      ]
+    : []),
   {
     id: 'fixed-overlap',
     label: `IO binding: K/V at ${fixed} GB/s each way on copy engines while the GPU computes, hidden state on the GPU`,
@@ -232,7 +254,9 @@ const options: SweepOptions = {
   contexts: numbers(a.contexts, 'contexts'),
   granularity: Number(a.granularity),
   linkLatencyMs: Number(a['link-latency-ms']),
-  queueBytes: DEFAULT_LIMITS.maxQueuedFrames * DEFAULT_LIMITS.maxFrameBytes,
+  // kv-outbox.ts: own K/V wait in the outbox up to maxQueuedFrames × maxFrameBytes per link, and the
+  // link queues as many again.
+  queueBytes: 2 * DEFAULT_LIMITS.maxQueuedFrames * DEFAULT_LIMITS.maxFrameBytes,
   graphOverheadMs: Number(a['graph-overhead-ms']),
   crossoverRange: [2048, Math.max(...numbers(a.contexts, 'contexts'))],
 };
@@ -381,7 +405,7 @@ const header = [
   '```',
   '',
   `Inputs: \`${a.cuda}\` (single-rank TTFT and peak GPU memory of the CUDA engine), \`${a['cuda-md']}\` (its`,
-  `layers-per-graph experiment), \`${a.egress}\`${a.rates ? ` and \`${a.rates}\`` : ''} (host ↔ GPU rates). Output: \`${a.out}.json\` (every`,
+  `layers-per-graph experiment), \`${a.egress}\`${a.rates ? ` and \`${a.rates}\`` : ''} (host ↔ GPU rates through onnxruntime-node)${nativeRates.egress !== undefined ? `, \`${a['native-egress']}\` (through the ort_io addon)` : ''}. Output: \`${a.out}.json\` (every`,
   `point, every split, per-rank compute/copy/wait), the plots in \`${outDir}/\`. Sweep: ${sweepSeconds.toFixed(0)} s on this machine.`,
 ].join('\n');
 
@@ -432,8 +456,9 @@ sections.push(
   '',
   scenarioTable(scenarios),
   '',
-  `Links: ${options.links.map((l) => `${l} GB/s`).join(', ')}, ${options.linkLatencyMs} ms per transfer. Outgoing link queue`,
-  `${options.queueBytes / 2 ** 20} MiB (maxQueuedFrames × maxFrameBytes of \`core/protocol.ts\`; a serial rank loop waits while it is full).`,
+  `Links: ${options.links.map((l) => `${l} GB/s`).join(', ')}, ${options.linkLatencyMs} ms per transfer. A rank with serial or kv-serial`,
+  `copies waits before its next graph while more than ${options.queueBytes / 2 ** 20} MiB of its own K/V are unsent (the outbox and the link queue,`,
+  '`worker/chain/kv-outbox.ts`, each maxQueuedFrames × maxFrameBytes of `core/protocol.ts`); only the wait that outlasts the graph before counts.',
   `GPU memory ${capacityMiB} MiB (nvidia-smi in \`${a['cuda-md']}\`). Split granularity ${options.granularity} tokens. Every graph`,
   `run after a rank's first costs ${options.graphOverheadMs} ms (onnxruntime's run() and the hop to the compute thread: assumed,`,
   'not measured; the single-rank fit holds the one run of a rank alone). TSP runs graphs of one stage, as the engine needs.',

@@ -24,8 +24,8 @@
 //   GPU between graphs; K/V still leave and enter inside run(), on the rank's timeline;
 // - copies 'kv-overlapped': as kv-serial, but K/V leave and enter on copy engines (FIFO servers at E
 //   and I) while the GPU computes.
-// With serial and kv-serial copies a rank's loop also waits while its outgoing link queue
-// (maxQueuedFrames × maxFrameBytes) is full, as rank-run.ts awaits its sends.
+// With serial and kv-serial copies a rank's loop also waits, before its next graph, while more of its
+// own K/V than the outbox and the link queue hold are unsent (kv-outbox.ts room()).
 //
 // KV-Runahead chain (worker/chain/rank-run.ts, worker/runtime/stage-plan.ts): a chain rank runs
 // graphs of g layers cut right after a projection; graph j needs its predecessor's K/V of every layer
@@ -182,7 +182,10 @@ export interface DataPath {
   /** Per transfer (one layer's K/V over one hop). */
   readonly linkLatencyMs: number;
   readonly copies: CopyMode;
-  /** Bytes an outgoing link queues before the rank loop waits (serial and kv-serial copies). */
+  /**
+   * Own K/V bytes a rank may have unsent before its loop waits (serial and kv-serial copies): the
+   * outbox's limit plus the link's queue.
+   */
   readonly queueBytes: number;
 }
 
@@ -355,15 +358,20 @@ export function projectRunahead(setup: ProjectionSetup, boundaries: readonly num
         t = when;
       }
     };
+    /** When the outbox has room again for what this rank queued (kv-outbox.ts room()). */
+    let room = 0;
     const queueOwn = (l: number) => {
       if (!emit) return;
       const end = send(l, ownReady[l]!);
       sent[l] = true;
-      if (serial) waitUntil(end - queueMs);
+      if (serial) room = Math.max(room, end - queueMs);
     };
     let previous: GraphStep | null = null;
     const overheadMs = setup.graphOverheadMs ?? 0;
     for (const g of plan) {
+      // The loop waits for room once per graph, while the graph before it runs: only the wait that
+      // outlasts that graph delays this one.
+      waitUntil(room);
       for (const l of g.attends) {
         if (i > 0) waitUntil(onGpu[l]!);
         // Own K/V projected by an earlier graph go out behind the predecessor's (rank-run.ts).
