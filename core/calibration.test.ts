@@ -37,7 +37,7 @@ function synthRun(
   const timeline: MeasuredSpan[] = [];
   for (let rank = 0; rank < n; rank++) {
     const c = boundaries[rank + 1]! - boundaries[rank]!;
-    const keys = mode === 'runahead' ? boundaries[rank + 1]! : boundaries[n]!;
+    const keys = mode === 'single' ? boundaries[n]! : boundaries[rank + 1]!;
     const sent =
       mode === 'runahead' ? (rank < n - 1 ? boundaries[rank + 1]! : 0) : mode === 'tsp' ? (n - 1) * c : 0;
     let t = 0;
@@ -147,9 +147,12 @@ describe('the transfer term, from the runs’ own sends', () => {
     expect(transferSamples([{ ...tsp, mode: 'single' }], kv)).toEqual([]);
   });
 
-  it('fits the rate of a busy link: 2 ms per 1000 bytes', () => {
+  it('fits the rate of a busy link: its busy time over its bytes', () => {
     const samples = [1000, 4000, 16000].map((bytes, i) => ({ rank: 0, layer: i, bytes, ms: bytes * 0.002 }));
     expect(fitLinkMsPerByte(samples)).toBeCloseTo(0.002, 9);
+    // A fast layer (1 ms) and a slow one (9 ms) of 1000 bytes each: 10 ms for 2000 bytes.
+    const mixed = [1, 9].map((ms, layer) => ({ rank: 1, layer, bytes: 1000, ms }));
+    expect(fitLinkMsPerByte(mixed)).toBeCloseTo(0.005, 9);
     expect(fitLinkMsPerByte([])).toBeNull();
     expect(msPerByteOf(2)).toBe(5e-7);
   });

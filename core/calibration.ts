@@ -143,16 +143,14 @@ export function transferSamples(runs: readonly MeasuredRun[], kvBytesPerToken: n
 }
 
 /**
- * ms per byte of a busy link from `samples`: relative least squares through the origin, so that
- * every layer counts alike. Null without samples.
+ * ms per byte of a busy link from `samples`: all their busy time over all their bytes — what the
+ * links moved while busy. (A least-squares fit of relative errors would lean to the fastest layers:
+ * rank 0's, which forwards nothing.) Null without samples.
  */
 export function fitLinkMsPerByte(samples: readonly TransferSample[]): number | null {
-  if (samples.length === 0) return null;
-  const [r1] = fitNonNegative(
-    samples.map((s) => [s.bytes]),
-    samples.map((s) => s.ms),
-  );
-  return r1! > 0 ? r1! : null;
+  const bytes = samples.reduce((t, s) => t + s.bytes, 0);
+  const ms = samples.reduce((t, s) => t + s.ms, 0);
+  return bytes > 0 && ms > 0 ? ms / bytes : null;
 }
 
 /** A link benchmark's rate (GB/s, 10⁹ bytes a second) as ms per byte. */
@@ -171,7 +169,8 @@ export function spanSamples(runs: readonly MeasuredRun[]): Samples {
       if (ms <= 0) continue;
       if (s.kind === 'project') samples.project.push({ tokens, ms });
       if (s.kind === 'attend')
-        samples.attend.push({ tokens, keys: run.mode === 'runahead' ? b[s.rank + 1]! : context, ms });
+        // Both chain schemes attend [0, e_i) (core/cost-model.ts); one rank alone, the context.
+        samples.attend.push({ tokens, keys: run.mode === 'single' ? context : b[s.rank + 1]!, ms });
     }
   }
   return samples;

@@ -104,10 +104,10 @@ describe('predict', () => {
     expect(p.ttftMs).toBe(8);
   });
 
-  it('KV-Runahead attends the prefix only, TSP the whole context (hand-computed)', () => {
+  it('both schemes attend the prefix [0, e_i) only: TSP’s later chunks are masked (hand-computed)', () => {
     const quadratic = c({ attend: [0, 0, 1] }); // 1 ms per query × key
     expect(predict(quadratic, oneLayer, 'runahead', [0, 2, 4]).rankFinishMs).toEqual([1 + 4, 1 + 8]);
-    expect(predict(quadratic, oneLayer, 'tsp', [0, 2, 4]).rankFinishMs).toEqual([1 + 8, 1 + 8]);
+    expect(predict(quadratic, oneLayer, 'tsp', [0, 2, 4]).rankFinishMs).toEqual([1 + 4, 1 + 8]);
   });
 
   it('KV-Runahead: a middle rank’s link carries [0, e_i) every layer and can become the bottleneck (hand-computed)', () => {

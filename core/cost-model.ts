@@ -6,9 +6,9 @@
 //   transfer(B)  = r0 + r1·B                     B bytes of K/V from one rank to the next
 // The chain's dependency structure is what makes the split matter: rank i cannot attend at layer l
 // before rank i−1 has sent it KV(l), and rank i−1 sends its own K/V only once it has both its
-// projection and its predecessor's K/V. KV-Runahead's keys for rank i are [0, e_i); TSP's are
-// [0, C) for every rank (a dense chunk×C product, masked), after an all-gather per layer; one rank
-// alone attends C×C.
+// projection and its predecessor's K/V. Rank i's keys are [0, e_i) in both schemes: TSP gathers all
+// of [0, C) every layer but attends only the past and its own chunk (worker/chain/rank-run.ts feeds
+// KvInbox's past; the later ranks' K/V are masked, never computed); one rank alone attends C×C.
 //
 // Each rank's outgoing link is a resource of its own, busy r1 ms per byte (r0 is latency: it delays
 // the arrival, not the next layer). In KV-Runahead rank i's link carries all of [0, e_i) every layer:
@@ -168,7 +168,7 @@ export function predict(
         let ready = projEnd[i]!;
         for (let j = 0; j < n; j++) if (j !== i) ready = Math.max(ready, arrive[j]!);
         wait[i]! += ready - projEnd[i]!;
-        free[i] = ready + attendMs(c, chunk(i), context);
+        free[i] = ready + attendMs(c, chunk(i), boundaries[i + 1]!);
       }
     }
   }

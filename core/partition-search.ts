@@ -2,8 +2,10 @@
 // refines around the best point; here the same hierarchy runs as a pattern search that starts from
 // an equal-work split instead of a grid, which keeps 16 ranks cheap:
 //   1. equal work: chunks such that every rank's own compute is the same W (bisection on W);
-//   2. pattern search on the full chain model (predict()): move each boundary by ±step while that
-//      lowers the prediction, halve the step when nothing moves, stop below the granularity.
+//   2. pattern search on the full chain model (predict()): move each run of consecutive boundaries
+//      (one boundary, or several together, which shifts work along the chain without changing the
+//      chunks between them) by ±step while that lowers the prediction, halve the step when nothing
+//      moves, stop below the granularity.
 // Every candidate is a valid split (boundaries increasing, chunks ≥ granularity, 0 and C at the
 // ends), so no invalid split can come out.
 import {
@@ -122,18 +124,19 @@ export function searchBalanced(
   while (step >= g) {
     let moved = false;
     for (let i = 1; i < ranks; i++) {
-      for (const dir of [1, -1]) {
-        // Keep going in one direction while it pays.
-        for (;;) {
-          const next = best[i]! + dir * step;
-          if (next - best[i - 1]! < g || best[i + 1]! - next < g) break;
-          const candidate = [...best];
-          candidate[i] = next;
-          const candidateCost = cost(candidate);
-          if (candidateCost >= bestCost) break;
-          best = candidate;
-          bestCost = candidateCost;
-          moved = true;
+      for (let j = i; j < ranks; j++) {
+        for (const dir of [1, -1]) {
+          // Boundaries i..j together; keep going in one direction while it pays.
+          for (;;) {
+            const d = dir * step;
+            if (best[i]! + d - best[i - 1]! < g || best[j + 1]! - (best[j]! + d) < g) break;
+            const candidate = best.map((x, k) => (k >= i && k <= j ? x + d : x));
+            const candidateCost = cost(candidate);
+            if (candidateCost >= bestCost) break;
+            best = candidate;
+            bestCost = candidateCost;
+            moved = true;
+          }
         }
       }
     }

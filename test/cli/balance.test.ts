@@ -24,7 +24,7 @@ function point(mode: 'single' | 'runahead' | 'tsp', boundaries: number[]): Bench
   const timeline = [];
   for (let rank = 0; rank < n; rank++) {
     const c = boundaries[rank + 1]! - boundaries[rank]!;
-    const keys = mode === 'runahead' ? boundaries[rank + 1]! : boundaries[n]!;
+    const keys = mode === 'single' ? boundaries[n]! : boundaries[rank + 1]!;
     for (let layer = 0; layer < shape.numLayers; layer++) {
       timeline.push({ rank, kind: 'project', layer, start: 0, end: projectMs(truth, c) });
       timeline.push({ rank, kind: 'attend', layer, start: 0, end: attendMs(truth, c, keys) });

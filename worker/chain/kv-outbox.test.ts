@@ -4,7 +4,7 @@ import { DType, type KvFrame } from '../../core/gen/runahead/v1/rank.ts';
 import { eventually } from '../../test/support/eventually.ts';
 import { framesOf, type KvGeometry } from './frames.ts';
 import type { LinkStats } from './kv-link.ts';
-import { busySpans, KvOutbox, type OutLink } from './kv-outbox.ts';
+import { KvOutbox, type OutLink } from './kv-outbox.ts';
 
 const g: KvGeometry = { dtype: DType.DTYPE_FLOAT32, kvHeads: 1, headDim: 4, bytesPerElement: 4 }; // 16 B a row
 const FRAME = 64; // K+V bytes: 2 tokens a frame
@@ -34,7 +34,7 @@ class FakeLink implements OutLink {
   }
 
   /** Send `n` queued frames, each flushed at `at` (epoch ms). */
-  flush(n = Infinity, at = performance.timeOrigin + performance.now()): void {
+  flush(n = Infinity, at = clock.now): void {
     for (let i = 0; i < n && this.queue.length > 0; i++) {
       const f = this.queue.shift()!;
       const span = this.stats.sendSpans.get(f.layer) ?? { start: at, end: 0 };
@@ -59,6 +59,9 @@ function block(tokens: number, fill = 1) {
   return { tokens, key: a, value: a.slice() };
 }
 
+/** The test's clock, epoch ms: it moves only when a test moves it. */
+const clock = { now: 1_000_000 };
+
 function outbox(links: Map<number, FakeLink>, limitBytes = 1 << 20, start = 0) {
   const errors: Error[] = [];
   const box = new KvOutbox(
@@ -66,6 +69,7 @@ function outbox(links: Map<number, FakeLink>, limitBytes = 1 << 20, start = 0) {
     (layer, b) => framesOf(layer, start, b.key, b.value, g, FRAME),
     limitBytes,
     (err) => errors.push(err),
+    () => clock.now,
   );
   return { box, errors };
 }
@@ -126,29 +130,80 @@ describe('KvOutbox', () => {
   it('records per layer when the rank had it all, its bytes, and the link’s idle stretch before', async () => {
     const link = new FakeLink();
     const { box } = outbox(new Map([[1, link]]), 1 << 20, 4);
-    const t0 = performance.timeOrigin + performance.now();
-    // Layer 0: forwarded frames go out first (flushed at t0 − 50), then the link sits idle until
-    // the own K/V are put: an idle stretch of ≥ 50 ms inside the layer's send.
+    const t0 = (clock.now = 2_000_000);
+    // Layer 0: the forwarded frames go out 0–30 ms; the own K/V come at 80: the link was idle 30–80.
     for (const f of framesOf(0, 0, block(4).key, block(4).value, g, FRAME)) await box.forward(1, f);
-    link.flush(Infinity, t0 - 80);
-    link.stats.sendSpans.get(0)!.end = t0 - 50;
+    link.flush(1, t0);
+    link.flush(1, t0 + 30);
+    clock.now = t0 + 80;
     box.put(0, block(2));
-    // Layer 1: the forwarded frames are still queued when the own K/V come: no idle time.
+    // Layer 1: its forwarded frames come while the own K/V of layer 0 still wait: no idle time.
     for (const f of framesOf(1, 0, block(4).key, block(4).value, g, FRAME)) await box.forward(1, f);
+    clock.now = t0 + 90;
     box.put(1, block(2));
     await box.drained();
-    link.flush(Infinity, t0 + 1000);
+    link.flush(1, t0 + 100); // layer 1, forwarded
+    link.flush(1, t0 + 110); // layer 1, forwarded
+    link.flush(1, t0 + 120); // layer 0, own
+    link.flush(1, t0 + 130); // layer 1, own
     const [r0, r1] = box.records();
-    expect(r0).toMatchObject({ layer: 0, toRank: 1, bytes: 6 * 32, startMs: t0 - 80, endMs: t0 + 1000 });
-    expect(r0!.readyMs).toBeGreaterThanOrEqual(t0);
-    expect(r0!.idleMs).toBeCloseTo(r0!.readyMs - (t0 - 50), 6);
-    expect(r1).toMatchObject({ layer: 1, bytes: 6 * 32, idleMs: 0 });
+    expect(r0).toEqual({
+      layer: 0,
+      toRank: 1,
+      bytes: 6 * 32,
+      readyMs: t0 + 80,
+      startMs: t0,
+      endMs: t0 + 120,
+      idleMs: 50,
+    });
+    expect(r1).toEqual({
+      layer: 1,
+      toRank: 1,
+      bytes: 6 * 32,
+      readyMs: t0 + 90,
+      startMs: t0 + 100,
+      endMs: t0 + 130,
+      idleMs: 0,
+    });
     // The busy parts leave the idle stretch out.
-    expect(busySpans(r0!)).toEqual([
-      { startMs: t0 - 80, endMs: t0 - 50 },
-      { startMs: r0!.readyMs, endMs: t0 + 1000 },
+    expect(box.busySpans()).toEqual([
+      { layer: 0, toRank: 1, startMs: t0, endMs: t0 + 30 },
+      { layer: 0, toRank: 1, startMs: t0 + 80, endMs: t0 + 120 },
+      { layer: 1, toRank: 1, startMs: t0 + 100, endMs: t0 + 130 },
     ]);
-    expect(busySpans(r1!)).toEqual([{ startMs: r1!.startMs, endMs: r1!.endMs }]);
+  });
+
+  it('leaves out every stretch a forwarding link waited for the predecessor’s next frame', async () => {
+    const link = new FakeLink();
+    const { box } = outbox(new Map([[1, link]]), 1 << 20, 6);
+    const t0 = (clock.now = 3_000_000);
+    const [a, b, c] = framesOf(2, 0, block(6).key, block(6).value, g, FRAME);
+    // Frames a, b, c of the predecessor arrive at 0, 40 and 100; each leaves 10 ms later.
+    await box.forward(1, a!);
+    link.flush(1, t0 + 10);
+    clock.now = t0 + 40;
+    await box.forward(1, b!);
+    link.flush(1, t0 + 50);
+    clock.now = t0 + 100;
+    await box.forward(1, c!);
+    link.flush(1, t0 + 110);
+    clock.now = t0 + 130;
+    box.put(2, block(2));
+    await box.drained();
+    link.flush(1, t0 + 140);
+    // The fake link starts a layer's span at its first flush (10): busy 40–50, 100–110, 130–140.
+    expect(box.busySpans()).toEqual([
+      { layer: 2, toRank: 1, startMs: t0 + 40, endMs: t0 + 50 },
+      { layer: 2, toRank: 1, startMs: t0 + 100, endMs: t0 + 110 },
+      { layer: 2, toRank: 1, startMs: t0 + 130, endMs: t0 + 140 },
+    ]);
+    // Idle 10–40, 50–100, 110–130, all before the own K/V were ready.
+    expect(box.records()[0]).toMatchObject({
+      readyMs: t0 + 130,
+      startMs: t0 + 10,
+      endMs: t0 + 140,
+      idleMs: 100,
+    });
   });
 
   it('sends to every link (TSP), and a failing link stops the outbox and tells the run once', async () => {

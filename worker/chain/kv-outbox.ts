@@ -9,9 +9,11 @@
 // and own K/V not yet queued on a link wait here, at most `limitBytes` of them per link, plus what
 // one graph emits (room() is checked once per graph, after its K/V were put).
 //
-// It also keeps, per link and layer, when the rank had every byte of the layer in hand (ready) and
-// how long the link sat idle just before that: the LayerSend records the critical path
-// (core/critical-path.ts) and the cost model's transfer fit (core/calibration.ts) are measured from.
+// It also keeps, per link and layer, when the rank had every byte of the layer in hand (ready), and
+// per link the stretches it sat idle with nothing to send (from its last flush to the moment it was
+// given more: the predecessor's next frame, or this rank's own K/V). The critical path
+// (core/critical-path.ts) is measured from the LayerSend records, the cost model's transfer term
+// (core/calibration.ts) from the send spans: a link's busy time, its idle stretches left out.
 import { performance } from 'node:perf_hooks';
 import type { KvFrame, LayerSend } from '../../core/gen/runahead/v1/rank.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
@@ -36,8 +38,11 @@ interface Item {
 interface LayerLedger {
   bytes: number;
   readyMs: number;
-  /** When the link last flushed a frame before ready, if it was idle with nothing queued then. */
-  idleFrom: number | null;
+}
+
+interface Interval {
+  readonly startMs: number;
+  readonly endMs: number;
 }
 
 class LinkOutbox {
@@ -49,6 +54,8 @@ class LinkOutbox {
   handed = 0;
   pumping = false;
   readonly layers = new Map<number, LayerLedger>();
+  /** Stretches with nothing to send, each ended by bytes handed to the link. */
+  readonly idle: Interval[] = [];
 
   constructor(link: OutLink) {
     this.link = link;
@@ -56,19 +63,32 @@ class LinkOutbox {
 
   ledger(layer: number): LayerLedger {
     let l = this.layers.get(layer);
-    if (!l) this.layers.set(layer, (l = { bytes: 0, readyMs: 0, idleFrom: null }));
+    if (!l) this.layers.set(layer, (l = { bytes: 0, readyMs: 0 }));
     return l;
   }
 
-  /** The link has sent everything it was given and nothing waits here. */
-  idle(): boolean {
-    return this.waiting === 0 && this.handed === this.link.stats.bytesSent;
-  }
-
-  lastFlush(): number {
+  /**
+   * Bytes are about to be handed over at `at`: if the link had sent everything it was given and
+   * nothing waited here, it was idle since its last flush.
+   */
+  noteHandOver(at: number): void {
+    if (this.waiting !== 0 || this.handed !== this.link.stats.bytesSent) return;
     let last = -Infinity;
     for (const s of this.link.stats.sendSpans.values()) last = Math.max(last, s.end);
-    return last;
+    if (Number.isFinite(last) && at > last) this.idle.push({ startMs: last, endMs: at });
+  }
+
+  /** The parts of [from, to] outside the idle stretches. */
+  busyWithin(from: number, to: number): Interval[] {
+    const out: Interval[] = [];
+    let t = from;
+    for (const gap of this.idle) {
+      if (gap.endMs <= t || gap.startMs >= to) continue;
+      if (gap.startMs > t) out.push({ startMs: t, endMs: gap.startMs });
+      t = Math.max(t, gap.endMs);
+    }
+    if (to > t) out.push({ startMs: t, endMs: to });
+    return out;
   }
 }
 
@@ -77,23 +97,27 @@ export class KvOutbox {
   private readonly cut: (layer: number, block: KvBlock) => KvFrame[];
   private readonly limitBytes: number;
   private readonly onError: (err: Error) => void;
+  private readonly clock: () => number;
   private failure: Error | null = null;
   private waiters: (() => void)[] = [];
 
   /**
    * `cut` turns a layer's own K/V into frames; `limitBytes` bounds the own K/V waiting per link;
-   * `onError` hears a link failure met while queueing (the run then stops).
+   * `onError` hears a link failure met while queueing (the run then stops); `clock` reads epoch ms
+   * on the links' clock.
    */
   constructor(
     links: ReadonlyMap<number, OutLink>,
     cut: (layer: number, block: KvBlock) => KvFrame[],
     limitBytes: number,
     onError: (err: Error) => void,
+    clock: () => number = now,
   ) {
     for (const [to, link] of links) this.links.set(to, new LinkOutbox(link));
     this.cut = cut;
     this.limitBytes = limitBytes;
     this.onError = onError;
+    this.clock = clock;
   }
 
   get targets(): number[] {
@@ -109,6 +133,7 @@ export class KvOutbox {
     const out = this.links.get(to);
     if (!out) return;
     const bytes = frame.key.byteLength + frame.value.byteLength;
+    out.noteHandOver(this.clock());
     out.ledger(frame.layer).bytes += bytes;
     out.handed += bytes;
     await out.link.enqueue([frame]);
@@ -122,11 +147,11 @@ export class KvOutbox {
     if (this.failure) return;
     const bytes = block.key.byteLength + block.value.byteLength;
     const item: Item = { layer, block, bytes, frames: null };
-    const at = now();
+    const at = this.clock();
     for (const out of this.links.values()) {
+      out.noteHandOver(at);
       const ledger = out.ledger(layer);
       ledger.readyMs = at;
-      ledger.idleFrom = out.idle() ? out.lastFlush() : null;
       ledger.bytes += bytes;
       out.waiting += bytes;
       out.queue.push(item);
@@ -193,38 +218,37 @@ export class KvOutbox {
     return this.until(() => [...this.links.values()].every((o) => o.waiting === 0));
   }
 
-  /** Per link and layer; times as the link measured them (its send spans). */
+  /** Per link and layer; times as the link measured them. */
   records(): LayerSend[] {
     const out: LayerSend[] = [];
     for (const [toRank, o] of this.links) {
       for (const [layer, l] of o.layers) {
         const span = o.link.stats.sendSpans.get(layer);
         if (!span || span.end <= 0) continue;
-        const idleMs =
-          l.idleFrom !== null && span.start < l.readyMs
-            ? Math.max(0, l.readyMs - Math.max(l.idleFrom, span.start))
-            : 0;
+        const ready = l.readyMs || span.start;
+        const upToReady = Math.max(0, Math.min(ready, span.end) - span.start);
+        const busy = o.busyWithin(span.start, Math.min(ready, span.end));
         out.push({
           layer,
           toRank,
           bytes: l.bytes,
-          readyMs: l.readyMs || span.start,
+          readyMs: ready,
           startMs: span.start,
           endMs: span.end,
-          idleMs,
+          idleMs: upToReady - busy.reduce((t, b) => t + b.endMs - b.startMs, 0),
         });
       }
     }
     return out.sort((a, b) => a.layer - b.layer || a.toRank - b.toRank);
   }
-}
 
-/** The busy parts of a layer's send on a link: [start, end] without its idle stretch. */
-export function busySpans(send: LayerSend): { startMs: number; endMs: number }[] {
-  if (send.idleMs <= 0) return [{ startMs: send.startMs, endMs: send.endMs }];
-  const idleStart = send.readyMs - send.idleMs;
-  return [
-    { startMs: send.startMs, endMs: idleStart },
-    { startMs: send.readyMs, endMs: send.endMs },
-  ].filter((s) => s.endMs > s.startMs);
+  /** Per link and layer, the stretches the link was busy with it: [start, end] less its idle ones. */
+  busySpans(): { layer: number; toRank: number; startMs: number; endMs: number }[] {
+    const out: { layer: number; toRank: number; startMs: number; endMs: number }[] = [];
+    for (const [toRank, o] of this.links)
+      for (const [layer, span] of o.link.stats.sendSpans)
+        if (span.end > 0)
+          for (const b of o.busyWithin(span.start, span.end)) out.push({ layer, toRank, ...b });
+    return out;
+  }
 }

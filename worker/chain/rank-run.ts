@@ -31,7 +31,7 @@ import { framesOf, type KvGeometry } from './frames.ts';
 import { encodeSafetensors } from '../model/safetensors.ts';
 import { KvInbox, type InboxSource } from './kv-inbox.ts';
 import { KvLink } from './kv-link.ts';
-import { busySpans, KvOutbox } from './kv-outbox.ts';
+import { KvOutbox } from './kv-outbox.ts';
 import type { Peers } from './transport.ts';
 
 export interface RankEnv {
@@ -260,6 +260,8 @@ export class RankRun {
     const received: (KvBlock | null)[] = [];
     /** Own K/V projected before their layer's past came through: sent once it has (KV-Runahead). */
     const held = new Map<number, KvBlock>();
+    /** Every block the engine emitted: given back (recycle) once the links no longer read them. */
+    const emitted: KvBlock[] = [];
     let tokens: number[] = [];
     let debugState: Uint8Array = new Uint8Array();
     try {
@@ -296,6 +298,7 @@ export class RankRun {
         if (blocked && blocked.to > ran.span.end)
           this.span(SEND_BLOCKED_KIND, layer0, Math.max(blocked.from, ran.span.end), blocked.to);
         for (const { layer, block } of ran.value) {
+          emitted.push(block);
           if (tsp || attends.includes(layer)) this.outbox.put(layer, block);
           else held.set(layer, block);
         }
@@ -326,6 +329,8 @@ export class RankRun {
       this.fail(failure);
       return this.report(tokens, failure);
     } finally {
+      // The links have sent every frame (drained) or were aborted: nothing reads the blocks any more.
+      engine.recycle(emitted);
       await engine.resetCache().catch(() => undefined);
     }
   }
@@ -340,11 +345,11 @@ export class RankRun {
       framesSent += link.stats.framesSent;
     }
     const sends: LayerSend[] = this.outbox.records();
-    // A link's busy time: from its first frame of a layer to its last, less any stretch in between
-    // where it had sent all it was given and waited for this rank's own K/V.
-    const sendSpans: Span[] = sends.flatMap((send) =>
-      busySpans(send).map((b) => ({ kind: SEND_KIND, layer: send.layer, ...b })),
-    );
+    // A link's busy time: from its first frame of a layer to its last, less the stretches in
+    // between where it had sent all it was given (waiting for the predecessor or for own K/V).
+    const sendSpans: Span[] = this.outbox
+      .busySpans()
+      .map((b) => ({ kind: SEND_KIND, layer: b.layer, startMs: b.startMs, endMs: b.endMs }));
     return {
       from: this.env.identity(this.plan.runId),
       error: failure?.message ?? '',

@@ -193,8 +193,9 @@ export interface LayerSend {
   startMs: number;
   endMs: number;
   /**
-   * Inside [start_ms, ready_ms]: how long the link sat idle with nothing queued (it had passed on
-   * what the predecessor sent and waited for this rank's own K/V), ending at ready_ms. Not send time.
+   * Inside [start_ms, ready_ms]: how long the link sat idle with nothing to send (it had passed on
+   * what had come from the predecessor and waited for more, or for this rank's own K/V). Not send
+   * time: the send spans leave these stretches out.
    */
   idleMs: number;
 }
