@@ -14,5 +14,6 @@ export function engineSpecOf(e: EngineConfig, inChain = false): EngineSpec {
     inChain,
     ...(e.layersPerGraph === 'auto' ? {} : { layersPerGraph: e.layersPerGraph }),
     ...(e.attention === 'auto' ? {} : { attention: e.attention }),
+    ...(e.io === 'auto' ? {} : { io: e.io }),
   };
 }

@@ -48,6 +48,11 @@ export const ENGINE_FLAG_HELP = {
     'layers per onnxruntime graph: 0 one graph of the model, 1 one per projection/attention, k: cut after every k-th projection (auto: 1 on cpu; on a GPU 0 for a rank alone, 4 in a chain)',
     'auto',
   ],
+  io: [
+    '--io <path>',
+    'how graphs run: native (the ort_io addon: K/V into reused pinned host buffers, values between graphs left on the GPU; make native) or onnxruntime-node (auto: native on a GPU where the addon is built)',
+    'auto',
+  ],
   attention: [
     '--attention <kind>',
     'fused (onnxruntime GroupQueryAttention) or reference (explicit ops) (auto: fused where it runs)',

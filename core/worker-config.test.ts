@@ -50,6 +50,7 @@ const launcherRank: WorkerConfig = {
     device: 1,
     layersPerGraph: 8,
     attention: 'reference',
+    io: 'native',
   },
   modelOrigin: '--model',
   prompt: null,

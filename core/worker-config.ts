@@ -34,6 +34,9 @@ export const EngineConfigSchema = z.object({
   attention: z.enum(['auto', 'fused', 'reference'], {
     error: '--attention must be auto, fused or reference',
   }),
+  io: z.enum(['auto', 'native', 'onnxruntime-node'], {
+    error: '--io must be auto, native or onnxruntime-node',
+  }),
 });
 export type EngineConfig = z.infer<typeof EngineConfigSchema>;
 
@@ -115,7 +118,7 @@ export function workerArgv(c: WorkerConfig): string[] {
     ...['--peers', c.peers.join(','), '--listen', c.listen],
     ...(c.serve ? ['--serve'] : []),
     ...['--ep', e.ep, '--dtype', e.dtype, '--threads', String(e.threads), '--device', String(e.device)],
-    ...['--layers-per-graph', String(e.layersPerGraph), '--attention', e.attention],
+    ...['--layers-per-graph', String(e.layersPerGraph), '--attention', e.attention, '--io', e.io],
     ...['--mode', k.mode, ...partitionFlags(k.partition)],
     ...(k.partitionTable ? ['--partition-table', k.partitionTable] : []),
     ...['--max-new-tokens', String(k.maxNewTokens)],
@@ -162,6 +165,7 @@ export function engineConfigFromFlags(flags: Flags): EngineConfig {
     device: given(flags, 'device'),
     layersPerGraph: given(flags, 'layersPerGraph'),
     attention: given(flags, 'attention'),
+    io: given(flags, 'io'),
   });
 }
 

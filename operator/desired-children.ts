@@ -180,6 +180,7 @@ export function workerConfig(job: JobRef, rank: number, defaults: OperatorDefaul
       device: 0,
       layersPerGraph: 'auto',
       attention: 'auto',
+      io: 'auto',
     },
     // A missing or broken checkpoint is reported against the field the user wrote.
     modelOrigin: spec.model.checkpoint ? 'spec.model.checkpoint.path' : 'spec.model.synthetic.preset',

@@ -60,6 +60,7 @@ function engineConfigOf(spec: EngineSpec): EngineConfig {
     device: spec.deviceId,
     layersPerGraph: spec.layersPerGraph ?? 'auto',
     attention: spec.attention ?? 'auto',
+    io: spec.io ?? 'auto',
   };
 }
 

@@ -124,6 +124,7 @@ function fakeEngine(startChunk: () => Promise<void> = () => Promise.resolve()): 
         span: { start: 0, end: 1 },
       }),
     resetCache: () => Promise.resolve(),
+    recycle: () => undefined,
   };
   return fake as unknown as EngineClient;
 }

@@ -67,6 +67,7 @@ function fakeEngine() {
       return Promise.resolve(logits);
     },
     resetCache: () => Promise.resolve(),
+    recycle: () => undefined,
   };
   return { engine: fake as unknown as EngineClient, control };
 }
