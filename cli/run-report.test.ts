@@ -241,6 +241,9 @@ describe('send time that delayed the first token', () => {
     // Rank 0's send row: ▓ from 55 to 80 ms (columns 11–16 of 21 over 105 ms).
     expect(lines[1]).toContain('▓▓▓▓▓');
     expect(lines[3]).not.toContain('▓');
+    // A hand-off of a tenth of a millisecond on the path is no delay worth a mark.
+    const tiny = { ...s, criticalPath: [{ rank: 1, kind: 'send' as const, start: 50, end: 50.1 }] };
+    expect(textTimeline(tiny, 21).split('\n')[3]).not.toContain('▓');
     const svg = svgTimeline(s, 'title');
     expect(
       svg.match(/<title>rank 0 sending that delayed the first token: [\d.]+–[\d.]+ ms<\/title>/g),

@@ -141,9 +141,9 @@ export function rankTable(s: RunSummary): string {
 }
 
 /**
- * One row per rank, time left to right: █ computing, ░ waiting for K/V, · idle; a second row marks
- * ▀ where that rank was sending and ▓ where its sending delayed the first token (on the critical
- * path). The last column is the first token.
+ * One row per rank, time left to right: █ computing, ░ waiting for K/V, ▒ held back by its links,
+ * · idle; a second row marks ▀ where that rank was sending and ▓ where its sending delayed the first
+ * token (on the critical path). The last column is the first token.
  */
 export function textTimeline(s: RunSummary, width = 72): string {
   const end = Math.max(s.ttftMs, ...s.timeline.map((t) => t.end), 1);
@@ -161,9 +161,18 @@ export function textTimeline(s: RunSummary, width = 72): string {
     paint(busy, SEND_BLOCKED_KIND, '▒');
     for (const kind of COMPUTE_KINDS) paint(busy, kind, '█');
     paint(send, 'send', '▀');
-    for (const p of s.criticalPath ?? [])
-      if (p.kind === 'send' && p.rank === r.rank && p.end > p.start)
-        for (let c = col(p.start); c <= col(p.end); c++) send[c] = '▓';
+    // ▓ where this rank's sending delayed the first token for a tenth of the column or more: the
+    // many sub-millisecond hand-offs on the path would otherwise look like real delays.
+    const delayed = Array<number>(width).fill(0);
+    const colMs = end / width;
+    for (const p of s.criticalPath ?? []) {
+      if (p.kind !== 'send' || p.rank !== r.rank) continue;
+      for (let c = col(p.start); c <= col(p.end); c++)
+        delayed[c]! += Math.max(0, Math.min(p.end, (c + 1) * colMs) - Math.max(p.start, c * colMs));
+    }
+    delayed.forEach((ms, c) => {
+      if (ms >= colMs / 10) send[c] = '▓';
+    });
     lines.push(`rank ${String(r.rank).padEnd(2)} │${busy.join('')}│`, `        │${send.join('')}│`);
   }
   lines.push(`        0 ms${' '.repeat(Math.max(1, width - 14))}${s.ttftMs.toFixed(0)} ms (first token)`);
