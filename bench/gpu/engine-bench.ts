@@ -27,6 +27,8 @@ const { values: a } = parseArgs({
     // also time refilling the KV-cache (every layer's K/V to the host), what decoding needs
     fill: { type: 'boolean', default: false },
     label: { type: 'string' },
+    // native (the ort_io addon) or onnxruntime-node; absent: the engine's default
+    io: { type: 'string' },
   },
 });
 if (!a.model) throw new Error('--model is required');
@@ -49,6 +51,7 @@ const spec: EngineSpec = {
     ? {}
     : { graphOptimization: a['opt-level'] as 'disabled' | 'basic' | 'extended' | 'all' }),
   ...(a['mem-pattern'] === undefined ? {} : { memPattern: a['mem-pattern'] === 'on' }),
+  ...(a.io === undefined ? {} : { io: a.io as 'native' | 'onnxruntime-node' }),
 };
 const loadStart = performance.now();
 const engine = await EngineClient.start(spec);
@@ -60,6 +63,7 @@ emit('load', {
   memPattern: spec.memPattern ?? spec.ep === 'cpu',
   layersPerGraph: a['layers-per-graph'] ?? 'default',
   attention: engine.info.attention,
+  io: engine.info.io,
   graphs: engine.info.graphs,
   ep: spec.ep,
   dtype: spec.dtype,

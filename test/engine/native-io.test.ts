@@ -106,6 +106,27 @@ describe('the engine on the ort_io IO path', () => {
     expect(await ortNode.kvPoolStats()).toBeNull();
   }, 120_000);
 
+  it('keeps the KV-cache for decoding that onnxruntime-node keeps, chunk after chunk', async () => {
+    const cached = async (engine: EngineClient) => {
+      await engine.resetCache();
+      await engine.forward(ids.slice(0, SPLIT), 0, true);
+      await engine.forward(ids.slice(SPLIT), SPLIT, true);
+      await engine.forward([7], ids.length, true); // one decoding step over the cache
+      return { logits: await engine.logits(), cache: (await engine.cache()) as KvBlock[] };
+    };
+    const want = await cached(ortNode);
+    const got = await cached(addon);
+    expect(maxAbsDiff(got.logits, want.logits)).toBeLessThan(1e-5);
+    got.cache.forEach((block, l) => {
+      expect(block.tokens).toBe(ids.length + 1);
+      expect(maxAbsDiff(block.key as Float32Array, want.cache[l]!.key as Float32Array)).toBeLessThan(1e-5);
+    });
+    // The cache's pooled buffers go back when it is reset: nothing is held after.
+    await addon.resetCache();
+    const stats = (await addon.kvPoolStats())!;
+    expect(stats.free).toBe(stats.slots);
+  }, 120_000);
+
   it('never hands out a buffer the caller still holds', async () => {
     // Without recycle(), every run needs new buffers; the values stay what they were.
     const kept = new Map<number, LayerKv[]>();

@@ -312,16 +312,16 @@ export class LayerEngine {
     attends.forEach((l, i) => {
       const own = chunk.own.get(l);
       chunk.own.delete(l);
+      let cachedOwn = false;
       if (options.keep) {
         if (!own) throw new Error(`layer ${l}: its own K/V were not kept by its projection`);
         const past = pastOf[i]!;
-        this.kvCache[l] = {
-          tokens: past.tokens + own.tokens,
-          key: concat(past.key, own.key),
-          value: concat(past.value, own.value),
-        };
+        const key = concat(past.key, own.key);
+        // A chunk at 0 is its own cache: the cache then holds the pooled buffer (cacheLayer).
+        cachedOwn = key === own.key;
+        this.cacheLayer(l, { tokens: past.tokens + own.tokens, key, value: concat(past.value, own.value) });
       }
-      if (own) this.pool?.release(own.key.buffer);
+      if (own && !cachedOwn) this.pool?.release(own.key.buffer);
     });
     return emitted;
   }
@@ -414,7 +414,7 @@ export class LayerEngine {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.kvCache.length)
       throw new Error(`layer ${layer} does not exist (the model has ${this.kvCache.length})`);
     this.checkKv(block, `setCache(${layer})`);
-    this.kvCache[layer] = block;
+    this.cacheLayer(layer, block);
   }
 
   cache(): (KvBlock | null)[] {
@@ -422,7 +422,9 @@ export class LayerEngine {
   }
 
   resetCache(): void {
-    this.kvCache.fill(null);
+    this.kvCache.forEach((_, l) => {
+      this.cacheLayer(l, null);
+    });
   }
 
   /**
@@ -442,6 +444,13 @@ export class LayerEngine {
     if (this.chunk) this.dropChunk(this.chunk);
     this.pool?.clear();
     await Promise.all(this.sessions.map((s) => s.release()));
+  }
+
+  /** Replaces a layer's cache, letting go of the pooled buffer the old one held (if any). */
+  private cacheLayer(layer: number, block: KvBlock | null): void {
+    const old = this.kvCache[layer];
+    if (old && old.key !== block?.key) this.pool?.release(old.key.buffer);
+    this.kvCache[layer] = block;
   }
 
   /** One pooled buffer holding a layer's K then V for `tokens` tokens; null when the pool is full. */
