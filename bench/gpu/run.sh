@@ -14,7 +14,7 @@
 # Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
 #
 # Usage: bench/gpu/run.sh OUT_DIR [steps: smoke check bench anchor loadprofile optlevels memory groups
-#        egress native profile] [MODELS=llama-7b,llama3-8b]
+#        egress native io chain link profile] [MODELS=llama-7b,llama3-8b]
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
@@ -116,6 +116,31 @@ for s in $steps; do
       timeout -k 5 200 node bench/gpu/native-egress.ts --sizes-mib "${NATIVE_MIB:-2,8,32,128,512,2048}" --repeats 5 \
         >> "$out/native-egress.jsonl" 2>> "$out/native-egress.md"; echo "exit $?"
       cat "$out/native-egress.md" ;;
+    io)
+      # The engine's K/V leaving the GPU on each IO path (graph-session.ts): llama-7b @8192, graphs of
+      # 8 layers, the first token and then every layer's K/V to the host (fill), one process per path.
+      for io in onnxruntime-node native; do
+        step "io $io llama-7b @8192"
+        timeout -k 5 150 node bench/gpu/engine-bench.ts --model synthetic:llama-7b --contexts 8192 --warmup 1 --repeats 3 \
+          --layers-per-graph 8 --fill --io "$io" --label "io $io" >> "$out/experiments.jsonl" 2>> "$out/experiments.log"
+        echo "exit $?"
+      done ;;
+    chain)
+      # Two ranks on ONE GPU (they share it: not a speedup figure), warm (bench's warm-up run first):
+      # what sending K/V costs a rank on each IO path, beside one rank alone.
+      for io in onnxruntime-node native; do
+        step "chain llama3-8b, 2 ranks on one GPU, io $io"
+        timeout -k 5 200 node bin/runahead.js bench --model synthetic:llama3-8b --ep cuda --dtype float16 --io "$io" \
+          --contexts "${CHAIN_CONTEXTS:-8192}" --ranks 2 --modes single,runahead --warmup 1 --repeats 3 \
+          --json-out "$out/chain-$io.json" --out "$out/chain-$io.md" 2>> "$out/chain.log"
+        echo "exit $?"; cat "$out/chain-$io.md"
+      done ;;
+    link)
+      # The chain's gRPC link between two rank processes on this host (loopback), beside raw TCP and memcpy.
+      step "link llama3-8b K/V @4096"
+      timeout -k 5 300 node bin/runahead.js bench link --repeats 5 --out "$out/link.md" --json-out "$out/link.json" \
+        2>> "$out/link.log"; echo "exit $?"
+      cat "$out/link.md" ;;
     profile)
       step "profile runahead llama-7b @8192"
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
