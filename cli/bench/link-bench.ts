@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { dirname, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TlsFiles } from '../../worker/chain/transport.ts';
@@ -133,6 +134,8 @@ export async function runBenchLink(flags: Record<string, unknown>, argv: readonl
   const f = parseFlags(LinkFlags, flags);
   const spec = planSpec(f);
   const command = ['runahead bench link', ...argv].join(' ');
+  // Other work on the machine shows in every path: the report says how busy it was.
+  const loadBefore = loadavg()[0]!;
   const wantsTls = spec.paths.includes('grpc-tls');
   const given: TlsFiles | null =
     f.tlsCert && f.tlsKey && f.tlsCa ? { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa } : null;
@@ -150,7 +153,7 @@ export async function runBenchLink(flags: Record<string, unknown>, argv: readonl
   }
   const results = summarizeRuns(measured.runs, measured.sentChecksum);
   const summary = linkSummary(spec, results, measured.sentChecksum);
-  const machine = machineDescription();
+  const machine = `${machineDescription()}; load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`;
   const report = renderLinkReport({
     command,
     machine,
