@@ -27,7 +27,7 @@ const PEER = fileURLToPath(new URL(`./link-peer${extname(fileURLToPath(import.me
  * equal.
  */
 export const RANK_MALLOC_ENV: Readonly<Record<string, string>> = {
-  MALLOC_MMAP_THRESHOLD_: String(32 << 20),
+  MALLOC_MMAP_THRESHOLD_: String(4 << 20),
   MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30),
   MALLOC_TOP_PAD_: String(2 ** 30),
 };

@@ -85,7 +85,7 @@ export const WORKER_IMAGE: ContainerImage = {
   env: {
     PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
     NODE_ENV: 'production',
-    MALLOC_MMAP_THRESHOLD_: '33554432',
+    MALLOC_MMAP_THRESHOLD_: '4194304',
     MALLOC_TRIM_THRESHOLD_: '17179869184',
     MALLOC_TOP_PAD_: '1073741824',
     HOME: '/tmp',

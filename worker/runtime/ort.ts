@@ -40,12 +40,19 @@ export interface SessionSettings {
 }
 
 /**
- * glibc settings for worker processes: keep freed blocks for reuse instead of returning every large
- * buffer to the kernel, so per-layer intermediates are recycled across sessions without arenas.
- * Read at process start, so whoever spawns a worker sets them (launcher, pod spec, Dockerfile).
+ * glibc settings for worker processes: blocks under the mmap threshold are kept for reuse (never
+ * trimmed), blocks from the threshold up are mapped and returned to the kernel when freed. Read at
+ * process start, so whoever spawns a worker sets them (launcher, pod spec, Dockerfile).
+ *
+ * The threshold is 4 MiB, chosen by measurement (bench/results/cpu-small-memory.md): with 32 MiB the
+ * per-layer tensors of 4–32 MiB (a layer's K or V, hidden states, queries: 1–3 KiB per token of the
+ * small preset) stayed in the compute thread's malloc arenas, whose fragments no later layer could
+ * reuse, and a rank's RSS grew layer after layer: peak 2.10 and 2.25 GiB per rank at 32768 tokens
+ * on 2 ranks, 1.77 and 1.80 GiB with 4 MiB; 1.24 and 1.03–1.09 GiB at 8192 tokens. What it costs:
+ * page faults on fresh pages for those tensors (more system time at 8k tokens; the same at 32k).
  */
 export const MALLOC_TUNING_ENV: Readonly<Record<string, string>> = {
-  MALLOC_MMAP_THRESHOLD_: String(32 << 20),
+  MALLOC_MMAP_THRESHOLD_: String(4 << 20),
   MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30),
   MALLOC_TOP_PAD_: String(2 ** 30),
 };
