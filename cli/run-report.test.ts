@@ -248,9 +248,9 @@ describe('send time that delayed the first token', () => {
     expect(
       svg.match(/<title>rank 0 sending that delayed the first token: [\d.]+–[\d.]+ ms<\/title>/g),
     ).toHaveLength(2);
-    expect(texts(svg).map((t) => t.text)).toContain('sending that delayed TTFT');
+    expect(texts(svg).map((t) => t.text)).toContain('send delaying TTFT');
     expect(texts(svgTimeline(summary(2, 100), 'title')).map((t) => t.text)).not.toContain(
-      'sending that delayed TTFT',
+      'send delaying TTFT',
     );
   });
 });

@@ -196,7 +196,7 @@ const SPAN_LABELS: Record<string, string> = {
   layers: 'several layers (one graph)',
   wait: 'waiting for K/V',
   send: 'sending K/V',
-  [SEND_BLOCKED_KIND]: 'held back by its links',
+  [SEND_BLOCKED_KIND]: 'held back by links',
 };
 /** Over the send bar: the sending that delayed the first token (the critical path's send). */
 const CRITICAL_SEND_COLOR = '#7b1010';
@@ -250,7 +250,7 @@ export function svgTimeline(s: RunSummary, title: string): string {
     ...(critical.length > 0
       ? [
           {
-            label: 'sending that delayed TTFT',
+            label: 'send delaying TTFT',
             swatch: (lx: number, ly: number) =>
               `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${CRITICAL_SEND_COLOR}"/>`,
           },
