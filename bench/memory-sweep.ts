@@ -12,6 +12,7 @@
 // sweep can be run in parts (each part's command is listed in the report). Progress goes to stderr.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -42,6 +43,15 @@ const { values: a } = parseArgs({
   },
 });
 
+/** MALLOC_* variables of this environment, which the launcher passes on over its own. */
+function mallocEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env)
+      .filter((e): e is [string, string] => e[0].startsWith('MALLOC_') && e[1] !== undefined)
+      .sort(([x], [y]) => x.localeCompare(y)),
+  );
+}
+
 const list = (s: string) => (s ? s.split(',').map(Number) : []);
 const preset = a.model.replace(/^synthetic:/, '');
 if (preset === a.model) throw new Error('--model: a synthetic:<preset> (the KV arithmetic reads its config)');
@@ -54,7 +64,14 @@ interface Results {
   readonly kvBytesPerToken: number;
   readonly machine: string;
   readonly commands: string[];
-  readonly points: (MemoryPoint & { readonly commit: string; readonly date: string })[];
+  /** glibc settings given in the environment (they override the launcher's MALLOC_TUNING_ENV). */
+  readonly mallocEnv: Record<string, string>;
+  readonly points: (MemoryPoint & {
+    readonly commit: string;
+    readonly date: string;
+    /** 1-minute load average before and after the run: TTFT on a shared machine is not a speed figure. */
+    readonly load: readonly [number, number];
+  })[];
 }
 
 const jsonPath = `${a.out}.json`;
@@ -69,10 +86,17 @@ const results: Results =
         kvBytesPerToken: kvPerToken,
         machine: machineDescription(),
         commands: [],
+        mallocEnv: mallocEnv(),
         points: [],
       };
-if (results.model !== a.model || results.threads !== Number(a.threads))
-  throw new Error(`${jsonPath} holds ${results.model} with ${results.threads} thread(s): not --resume there`);
+if (
+  results.model !== a.model ||
+  results.threads !== Number(a.threads) ||
+  JSON.stringify(results.mallocEnv) !== JSON.stringify(mallocEnv())
+)
+  throw new Error(
+    `${jsonPath} holds ${results.model}, ${results.threads} thread(s), glibc ${JSON.stringify(results.mallocEnv)}: not --resume there`,
+  );
 results.commands.push(command);
 
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -128,6 +152,11 @@ function runOnce(mode: MemoryMode, ranks: number, context: number): Promise<RunJ
   });
 }
 
+function loadRange(points: Results['points']): string {
+  const all = points.flatMap((p) => p.load);
+  return all.length === 0 ? '–' : `${Math.min(...all).toFixed(1)}–${Math.max(...all).toFixed(1)}`;
+}
+
 function write(): void {
   writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
   const points = results.points;
@@ -142,8 +171,14 @@ function write(): void {
     ...results.commands,
     '```',
     '',
-    `Machine: ${results.machine}. Code at ${[...new Set(points.map((p) => p.commit))].join(', ')}; ` +
-      `whole KV-cache of ${a.model} in float32: ${kvPerToken} bytes per token.`,
+    `Machine: ${results.machine}; 1-minute load average during the runs ${loadRange(points)}. ` +
+      `Code at ${[...new Set(points.map((p) => p.commit))].join(', ')}. glibc: ` +
+      (Object.keys(results.mallocEnv).length === 0
+        ? "the launcher's MALLOC_TUNING_ENV (worker/runtime/ort.ts)"
+        : Object.entries(results.mallocEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')) +
+      `. Whole KV-cache of ${a.model} in float32: ${kvPerToken} bytes per token.`,
     '',
     memoryTable(points, kvPerToken),
     '',
@@ -167,6 +202,7 @@ for (const [n, p] of todo.entries()) {
   const what = `[${n + 1}/${todo.length}] ${p.mode}, ${p.ranks} rank(s), ${p.context} tokens`;
   process.stderr.write(`${what} …\n`);
   const t0 = performance.now();
+  const load0 = loadavg()[0]!;
   let r: RunJson;
   try {
     r = await runOnce(p.mode, p.ranks, p.context);
@@ -183,6 +219,7 @@ for (const [n, p] of todo.entries()) {
     wallMs,
     commit,
     date: new Date().toISOString(),
+    load: [load0, loadavg()[0]!] as const,
   };
   results.points.push(point);
   write();

@@ -50,7 +50,7 @@ describe('KV arithmetic', () => {
 describe('checkGoal', () => {
   const ref = point(2, 1024, [0.8, 0.9]);
 
-  it('bounds each rank by 1.5 × its own 1k figure + the whole KV-cache', () => {
+  it('at 32768 tokens bounds each rank by 1.5 × its own 1k figure + the whole KV-cache', () => {
     const p = point(2, 32768, [1.9, 2.1]);
     const g = checkGoal(p, [ref, p], SMALL);
     expect(g.boundBytes.map((b) => b! / GIB)).toEqual([1.5 * 0.8 + 0.75, 1.5 * 0.9 + 0.75]);
@@ -59,11 +59,18 @@ describe('checkGoal', () => {
     expect(checkGoal(over, [ref, over], SMALL).ok).toBe(false);
   });
 
-  it('holds at 8192 tokens only under 2 GiB, whatever the bound', () => {
+  it('at 8192 tokens holds only under 2 GiB, whatever the bound', () => {
     const under = point(2, 8192, [1.2, 1.25]);
     expect(checkGoal(under, [ref, under], SMALL).ok).toBe(true);
     const over = point(2, 8192, [1.2, 2.01]);
     expect(checkGoal(over, [ref, over], SMALL).ok).toBe(false);
+  });
+
+  it('gives the bound at other lengths without a verdict', () => {
+    const p = point(2, 16384, [5, 5]);
+    const g = checkGoal(p, [ref, p], SMALL);
+    expect(g.boundBytes.map((b) => b! / GIB)).toEqual([1.5 * 0.8 + 0.375, 1.5 * 0.9 + 0.375]);
+    expect(g.ok).toBeNull();
   });
 
   it('says nothing without a reference point of the same mode and ranks', () => {
@@ -93,7 +100,7 @@ describe('report', () => {
     const table = memoryTable(points, SMALL).split('\n');
     expect(table).toHaveLength(2 + points.length);
     expect(table[3]).toBe(
-      '| runahead | 2 | 32768 | 1.50, 1.90 | 768 | 0, 384 | 1.95, 1.95 | met | 1.0 | 5 |',
+      '| runahead | 2 | 32768 | 1.50, 1.90 | 768 | 0, 384 | 1.95, 1.95 | met (bound) | 1.0 | 5 |',
     );
   });
 
