@@ -47,10 +47,12 @@ typedef int (*cuda_host_alloc_fn)(void**, size_t, unsigned int);
 typedef int (*cuda_free_host_fn)(void*);
 typedef int (*cuda_host_register_fn)(void*, size_t, unsigned int);
 typedef int (*cuda_host_unregister_fn)(void*);
+typedef int (*cuda_get_last_error_fn)(void);
 static cuda_host_alloc_fn cuda_host_alloc = NULL;
 static cuda_free_host_fn cuda_free_host = NULL;
 static cuda_host_register_fn cuda_host_register = NULL;
 static cuda_host_unregister_fn cuda_host_unregister = NULL;
+static cuda_get_last_error_fn cuda_get_last_error = NULL;
 #define CUDA_HOST_REGISTER_PORTABLE 1
 #define CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED 712
 
@@ -402,8 +404,10 @@ static napi_value CreateSession(napi_env e, napi_callback_info info) {
       cuda_free_host = (cuda_free_host_fn)dlsym(cudart, "cudaFreeHost");
       cuda_host_alloc = cuda_free_host ? (cuda_host_alloc_fn)dlsym(cudart, "cudaHostAlloc") : NULL;
       cuda_host_unregister = (cuda_host_unregister_fn)dlsym(cudart, "cudaHostUnregister");
-      cuda_host_register =
-          cuda_host_unregister ? (cuda_host_register_fn)dlsym(cudart, "cudaHostRegister") : NULL;
+      cuda_get_last_error = (cuda_get_last_error_fn)dlsym(cudart, "cudaGetLastError");
+      cuda_host_register = cuda_host_unregister && cuda_get_last_error
+                               ? (cuda_host_register_fn)dlsym(cudart, "cudaHostRegister")
+                               : NULL;
     }
   }
   Session* s = calloc(1, sizeof *s);
@@ -548,14 +552,15 @@ static napi_value PinHost(napi_env e, napi_callback_info info) {
     return throw_error(e, "pinHost(view, pin): a typed array and whether to pin (true) or unpin (false)");
   int done = 0;
   if (cuda_host_register && length > 0) {
-    if (pin) {
-      int rc = cuda_host_register(data, length, CUDA_HOST_REGISTER_PORTABLE);
-      if (rc != 0 && rc != CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED)
-        return throw_error(e, "cudaHostRegister of %zu bytes failed with CUDA error %d", length, rc);
-    } else {
-      cuda_host_unregister(data);
-    }
-    done = 1;
+    int rc = pin ? cuda_host_register(data, length, CUDA_HOST_REGISTER_PORTABLE) : cuda_host_unregister(data);
+    // A failed CUDA runtime call leaves its error for the next cudaGetLastError — which onnxruntime
+    // checks after its own kernels, and would fail a run with it. Take it here.
+    if (rc != 0) cuda_get_last_error();
+    // Already registered: memory someone pinned and freed without unpinning (never this pool's own,
+    // kv-buffer-pool.ts unpins before letting go). Left unpinned by us, with the error taken.
+    if (pin && rc != 0 && rc != CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED)
+      return throw_error(e, "cudaHostRegister of %zu bytes failed with CUDA error %d", length, rc);
+    done = pin ? rc == 0 : 1;
   }
   napi_get_boolean(e, done, &out);
   return out;

@@ -57,6 +57,7 @@ const handlers: {
     engine.recycle(blocks);
   },
   kvPoolStats: () => engine.kvPoolStats(),
+  release: () => engine.release(),
 };
 
 port.on('message', (request: CallRequest) => {

@@ -38,6 +38,9 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** How long close() waits for the engine to release what it holds before ending its thread. */
+const CLOSE_GRACE_MS = 10_000;
+
 export class EngineClient {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
@@ -168,7 +171,19 @@ export class EngineClient {
     return (await this.call('kvPoolStats')).value;
   }
 
+  /**
+   * Releases the engine (its sessions; host memory pinned for the GPU must be unpinned before it is
+   * freed, or CUDA keeps a stale registration over it), then ends the thread. A thread that does not
+   * answer within CLOSE_GRACE_MS is ended anyway.
+   */
   async close(): Promise<void> {
+    if (!this.failure) {
+      const released = this.call('release').catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)));
+      await Promise.race([released, grace]);
+      clearTimeout(timer);
+    }
     this.fail(new EngineError('EngineClosed', 'engine closed'));
     await this.worker.terminate();
   }

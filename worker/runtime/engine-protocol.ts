@@ -12,6 +12,8 @@ export interface EngineMethods {
   setCache(layer: number, block: KvBlock): void;
   resetCache(): void;
   recycle(blocks: readonly KvBlock[]): void;
+  /** Releases sessions and unpins host buffers; the thread is terminated after it. */
+  release(): void;
   kvPoolStats(): PoolStats | null;
 }
 export type EngineMethod = keyof EngineMethods;
