@@ -25,6 +25,13 @@ COPY cli cli
 # tsc through node itself: the `node` devDependency's shim on PATH is not installed without scripts.
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
  && find core worker operator cli -type f ! -name '*.ts' -exec cp --parents {} dist/ \;
+# The ort_io addon (IO binding: K/V off the GPU into reused pinned buffers; worker/native/): plain C
+# against Node-API and onnxruntime's C API headers, no link-time dependency, so it runs on the CUDA base.
+COPY scripts/build-native.sh scripts/
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* \
+ && scripts/build-native.sh
 
 # Production dependencies, then onnxruntime's CUDA provider, installed by the same script as
 # `make cuda` (its header says where the provider comes from and why the versions must match).
@@ -53,6 +60,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules node_modules
 COPY --from=build /src/dist dist
+COPY --from=build /src/build/native build/native
 COPY package.json ./
 COPY bin bin
 # Numeric, so that Kubernetes can check runAsNonRoot; HOME is /tmp because the pod's root filesystem
