@@ -114,6 +114,10 @@ bench: $(NODE_MODULES) ## Single-rank CPU TTFT of the small preset at 1k/2k/4k t
 gpu-check: $(NODE_MODULES) ## On a GPU (after make cuda): the CUDA engine against transformers, the CPU engine and itself
 	node bench/gpu/check.ts
 
+.PHONY: projection
+projection: $(NODE_MODULES) ## PROJECTION of TTFT on 2/4/8 H200s from the single-H200 measurements → bench/results/projection-h200.{md,json}
+	node bench/projection/project.ts
+
 .PHONY: gpu-bench
 gpu-bench: $(NODE_MODULES) ## On a GPU (after make cuda, with PyTorch): runahead beside PyTorch → bench/results/h200-cuda.{md,json}
 	bench/gpu/run.sh out/gpu-bench smoke bench anchor check profile
