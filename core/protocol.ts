@@ -24,7 +24,9 @@ export const DEFAULT_LIMITS: LinkLimits = {
 /**
  * HTTP/2 flow-control window (bytes) a rank's server grants each stream and its connection: how much
  * K/V may be in flight to it before the sender waits for the receiver to read. Chosen by measurement
- * (bench/results/link-dev-vm.md); HTTP/2's own default of 64 KiB held a link to 0.1–0.15 GB/s.
+ * (bench/results/link-h200-sweep.md, llama3-8b's K/V at 4096 tokens on the device host): links
+ * speed up from 64 KiB (HTTP/2's default) through 1 and 4 MiB and level off from 16 MiB; 64 MiB
+ * was no faster and lets a peer put four times as much into the receiver's memory.
  */
 export const RECEIVE_WINDOW_BYTES = 16 << 20;
 

@@ -1,10 +1,11 @@
 // The wire encoding of a StreamKv message with one copy of a frame's K and V. The generated encoder
 // (ts-proto over @bufbuild/protobuf's BinaryWriter) grows its buffer by doubling, zero-fills every
-// new buffer, moves the nested frame when its length prefix widens and slices the result: three to
-// four copies of every payload byte and 2 MiB of fresh memory per 1 MiB frame, which made the
-// sender CPU-bound at about 0.15 GB/s on loopback (bench/results/link-dev-vm.md). Here the size is
+// new buffer, moves the nested frame when its length prefix widens and slices the result: four
+// copies of every payload byte of a 1 MiB frame (counted in the test) and 2 MiB of fresh memory. Here the size is
 // known up front: one uninitialized buffer, the header fields from the generated encoder, then the
-// payloads copied in once. The bytes are the generated encoder's, field for field (tested).
+// payloads copied in once. The bytes are the generated encoder's, field for field (tested). On the
+// device host, sender CPU per 512 MiB of K/V went from 1.86 to 1.70 s, and to 1.59 s with the
+// buffers reused (EncodeBuffers; bench/results/link-h200-sweep.md).
 import { KvFrame, KvMessage } from '../../core/gen/runahead/v1/rank.ts';
 
 const EMPTY = new Uint8Array(0);
@@ -45,9 +46,9 @@ function writeBytesField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8
 
 /**
  * Buffers for the encoded frames of one stream, used again once grpc-js is done with them. A fresh
- * megabyte per frame costs more than copying into it: V8 collects each one's ArrayBuffer in a
- * full garbage collection, and glibc hands out fresh pages that fault in (see
- * bench/results/link-dev-vm.md). grpc-js copies a message behind its 5-byte prefix before it writes
+ * megabyte per frame costs more than copying into it: V8 frees each one's ArrayBuffer only in a
+ * full garbage collection, which external memory of that rate triggers every few hundred frames,
+ * and its pages fault in anew. grpc-js copies a message behind its 5-byte prefix before it writes
  * to HTTP/2, so once a write's callback has run, its buffer is free (KvLink gives it back there).
  */
 export class EncodeBuffers {

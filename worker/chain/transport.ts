@@ -58,10 +58,11 @@ interface ServerInternals {
  *
  * K/V streams are client streams, so the window that paces them is the receiving server's. grpc-js
  * 1.14 reads 'grpc-node.flow_control_window' on the client only (the server side is
- * grpc/grpc-node#3058, open): its server keeps Node's 64 KiB window, and a sender waits a round
- * trip through both event loops for every 64 KiB — 0.10–0.15 GB/s on loopback
- * (bench/results/link-dev-vm.md). Until grpc-js has the option, each HTTP/2 server grpc-js makes
- * gets a 'session' listener (Node's documented way: session.settings, session.setLocalWindowSize).
+ * grpc/grpc-node#3058, open): its server keeps Node's 64 KiB window, and a sender waits on the
+ * receiver's event loop for every 64 KiB. On the device host that held llama3-8b's K/V to 0.23 GB/s
+ * (0.40 with a 16 MiB window, same code; bench/results/link-h200-sweep.md). Until grpc-js has the
+ * option, each HTTP/2 server grpc-js makes gets a 'session' listener (Node's documented way:
+ * session.settings, session.setLocalWindowSize).
  * Should grpc-js change its internals, the server still works with the default window, and says so.
  */
 export function rankServer(limits: LinkLimits, receiveWindowBytes: number = RECEIVE_WINDOW_BYTES): Server {
