@@ -28,12 +28,7 @@ import type {
   StartReply,
   StartRequest,
 } from '../../core/gen/runahead/v1/rank.ts';
-import {
-  PROTOCOL_VERSION,
-  dtypeOf,
-  identityProblem,
-  type LinkLimits,
-} from '../../core/protocol.ts';
+import { PROTOCOL_VERSION, dtypeOf, identityProblem, type LinkLimits } from '../../core/protocol.ts';
 import { logger, type Logger } from '../../core/log.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
