@@ -114,6 +114,11 @@ bench: $(NODE_MODULES) ## Single-rank CPU TTFT of the small preset at 1k/2k/4k t
 gpu-check: $(NODE_MODULES) ## On a GPU (after make cuda): the CUDA engine against transformers, the CPU engine and itself
 	node bench/gpu/check.ts
 
+LINK_HOST ?= dev-vm
+.PHONY: bench-link
+bench-link: $(NODE_MODULES) ## K/V link: gRPC (TLS on/off) vs raw TCP vs memcpy, llama3-8b's K/V at 4096 tokens → bench/results/link-$(LINK_HOST).{md,json}
+	$(RUNAHEAD) bench link --repeats 5 --out bench/results/link-$(LINK_HOST).md --json-out bench/results/link-$(LINK_HOST).json
+
 .PHONY: projection
 projection: $(NODE_MODULES) ## PROJECTION of TTFT on 2/4/8 H200s from the single-H200 measurements → bench/results/projection-h200.{md,json}
 	node bench/projection/project.ts
