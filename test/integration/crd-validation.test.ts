@@ -229,6 +229,14 @@ const CORPUS: Case[] = [
     zod: /metadata\.name: must be at most 52 characters/,
   },
   {
+    // Within maxLength (characters), over the limit in bytes: 65537 four-byte emoji.
+    name: 'prompt text over 256 KiB of UTF-8',
+    manifest: invalid((m) => (m.spec['prompt'] = { text: '\u{1F600}'.repeat(65537) })),
+    server:
+      /spec\.prompt\.text: .*prompt\.text must be at most 262144 bytes of UTF-8; put a longer prompt in a ConfigMap/,
+    zod: /prompt\.text: prompt\.text must be at most 262144 bytes of UTF-8/,
+  },
+  {
     name: 'prompt ConfigMap key with a slash',
     manifest: invalid((m) => (m.spec['prompt'] = { configMapKeyRef: { name: 'p', key: 'a/b' } })),
     server: /spec\.prompt\.configMapKeyRef\.key: Invalid value: "a\/b"/,

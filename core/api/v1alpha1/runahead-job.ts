@@ -164,14 +164,25 @@ const Model = z
 
 // --------------------------------------------------------------------------------------------- prompt
 
+/** Inline prompts: what fits beside the rest of a ConfigMap (1 MiB) and a client-side apply's annotation. */
+const PROMPT_TEXT_MAX_BYTES = 256 * 1024;
+const PROMPT_TEXT_MESSAGE = `prompt.text must be at most ${PROMPT_TEXT_MAX_BYTES} bytes of UTF-8; put a longer prompt in a ConfigMap (prompt.configMapKeyRef)`;
+
 const Prompt = z
   .strictObject({
     text: z
       .string()
       .min(1)
-      .max(256 * 1024)
+      .max(PROMPT_TEXT_MAX_BYTES)
+      // maxLength counts characters; the limit is on bytes (262144 emoji are 1 MiB of UTF-8).
+      .refine((t) => Buffer.byteLength(t, 'utf8') <= PROMPT_TEXT_MAX_BYTES, PROMPT_TEXT_MESSAGE)
+      .meta({
+        'x-kubernetes-validations': [
+          cel(`size(bytes(self)) <= ${PROMPT_TEXT_MAX_BYTES}`, PROMPT_TEXT_MESSAGE),
+        ],
+      })
       .optional()
-      .describe('The prompt, inline (up to 256 KiB; longer prompts belong in a ConfigMap).'),
+      .describe('The prompt, inline (up to 256 KiB of UTF-8; longer prompts belong in a ConfigMap).'),
     configMapKeyRef: KeyRef.optional().describe('The prompt, read from a ConfigMap key.'),
     syntheticTokens: z
       .int()
