@@ -121,9 +121,12 @@ describe('KvLink', () => {
     const { messages, streamKv } = recorder();
     const errors: Error[] = [];
     const link = new KvLink((await peer(streamKv)).client(0), hello, 4, 5000, (e) => errors.push(e));
-    await link.enqueue(frames(0, 3));
-    await link.enqueue(frames(1, 2));
+    const encoded: number[] = [];
+    await link.enqueue(frames(0, 3), () => encoded.push(0));
+    await link.enqueue(frames(1, 2), () => encoded.push(1));
+    await link.enqueue([], () => encoded.push(2)); // nothing to send: done at once
     const summary = await link.finish();
+    expect([...encoded].sort()).toEqual([0, 1, 2]);
     expect(summary.frames).toBe(5);
     expect(messages[0]?.body?.$case).toBe('hello');
     expect(messages.slice(1).map((m) => (m.body?.$case === 'frame' ? m.body.value.layer : -1))).toEqual([

@@ -44,6 +44,8 @@ export class KvLink {
   /** Frames are written encoded (transport.ts passes them through), into buffers reused per link. */
   private readonly writer: ClientWritableStream<KvMessage | Buffer>;
   private readonly buffers = new EncodeBuffers();
+  /** enqueue()'s onEncoded, by the last frame of its call. */
+  private readonly encodedHooks = new Map<KvFrame, () => void>();
   readonly stats: LinkStats = { framesSent: 0, bytesSent: 0, sendSpans: new Map() };
 
   constructor(
@@ -80,8 +82,17 @@ export class KvLink {
     this.call.cancel();
   }
 
-  /** Queue frames (in order); waits while the queue is full. */
-  async enqueue(frames: readonly KvFrame[]): Promise<void> {
+  /**
+   * Queue frames (in order); waits while the queue is full. `onEncoded` is called once the last of
+   * them has been encoded (copied out of the arrays it views): from then on this link no longer
+   * reads them. Not called when the link fails first.
+   */
+  async enqueue(frames: readonly KvFrame[], onEncoded?: () => void): Promise<void> {
+    if (onEncoded) {
+      const last = frames.at(-1);
+      if (last) this.encodedHooks.set(last, onEncoded);
+      else onEncoded();
+    }
     for (const frame of frames) {
       while (this.queued >= this.capacity && !this.failure) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
@@ -120,6 +131,11 @@ export class KvLink {
         const bytes = frame.key.byteLength + frame.value.byteLength;
         this.inFlight++;
         const encoded = encodeKvMessage({ body: { $case: 'frame', value: frame } }, this.buffers);
+        const hook = this.encodedHooks.get(frame);
+        if (hook) {
+          this.encodedHooks.delete(frame);
+          hook();
+        }
         const accepted = this.writer.write(encoded, () => {
           // grpc-js has copied the message by now (kv-codec.ts EncodeBuffers).
           this.buffers.give(encoded);

@@ -16,6 +16,8 @@ class FakeLink implements OutLink {
   readonly queue: KvFrame[] = [];
   readonly sent: KvFrame[] = [];
   private waiters: (() => void)[] = [];
+  /** enqueue()'s onEncoded, by its last frame: called when that frame is flushed. */
+  private readonly hooks = new Map<KvFrame, () => void>();
   failure: Error | null = null;
 
   private readonly capacity: number;
@@ -24,7 +26,8 @@ class FakeLink implements OutLink {
     this.capacity = capacity;
   }
 
-  async enqueue(frames: readonly KvFrame[]): Promise<void> {
+  async enqueue(frames: readonly KvFrame[], onEncoded?: () => void): Promise<void> {
+    if (onEncoded && frames.length > 0) this.hooks.set(frames.at(-1)!, onEncoded);
     for (const f of frames) {
       while (this.queue.length >= this.capacity && !this.failure)
         await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -43,6 +46,8 @@ class FakeLink implements OutLink {
       this.stats.framesSent++;
       this.stats.bytesSent += f.key.byteLength + f.value.byteLength;
       this.sent.push(f);
+      this.hooks.get(f)?.();
+      this.hooks.delete(f);
     }
     for (const w of this.waiters.splice(0)) w();
   }
@@ -204,6 +209,39 @@ describe('KvOutbox', () => {
       endMs: t0 + 140,
       idleMs: 100,
     });
+  });
+
+  it('gives each block back once every link has taken all of its frames, and never after a failure', async () => {
+    const a = new FakeLink();
+    const b = new FakeLink();
+    const { box } = outbox(
+      new Map([
+        [1, a],
+        [2, b],
+      ]),
+    );
+    const sent: unknown[] = [];
+    box.onBlockSent((blk) => sent.push(blk));
+    const first = block(4);
+    const second = block(2);
+    box.put(0, first);
+    box.put(1, second);
+    await tick();
+    a.flush();
+    expect(sent).toEqual([]); // link 2 still reads both
+    b.flush(1); // half of the first block
+    expect(sent).toEqual([]);
+    b.flush(1);
+    expect(sent).toEqual([first]);
+    b.flush();
+    expect(sent).toEqual([first, second]);
+    const third = block(2);
+    box.put(2, third);
+    await tick();
+    a.fail(new Error('peer gone'));
+    b.flush();
+    await tick();
+    expect(sent).toEqual([first, second]); // link 1 never took the third block's frames
   });
 
   it('sends to every link (TSP), and a failing link stops the outbox and tells the run once', async () => {

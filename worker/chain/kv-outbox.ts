@@ -23,7 +23,7 @@ const now = () => performance.timeOrigin + performance.now();
 
 /** The part of a KvLink the outbox uses. */
 export interface OutLink {
-  enqueue(frames: readonly KvFrame[]): Promise<void>;
+  enqueue(frames: readonly KvFrame[], onEncoded?: () => void): Promise<void>;
   readonly stats: LinkStats;
 }
 
@@ -33,6 +33,8 @@ interface Item {
   readonly bytes: number;
   /** Cut once, shared by every link (the frames are views of the block). */
   frames: KvFrame[] | null;
+  /** Links that still read the block (its frames not all encoded there yet). */
+  readers: number;
 }
 
 interface LayerLedger {
@@ -100,6 +102,7 @@ export class KvOutbox {
   private readonly clock: () => number;
   private failure: Error | null = null;
   private waiters: (() => void)[] = [];
+  private sentListener: ((block: KvBlock) => void) | null = null;
 
   /**
    * `cut` turns a layer's own K/V into frames; `limitBytes` bounds the own K/V waiting per link;
@@ -118,6 +121,14 @@ export class KvOutbox {
     this.limitBytes = limitBytes;
     this.onError = onError;
     this.clock = clock;
+  }
+
+  /**
+   * Called with each block put() once every link has encoded all of its frames (no link reads it any
+   * more): the engine can reuse its memory. Never called for a block whose links failed first.
+   */
+  onBlockSent(listener: (block: KvBlock) => void): void {
+    this.sentListener = listener;
   }
 
   get targets(): number[] {
@@ -146,7 +157,7 @@ export class KvOutbox {
   put(layer: number, block: KvBlock): void {
     if (this.failure) return;
     const bytes = block.key.byteLength + block.value.byteLength;
-    const item: Item = { layer, block, bytes, frames: null };
+    const item: Item = { layer, block, bytes, frames: null, readers: this.links.size };
     const at = this.clock();
     for (const out of this.links.values()) {
       out.noteHandOver(at);
@@ -169,7 +180,10 @@ export class KvOutbox {
       for (let item = out.queue.shift(); item && !this.failure; item = out.queue.shift()) {
         item.frames ??= this.cut(item.layer, item.block);
         out.handed += item.bytes;
-        await out.link.enqueue(item.frames);
+        const sent = item;
+        await out.link.enqueue(item.frames, () => {
+          if (--sent.readers === 0) this.sentListener?.(sent.block);
+        });
         out.waiting -= item.bytes;
         this.wake();
       }

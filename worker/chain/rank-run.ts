@@ -117,6 +117,8 @@ export class RankRun {
   private readonly inbox: KvInbox | null;
   private readonly links = new Map<number, KvLink>();
   private readonly outbox: KvOutbox;
+  /** Own K/V already given back to the engine (each exactly once: the pool counts its holders). */
+  private readonly recycled = new Set<KvBlock>();
   private readonly spans: Span[] = [];
   private failure: Error | null = null;
   private rejectFailed: (err: Error) => void = () => undefined;
@@ -205,6 +207,13 @@ export class RankRun {
         this.fail(err);
       },
     );
+    // Own K/V go back to the engine as soon as every link has copied them out (on a GPU they are
+    // pooled, pinned host buffers the next layers' K/V are written into).
+    this.outbox.onBlockSent((block) => {
+      if (this.recycled.has(block)) return;
+      this.recycled.add(block);
+      env.engine.recycle([block]);
+    });
   }
 
   get isLast(): boolean {
@@ -330,7 +339,7 @@ export class RankRun {
       return this.report(tokens, failure);
     } finally {
       // The links have sent every frame (drained) or were aborted: nothing reads the blocks any more.
-      engine.recycle(emitted);
+      engine.recycle(emitted.filter((b) => !this.recycled.has(b)));
       await engine.resetCache().catch(() => undefined);
     }
   }
