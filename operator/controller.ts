@@ -8,6 +8,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1ConfigMap,
+  type V1Namespace,
   type V1Pod,
   type V1Service,
 } from '@kubernetes/client-node';
@@ -27,6 +28,7 @@ import type { OperatorDefaults } from './desired-children.ts';
 import { ConflictError, Reconciler, type ClusterView, type ReconcileObserver } from './reconciler.ts';
 import { Informer } from './platform/informer.ts';
 import { WorkQueue } from './platform/work-queue.ts';
+import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
 import type { OperatorMetrics } from './platform/metrics.ts';
 
 export interface ControllerOptions {
@@ -49,6 +51,8 @@ export class Controller {
   readonly #pods: Informer<V1Pod>;
   readonly #services: Informer<V1Service>;
   readonly #configMaps: Informer<V1ConfigMap>;
+  /** With --namespaces labelled: the namespaces that opted in (null: every namespace is served). */
+  readonly #namespaces: Informer<V1Namespace> | null;
   readonly #queue: WorkQueue;
   readonly #reconciler: Reconciler;
   readonly #metrics: OperatorMetrics;
@@ -81,6 +85,16 @@ export class Controller {
     this.#pods = informer<V1Pod>('', 'v1', 'pods', CHILD_SELECTOR);
     this.#services = informer<V1Service>('', 'v1', 'services', CHILD_SELECTOR);
     this.#configMaps = informer<V1ConfigMap>('', 'v1', 'configmaps', CHILD_SELECTOR);
+    // Cluster-scoped, and only the labelled ones: a namespace losing its label leaves the cache.
+    this.#namespaces =
+      options.defaults.namespacePolicy.namespaces === 'labelled'
+        ? new Informer<V1Namespace>({
+            kubeConfig,
+            resource: { group: '', version: 'v1', plural: 'namespaces' },
+            labelSelector: ENABLED_NAMESPACE_SELECTOR,
+            onRestart,
+          })
+        : null;
     this.#queue = new WorkQueue({ name: 'runaheadjobs' });
     metrics.trackWorkQueueDepth(() => this.#queue.depth);
 
@@ -89,6 +103,7 @@ export class Controller {
       podsOfJob: (ns, job) => this.#pods.list(ns).filter((p) => p.metadata?.labels?.[LABEL_JOB] === job),
       serviceExists: (ns, name) => this.#services.get(ns, name) !== undefined,
       configMapExists: (ns, name) => this.#configMaps.get(ns, name) !== undefined,
+      namespaceLabels: (ns) => this.#namespaces?.get('', ns)?.metadata?.labels,
     };
     const observer: ReconcileObserver = {
       terminal: (job, status, spec) => {
@@ -118,26 +133,36 @@ export class Controller {
       children.onChange((child) => {
         this.#enqueue(child.metadata?.namespace, child.metadata?.labels?.[LABEL_JOB]);
       });
+    // A namespace labelled (or unlabelled): its jobs are served (or left alone) from now on.
+    this.#namespaces?.onChange((namespace) => {
+      for (const job of this.jobs.list(namespace.metadata?.name))
+        this.#enqueue(job.metadata?.namespace, job.metadata?.name);
+    });
   }
 
-  /** Informers synced: the caches hold the world, reconciles may begin. */
-  get synced(): boolean {
-    return [this.jobs, this.#pods, this.#services, this.#configMaps].every((i) => i.hasSynced);
-  }
-
-  /** Informers have not given up (for /healthz). */
-  get healthy(): boolean {
-    return [this.jobs, this.#pods, this.#services, this.#configMaps].every((i) => i.healthy);
-  }
-
-  /** Start watching and reconciling; resolves once the caches are synced. */
-  async start(): Promise<void> {
-    const informers = [
+  get #informers(): Informer<KubernetesObject>[] {
+    return [
       this.jobs,
       this.#pods,
       this.#services,
       this.#configMaps,
+      ...(this.#namespaces ? [this.#namespaces] : []),
     ] as Informer<KubernetesObject>[];
+  }
+
+  /** Informers synced: the caches hold the world, reconciles may begin. */
+  get synced(): boolean {
+    return this.#informers.every((i) => i.hasSynced);
+  }
+
+  /** Informers have not given up (for /healthz). */
+  get healthy(): boolean {
+    return this.#informers.every((i) => i.healthy);
+  }
+
+  /** Start watching and reconciling; resolves once the caches are synced. */
+  async start(): Promise<void> {
+    const informers = this.#informers;
     await Promise.all(informers.map((i) => i.start()));
     await Promise.all(informers.map((i) => i.waitForSync()));
     // Adopt what exists: every known job is reconciled once (a restarted operator picks up here).
@@ -150,7 +175,7 @@ export class Controller {
   async stop(): Promise<void> {
     await this.#queue.shutDown();
     await this.#running;
-    await Promise.all([this.jobs, this.#pods, this.#services, this.#configMaps].map((i) => i.stop()));
+    await Promise.all(this.#informers.map((i) => i.stop()));
     this.#log.info('controller stopped');
   }
 

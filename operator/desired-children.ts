@@ -18,6 +18,9 @@ import type {
 } from '@kubernetes/client-node';
 import { partitionFromSpec, resolvePartition } from '../core/partition-choice.ts';
 import { DEFAULT_HOST_PATH_POLICY, type HostPathPolicy } from './policies/host-path-policy.ts';
+import { DEFAULT_IMAGE_POLICY, type ImagePolicy } from './policies/image-policy.ts';
+import { DEFAULT_NAMESPACE_POLICY, type NamespacePolicy } from './policies/namespace-policy.ts';
+import { DEFAULT_PASS_THROUGH_POLICY, type PassThroughPolicy } from './policies/pass-through-policy.ts';
 import { DEFAULT_LIMITS } from '../core/protocol.ts';
 import { workerArgv, type WorkerConfig } from '../core/worker-config.ts';
 import {
@@ -48,12 +51,21 @@ export interface OperatorDefaults {
   readonly clusterDomain: string;
   /** What a cluster admin allows jobs to read from their nodes (operator/policies/host-path-policy.ts). */
   readonly hostPathPolicy: HostPathPolicy;
+  /** Which images ranks may run (operator/policies/image-policy.ts). */
+  readonly imagePolicy: ImagePolicy;
+  /** Whether tolerations and priorityClassName reach the pods (operator/policies/pass-through-policy.ts). */
+  readonly passThroughPolicy: PassThroughPolicy;
+  /** Which namespaces are served (operator/policies/namespace-policy.ts). */
+  readonly namespacePolicy: NamespacePolicy;
 }
 
 export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
   workerImage: 'ghcr.io/runahead/worker:0.1.0',
   clusterDomain: 'cluster.local',
   hostPathPolicy: DEFAULT_HOST_PATH_POLICY,
+  imagePolicy: DEFAULT_IMAGE_POLICY,
+  passThroughPolicy: DEFAULT_PASS_THROUGH_POLICY,
+  namespacePolicy: DEFAULT_NAMESPACE_POLICY,
 };
 
 /** The worker image's non-root user (images/worker.Dockerfile). */

@@ -31,6 +31,7 @@ function view(jobs: Record<string, unknown>, pods: V1Pod[] = []): ClusterView {
     podsOfJob: () => pods,
     serviceExists: () => false,
     configMapExists: () => false,
+    namespaceLabels: () => undefined,
   };
 }
 

@@ -33,7 +33,8 @@ import {
 } from './job-plan.ts';
 import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
-import { hostPathProblem } from './policies/host-path-policy.ts';
+import { jobPolicyProblem } from './policies/job-policies.ts';
+import { namespaceProblem } from './policies/namespace-policy.ts';
 
 /** What the reconciler reads: the informers' caches. */
 export interface ClusterView {
@@ -42,6 +43,8 @@ export interface ClusterView {
   podsOfJob(namespace: string, job: string): readonly V1Pod[];
   serviceExists(namespace: string, name: string): boolean;
   configMapExists(namespace: string, name: string): boolean;
+  /** The namespace's labels; undefined when unknown (in `--namespaces labelled`: not opted in). */
+  namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
 }
 
 /** What the reconciler reports, for metrics. */
@@ -99,6 +102,8 @@ export class Reconciler {
   private readonly log: Logger;
   private readonly observer: ReconcileObserver;
   private readonly clock: () => Date;
+  /** Jobs (by uid) already told that their namespace is not served: one event each. */
+  private readonly toldNotServed = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.view = deps.view;
@@ -119,6 +124,17 @@ export class Reconciler {
     // Children go with the job through owner references (garbage collection).
     if (raw.metadata?.deletionTimestamp) return { requeueAfterMs: null };
     const uid = raw.metadata?.uid ?? '';
+    const notServed = namespaceProblem(
+      namespace,
+      this.view.namespaceLabels(namespace),
+      this.defaults.namespacePolicy,
+    );
+    if (notServed) {
+      // Left alone (no status, no children): a job another operator — or a later label — may serve.
+      await this.tellNotServed(raw, namespace, name, notServed);
+      return { requeueAfterMs: null };
+    }
+    this.toldNotServed.delete(uid);
     const generation = raw.metadata?.generation ?? 0;
     let pods = this.ownedPods(namespace, name, uid);
     const parsed = parseRunaheadJob(raw);
@@ -128,7 +144,7 @@ export class Reconciler {
       await this.apply(raw, namespace, name, plan);
       return { requeueAfterMs: null };
     }
-    const refused = hostPathProblem(parsed.job.spec, this.defaults.hostPathPolicy);
+    const refused = jobPolicyProblem(parsed.job.spec, this.defaults);
     if (refused) {
       const plan = planRefusedJob(raw.status, generation, Reason.PolicyViolation, refused, pods, now);
       await this.apply(raw, namespace, name, plan);
@@ -322,13 +338,41 @@ export class Reconciler {
     }
   }
 
-  private async recordEvent(raw: RawJob, namespace: string, name: string, e: PlannedEvent): Promise<void> {
+  /**
+   * One Warning event per job: remembered here, and named after the job's uid so that a restarted
+   * operator's create is refused as a duplicate (409) instead of adding another.
+   */
+  private async tellNotServed(raw: RawJob, namespace: string, name: string, message: string): Promise<void> {
+    const uid = raw.metadata?.uid ?? '';
+    if (this.toldNotServed.has(uid)) return;
+    this.log.info({ namespace, job: name }, 'job not served: its namespace has not opted in');
+    const recorded = await this.recordEvent(
+      raw,
+      namespace,
+      name,
+      { type: 'Warning', reason: Reason.NamespaceNotEnabled, message },
+      `${name}.${uid.slice(0, 8)}.not-served`,
+    );
+    if (recorded) this.toldNotServed.add(uid);
+  }
+
+  /** True when recorded (or, with a fixed `eventName`, recorded before). */
+  private async recordEvent(
+    raw: RawJob,
+    namespace: string,
+    name: string,
+    e: PlannedEvent,
+    eventName?: string,
+  ): Promise<boolean> {
     const now = this.clock();
     try {
       await this.core.createNamespacedEvent({
         namespace,
         body: {
-          metadata: { generateName: `${name}.`, namespace },
+          metadata: {
+            ...(eventName ? { name: eventName } : { generateName: `${name}.` }),
+            namespace,
+          },
           involvedObject: {
             apiVersion: API_VERSION,
             kind: KIND,
@@ -347,12 +391,15 @@ export class Reconciler {
           count: 1,
         },
       });
+      return true;
     } catch (err) {
+      if (eventName && isCode(err, 409)) return true;
       // Events are best effort: losing one must not fail the reconcile.
       this.log.warn(
         { namespace, job: name, reason: e.reason, err: (err as Error).message },
         'could not record event',
       );
+      return false;
     }
   }
 }

@@ -13,6 +13,8 @@ import { dashboardRoutes } from './dashboard/routes.ts';
 import { HttpServer } from './platform/http-server.ts';
 import { LeaderElector } from './platform/leader-election.ts';
 import { OperatorMetrics } from './platform/metrics.ts';
+import { imageUnder } from './policies/image-policy.ts';
+import type { NamespaceMode } from './policies/namespace-policy.ts';
 
 export interface OperatorConfig {
   readonly kubeconfig?: string | undefined;
@@ -30,6 +32,13 @@ export interface OperatorConfig {
   readonly clusterDomain: string;
   /** Directories a job's hostPath may be under (empty: none). */
   readonly allowedHostPaths: readonly string[];
+  /** Image prefixes a rank's image must start with (empty: any image). */
+  readonly allowedImagePrefixes: readonly string[];
+  /** Pass the jobs' tolerations / priorityClassName through to their pods (else: PolicyViolation). */
+  readonly allowTolerations: boolean;
+  readonly allowPriorityClass: boolean;
+  /** `all`, or only namespaces labelled runahead.dev/enabled=true. */
+  readonly namespaces: NamespaceMode;
   readonly concurrency: number;
   readonly identity?: string | undefined;
 }
@@ -54,6 +63,12 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
       workerImage: config.workerImage,
       clusterDomain: config.clusterDomain,
       hostPathPolicy: { allowedHostPaths: config.allowedHostPaths },
+      imagePolicy: { allowedImagePrefixes: config.allowedImagePrefixes },
+      passThroughPolicy: {
+        allowTolerations: config.allowTolerations,
+        allowPriorityClass: config.allowPriorityClass,
+      },
+      namespacePolicy: { namespaces: config.namespaces },
     },
     metrics,
     concurrency: config.concurrency,
@@ -79,9 +94,20 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
       .flatMap((r) => (r.ok ? [r.job] : []));
   for (const route of dashboardRoutes(jobs)) http.addRoute(route.path, route.handler);
   log.info(
-    { address: `${host}:${http.port}`, identity, namespace: config.namespace ?? '(all)' },
+    {
+      address: `${host}:${http.port}`,
+      identity,
+      namespace: config.namespace ?? '(all)',
+      namespaces: config.namespaces,
+    },
     'operator serving',
   );
+  const prefixes = config.allowedImagePrefixes;
+  if (prefixes.length > 0 && !prefixes.some((p) => imageUnder(config.workerImage, p)))
+    log.warn(
+      { workerImage: config.workerImage, allowedImagePrefixes: prefixes },
+      '--worker-image is not under --allowed-image-prefixes: jobs that name no image will fail (PolicyViolation)',
+    );
 
   let exitCode = 0;
   let resolveDone!: () => void;

@@ -396,7 +396,9 @@ describe('the operator, one replica', () => {
       'bad-affinity',
       {
         affinity: {
-          nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] as never[] },
+          },
         },
       },
       /^the API server refused rank pod bad-affinity-0: .*nodeSelectorTerms.*must have at least one/,
@@ -612,6 +614,7 @@ describe('operator restarts and replicas', () => {
       podsOfJob: () => [],
       serviceExists: () => false,
       configMapExists: () => false,
+      namespaceLabels: () => undefined,
     };
     const observer = { terminal: () => undefined, restarted: () => undefined, jobGone: () => undefined };
     const reconciler = new Reconciler({

@@ -18,6 +18,8 @@ export const LABEL_JOB = `${GROUP}/job`;
 export const LABEL_RANK = `${GROUP}/rank`;
 /** Which restart of the rank group a pod belongs to (0 for the first). */
 export const LABEL_ATTEMPT = `${GROUP}/attempt`;
+/** On a namespace: `true` opts it in when the operator serves only labelled namespaces. */
+export const LABEL_NAMESPACE_ENABLED = `${GROUP}/enabled`;
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const LABEL_NAME = 'app.kubernetes.io/name';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
@@ -59,6 +61,8 @@ export const Reason = {
   ChildRejected: 'ChildRejected',
   /** The operator's admission policy (set by a cluster admin) refuses the job. */
   PolicyViolation: 'PolicyViolation',
+  /** The job's namespace is not one the operator serves (--namespaces labelled, no opt-in label). */
+  NamespaceNotEnabled: 'NamespaceNotEnabled',
   RankPodDeleted: 'RankPodDeleted',
   GroupRestarting: 'GroupRestarting',
   JobSuspended: 'JobSuspended',
