@@ -42,7 +42,13 @@ describe('the Deployment runs `runahead operator` with flags it accepts', () => 
       workerImage: 'runahead-worker:0.1.0',
       // No hostPath unless a cluster admin allows directories.
       allowedHostPaths: '',
+      // Any image; no tolerations or priority classes; every namespace.
+      allowedImagePrefixes: '',
+      namespaces: 'all',
     });
+    expect(args.some((a) => a.startsWith('--allow-tolerations') || a.startsWith('--allow-priority'))).toBe(
+      false,
+    );
   }, 60_000);
 
   test('one replica without leader election, one watched namespace, another port and worker image', async () => {
@@ -68,6 +74,35 @@ describe('the Deployment runs `runahead operator` with flags it accepts', () => 
       concurrency: '8',
     });
     expect(flags['leaderElectionNamespace']).toBeUndefined();
+  }, 60_000);
+
+  test("the admin's limits: image prefixes, pass-through switches, labelled namespaces", async () => {
+    const { args } = await deploymentArgs({
+      set: [
+        'operator.allowedImagePrefixes={registry.example.com/ml/,runahead-worker}',
+        'operator.allowTolerations=true',
+        'operator.allowPriorityClass=true',
+        'operator.namespaces=labelled',
+      ],
+    });
+    expect(await parseAsOperator(args)).toMatchObject({
+      allowedImagePrefixes: 'registry.example.com/ml/,runahead-worker',
+      allowTolerations: true,
+      allowPriorityClass: true,
+      namespaces: 'labelled',
+    });
+  }, 60_000);
+
+  test('labelled namespaces with one watched namespace, or another mode, are refused', async () => {
+    await expect(
+      deploymentArgs({ set: ['operator.namespaces=labelled', 'operator.watchNamespace=ml'] }),
+    ).rejects.toThrow('leave operator.watchNamespace empty');
+    await expect(deploymentArgs({ set: ['operator.namespaces=some'] })).rejects.toThrow(
+      "at '/operator/namespaces': value must be one of 'all', 'labelled'",
+    );
+    await expect(deploymentArgs({ set: ['operator.allowedImagePrefixes={a b}'] })).rejects.toThrow(
+      "at '/operator/allowedImagePrefixes/0'",
+    );
   }, 60_000);
 
   test('an unknown flag would be refused, so the tests above would catch one', async () => {

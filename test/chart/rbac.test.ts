@@ -49,6 +49,32 @@ describe('chart RBAC', () => {
     for (const r of rules) expect(Object.keys(r).sort()).toEqual(['apiGroups', 'resources', 'verbs']);
   });
 
+  test('--namespaces labelled adds exactly list and watch of namespaces', async () => {
+    const { manifests } = await render({ set: ['operator.namespaces=labelled'] });
+    expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
+      permissions([
+        ...OPERATOR_RULES,
+        { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+      ]),
+    );
+  });
+
+  test('only the operator gets runaheadjobs/status: no role aggregates into user roles, every binding is its own', async () => {
+    // A user who could write a job's status could mark it Succeeded, or fake its TTFT.
+    for (const set of [[], ['operator.namespaces=labelled'], ['operator.watchNamespace=ml']]) {
+      const { manifests } = await render({ namespace: 'ops', set });
+      const sa = find(manifests, 'ServiceAccount');
+      for (const m of manifests.filter((x) => /^(Cluster)?Role$/.test(x.kind))) {
+        expect(m).not.toHaveProperty('aggregationRule');
+        expect(Object.keys(m.metadata.labels ?? {}).filter((k) => k.includes('aggregate-to'))).toEqual([]);
+      }
+      for (const b of manifests.filter((x) => /RoleBinding$/.test(x.kind)))
+        expect((b as unknown as { subjects: unknown[] }).subjects).toEqual([
+          { kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'ops' },
+        ]);
+    }
+  });
+
   test('the Lease is a Role in the release namespace, bound to the ServiceAccount', async () => {
     const { manifests } = await render({ namespace: 'ops' });
     const role = find(manifests, 'Role');
