@@ -287,6 +287,119 @@ const CORPUS: Case[] = [
   hostPathCase('/data/../etc', 'a ".." segment'),
   hostPathCase('/data//m', 'an empty segment'),
   hostPathCase('/proc/1/root', '/proc'),
+  // Scheduling fields, checked as the Pod API would check them (core/api/v1alpha1/scheduling.ts).
+  {
+    name: 'affinity with a misspelt field (nodeAffinty)',
+    manifest: invalid(
+      (m) => (m.spec['affinity'] = { nodeAffinty: { requiredDuringSchedulingIgnoredDuringExecution: {} } }),
+    ),
+    server: /\.spec\.affinity\.nodeAffinty: field not declared in schema/,
+    zod: /affinity: Unrecognized key: "nodeAffinty"/,
+  },
+  {
+    name: 'a pod anti-affinity term without a topologyKey',
+    manifest: invalid(
+      (m) =>
+        (m.spec['affinity'] = {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { labelSelector: { matchLabels: { app: 'x' } } },
+            ],
+          },
+        }),
+    ),
+    server:
+      /spec\.affinity\.podAntiAffinity\.requiredDuringSchedulingIgnoredDuringExecution\[0\]\.topologyKey: Required value/,
+    zod: /affinity\.podAntiAffinity\.requiredDuringSchedulingIgnoredDuringExecution\.0\.topologyKey: /,
+  },
+  {
+    name: 'a preferred node affinity weight of 0',
+    manifest: invalid(
+      (m) =>
+        (m.spec['affinity'] = {
+          nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 0, preference: {} }] },
+        }),
+    ),
+    server:
+      /spec\.affinity\.nodeAffinity\.preferredDuringSchedulingIgnoredDuringExecution\[0\]\.weight: Invalid value: 0: .*greater than or equal to 1/,
+    zod: /affinity\.nodeAffinity\.preferredDuringSchedulingIgnoredDuringExecution\.0\.weight: .*>=1/,
+  },
+  {
+    name: 'a node selector requirement In without values',
+    manifest: invalid(
+      (m) =>
+        (m.spec['affinity'] = {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In' }] }],
+            },
+          },
+        }),
+    ),
+    server: /matchExpressions\[0\]\.values: .*values must be non-empty with operator In or NotIn/,
+    zod: /matchExpressions\.0\.values: values must be non-empty with operator In or NotIn/,
+  },
+  {
+    name: 'a toleration operator Matches',
+    manifest: invalid((m) => (m.spec['tolerations'] = [{ key: 'gpu', operator: 'Matches', value: 'x' }])),
+    server:
+      /spec\.tolerations\[0\]\.operator: Unsupported value: "Matches": supported values: "Exists", "Equal"/,
+    zod: /tolerations\.0\.operator: /,
+  },
+  {
+    name: 'a toleration effect NoRun',
+    manifest: invalid((m) => (m.spec['tolerations'] = [{ key: 'gpu', operator: 'Exists', effect: 'NoRun' }])),
+    server: /spec\.tolerations\[0\]\.effect: Unsupported value: "NoRun"/,
+    zod: /tolerations\.0\.effect: /,
+  },
+  {
+    name: 'a toleration without a key and operator Equal',
+    manifest: invalid((m) => (m.spec['tolerations'] = [{ operator: 'Equal', value: 'x' }])),
+    server: /spec\.tolerations\[0\]\.operator: .*a toleration without a key must have operator Exists/,
+    zod: /tolerations\.0\.operator: a toleration without a key must have operator Exists/,
+  },
+  {
+    name: 'a toleration with tolerationSeconds and effect NoSchedule',
+    manifest: invalid(
+      (m) =>
+        (m.spec['tolerations'] = [
+          { key: 'gpu', operator: 'Exists', effect: 'NoSchedule', tolerationSeconds: 60 },
+        ]),
+    ),
+    server:
+      /spec\.tolerations\[0\]\.tolerationSeconds: .*tolerationSeconds is only allowed with effect NoExecute/,
+    zod: /tolerations\.0\.tolerationSeconds: tolerationSeconds is only allowed with effect NoExecute/,
+  },
+  {
+    name: 'a toleration key with a space',
+    manifest: invalid((m) => (m.spec['tolerations'] = [{ key: 'nvidia gpu', operator: 'Exists' }])),
+    server: /spec\.tolerations\[0\]\.key: Invalid value: "nvidia gpu"/,
+    zod: /tolerations\.0\.key: must be a qualified name/,
+  },
+  {
+    name: 'a nodeSelector value of 64 characters',
+    manifest: invalid((m) => (m.spec['nodeSelector'] = { pool: 'x'.repeat(64) })),
+    server: /spec\.nodeSelector\.pool: Too long: may not be more than 63 bytes/,
+    zod: /nodeSelector\.pool: .*<=63/,
+  },
+  {
+    name: 'a nodeSelector value of 1 MiB',
+    manifest: invalid((m) => (m.spec['nodeSelector'] = { pool: 'x'.repeat(1 << 20) })),
+    server: /spec\.nodeSelector\.pool: Too long: may not be more than 63 bytes/,
+    zod: /nodeSelector\.pool: .*<=63/,
+  },
+  {
+    name: 'a nodeSelector key with a space and "!"',
+    manifest: invalid((m) => (m.spec['nodeSelector'] = { 'node role!': 'gpu' })),
+    server: /spec\.nodeSelector: .*nodeSelector keys must be a qualified name/,
+    zod: /nodeSelector\.node role!: nodeSelector keys must be a qualified name/,
+  },
+  {
+    name: 'a nodeSelector value with a slash',
+    manifest: invalid((m) => (m.spec['nodeSelector'] = { 'kubernetes.io/os': 'linux/amd64' })),
+    server: /spec\.nodeSelector\.kubernetes\.io\/os: Invalid value: "linux\/amd64"/,
+    zod: /nodeSelector\.kubernetes\.io\/os: must be a label value/,
+  },
 ];
 
 describe('RunaheadJob CRD on a real API server', () => {
@@ -324,6 +437,59 @@ describe('RunaheadJob CRD on a real API server', () => {
       }
     },
   );
+
+  test('affinity, tolerations and nodeSelector in every form the Pod API takes are accepted and kept', async () => {
+    const term = {
+      labelSelector: {
+        matchLabels: { 'app.kubernetes.io/name': 'runahead' },
+        matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['batch'] }],
+      },
+      namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'Exists' }] },
+      namespaces: ['default'],
+      topologyKey: 'kubernetes.io/hostname',
+      matchLabelKeys: ['runahead.dev/job'],
+    };
+    const spec = {
+      ...base.spec,
+      nodeSelector: { 'kubernetes.io/os': 'linux', 'nvidia.com/gpu.present': 'true', empty: '' },
+      tolerations: [
+        { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+        { key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoExecute', tolerationSeconds: 300 },
+        { key: '', operator: 'Exists' },
+        { operator: 'Exists' },
+      ],
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: [{ key: 'gpu.memory', operator: 'Gt', values: ['80000'] }],
+                matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }],
+              },
+            ],
+          },
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 100, preference: { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] } },
+          ],
+        },
+        podAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: term }],
+        },
+        podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] },
+      },
+    };
+    const manifest = { ...base, metadata: { name: 'scheduling' }, spec };
+    await cp.kubectl(['apply', '--server-side', '-f', '-', '-n', 'default'], stringify(manifest));
+    const stored = JSON.parse(
+      await cp.kubectl(['get', 'runaheadjob', 'scheduling', '-n', 'default', '-o', 'json']),
+    ) as { spec: Record<string, unknown> };
+    const parsed = parseRunaheadJob(stored);
+    if (!parsed.ok) throw new Error(parsed.message);
+    for (const field of ['nodeSelector', 'tolerations', 'affinity'] as const) {
+      expect(stored.spec[field]).toEqual(spec[field]);
+      expect(parsed.job.spec[field]).toEqual(spec[field]);
+    }
+  });
 
   test('the API server fills in the same defaults as the zod schema', async () => {
     await cp.kubectl(

@@ -6,6 +6,7 @@
 // changed). test/integration/crd-validation.test.ts runs every invalid manifest through both.
 import { z } from 'zod';
 import { MAX_JOB_NAME_LENGTH, PHASES } from './names.ts';
+import { Affinity, NodeSelector, Tolerations } from './scheduling.ts';
 
 /** Keep in step with worker/model/presets.ts (a unit test checks). */
 export const SYNTHETIC_PRESETS = ['tiny', 'small', 'llama-7b', 'llama3-8b'] as const;
@@ -284,14 +285,6 @@ const Resources = z
   .strictObject({ limits: ResourceList.optional(), requests: ResourceList.optional() })
   .describe('Per-rank resources; default: one nvidia.com/gpu.');
 
-const Toleration = z.strictObject({
-  key: z.string().optional(),
-  operator: z.enum(['Exists', 'Equal']).optional(),
-  value: z.string().optional(),
-  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
-  tolerationSeconds: z.int().min(0).max(31_536_000).optional(),
-});
-
 const Tls = z
   .strictObject({
     secretName: ObjectName.describe(
@@ -336,13 +329,9 @@ export const RunaheadJobSpecSchema = z
       .describe('Worker image (it runs `runahead worker`); default: the operator’s --worker-image.'),
     imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
     resources: Resources.prefault({}),
-    nodeSelector: z.record(z.string(), z.string()).optional(),
-    tolerations: z.array(Toleration).max(64).optional(),
-    affinity: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .describe('A core/v1 Affinity, copied to every rank’s pod as given.')
-      .meta({ 'x-kubernetes-preserve-unknown-fields': true }),
+    nodeSelector: NodeSelector.optional(),
+    tolerations: Tolerations.optional(),
+    affinity: Affinity.optional(),
     priorityClassName: ObjectName.optional(),
     tls: Tls.optional(),
     peerTimeoutSeconds: z
