@@ -75,7 +75,11 @@ interface Results {
 }
 
 const jsonPath = `${a.out}.json`;
-const command = `node bench/memory-sweep.ts ${process.argv.slice(2).join(' ')}`.trim();
+const command = [
+  ...Object.entries(mallocEnv()).map(([k, v]) => `${k}=${v}`),
+  'node bench/memory-sweep.ts',
+  ...process.argv.slice(2),
+].join(' ');
 const results: Results =
   a.resume && existsSync(jsonPath)
     ? (JSON.parse(readFileSync(jsonPath, 'utf8')) as Results)
@@ -95,7 +99,7 @@ if (
   JSON.stringify(results.mallocEnv) !== JSON.stringify(mallocEnv())
 )
   throw new Error(
-    `${jsonPath} holds ${results.model}, ${results.threads} thread(s), glibc ${JSON.stringify(results.mallocEnv)}: not --resume there`,
+    `${jsonPath} holds ${results.model}, ${results.threads} thread(s), glibc ${JSON.stringify(results.mallocEnv)}; this run: ${a.model}, ${a.threads}, ${JSON.stringify(mallocEnv())}: --resume only adds points measured alike`,
   );
 results.commands.push(command);
 

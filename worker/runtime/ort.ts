@@ -47,9 +47,10 @@ export interface SessionSettings {
  * The threshold is 4 MiB, chosen by measurement (bench/results/cpu-small-memory.md): with 32 MiB the
  * per-layer tensors of 4–32 MiB (a layer's K or V, hidden states, queries: 1–3 KiB per token of the
  * small preset) stayed in the compute thread's malloc arenas, whose fragments no later layer could
- * reuse, and a rank's RSS grew layer after layer: peak 2.10 and 2.25 GiB per rank at 32768 tokens
- * on 2 ranks, 1.77 and 1.80 GiB with 4 MiB; 1.24 and 1.03–1.09 GiB at 8192 tokens. What it costs:
- * page faults on fresh pages for those tensors (more system time at 8k tokens; the same at 32k).
+ * reuse, and a rank's RSS grew layer after layer: peak 2.09 and 2.15 GiB per rank at 32768 tokens
+ * on 2 ranks, 1.76 and 1.85 GiB with 4 MiB; 1.28 and 1.25 against 1.02 and 1.06 GiB at 8192 tokens.
+ * What it costs: fresh pages for those tensors (about 13 % more CPU time at 8k tokens, system time;
+ * the same at 32k, where attention dominates).
  */
 export const MALLOC_TUNING_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(4 << 20),
