@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 # glibc keeps freed buffers for reuse (worker/runtime/ort.ts, MALLOC_TUNING_ENV; the launcher sets
 # the same for the ranks it spawns).
-export MALLOC_MMAP_THRESHOLD_ := 33554432
+export MALLOC_MMAP_THRESHOLD_ := 4194304
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
 export MALLOC_TOP_PAD_ := 1073741824
 RUNAHEAD := node bin/runahead.js
@@ -118,6 +118,10 @@ LINK_HOST ?= dev-vm
 .PHONY: bench-link
 bench-link: $(NODE_MODULES) ## K/V link: gRPC (TLS on/off) vs raw TCP vs memcpy, llama3-8b's K/V at 4096 tokens → bench/results/link-$(LINK_HOST).{md,json}
 	$(RUNAHEAD) bench link --repeats 5 --out bench/results/link-$(LINK_HOST).md --json-out bench/results/link-$(LINK_HOST).json
+
+.PHONY: bench-memory
+bench-memory: $(NODE_MODULES) ## Peak RSS per rank against context length (1k–32k, 2 and 4 ranks, single) → bench/results/cpu-small-memory.{md,json,svg}
+	node bench/memory-sweep.ts --single-contexts 1024,2048,4096,8192,16384,32768
 
 .PHONY: projection
 projection: $(NODE_MODULES) ## PROJECTION of TTFT on 2/4/8 H200s from the single-H200 measurements → bench/results/projection-h200.{md,json}
