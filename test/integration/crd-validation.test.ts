@@ -539,8 +539,20 @@ describe('RunaheadJob CRD on a real API server', () => {
         '-p',
         '{"spec":{"ranks":4}}',
       ]),
+    ).rejects.toThrow(/spec\.ranks: Invalid value: .*spec\.ranks is immutable; create a new job instead/);
+    await expect(
+      cp.kubectl([
+        'patch',
+        'runaheadjob',
+        name,
+        '-n',
+        'default',
+        '--type=merge',
+        '-p',
+        '{"spec":{"dtype":"float32","image":"example.com/worker:2"}}',
+      ]),
     ).rejects.toThrow(
-      /ranks, mode, model, prompt, partition, dtype, executionProvider and image are immutable/,
+      /spec\.dtype is immutable[\s\S]*spec\.image is immutable|spec\.image is immutable[\s\S]*spec\.dtype is immutable/,
     );
     await expect(
       cp.kubectl([

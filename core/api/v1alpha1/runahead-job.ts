@@ -169,6 +169,23 @@ const Model = z
 const PROMPT_TEXT_MAX_BYTES = 256 * 1024;
 const PROMPT_TEXT_MESSAGE = `prompt.text must be at most ${PROMPT_TEXT_MAX_BYTES} bytes of UTF-8; put a longer prompt in a ConfigMap (prompt.configMapKeyRef)`;
 
+/** What a running group was planned from: changing any of it would need new pods. */
+const IMMUTABLE_FIELDS = [
+  'ranks',
+  'mode',
+  'model',
+  'prompt',
+  'partition',
+  'dtype',
+  'executionProvider',
+  'image',
+] as const;
+/** Optional fields compare their presence first (CEL cannot compare an unset field). */
+const immutableRule = (f: string) =>
+  f === 'image'
+    ? 'has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image)'
+    : `self.${f} == oldSelf.${f}`;
+
 const Prompt = z
   .strictObject({
     text: z
@@ -395,9 +412,9 @@ export const RunaheadJobSpecSchema = z
         'the last partition boundary must equal prompt.syntheticTokens',
         '.partition.boundaries',
       ),
-      cel(
-        'self.ranks == oldSelf.ranks && self.mode == oldSelf.mode && self.model == oldSelf.model && self.prompt == oldSelf.prompt && self.partition == oldSelf.partition && self.dtype == oldSelf.dtype && self.executionProvider == oldSelf.executionProvider && has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image)',
-        'ranks, mode, model, prompt, partition, dtype, executionProvider and image are immutable; create a new job instead',
+      // One rule per field, so that the refusal names the field that changed.
+      ...IMMUTABLE_FIELDS.map((f) =>
+        cel(immutableRule(f), `spec.${f} is immutable; create a new job instead`, `.${f}`),
       ),
     ],
   })
