@@ -12,7 +12,6 @@ import type {
   V1Pod,
   V1Probe,
   V1Service,
-  V1Toleration,
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
@@ -334,8 +333,9 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
         seccompProfile: { type: 'RuntimeDefault' },
       },
       ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
-      // Passed through as given (the API server validates them when the pod is created).
-      ...(spec.tolerations ? { tolerations: spec.tolerations as V1Toleration[] } : {}),
+      // Passed through where the admin allows them (policies/pass-through-policy.ts); their shape is
+      // core/v1's (core/api/v1alpha1/scheduling.ts), checked by the API server on the job already.
+      ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
       ...(spec.affinity ? { affinity: spec.affinity } : {}),
       ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
       containers: [
