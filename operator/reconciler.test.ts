@@ -93,6 +93,28 @@ describe('Reconciler, before any write', () => {
     expect(await r.reconcile('ns', 'demo')).toEqual({ requeueAfterMs: null });
   });
 
+  it('with --namespaces labelled, leaves a job in a namespace without the label alone: no status write', async () => {
+    // The same job, served, fails on its status write (the test above): here nothing is written.
+    const { o, seen } = observer();
+    const unserved = job({ ...validSpec, ranks: 0 });
+    const labelled = { ...DEFAULT_OPERATOR_DEFAULTS, namespacePolicy: { namespaces: 'labelled' as const } };
+    const make = (labels?: Record<string, string>) =>
+      new Reconciler({
+        view: { ...view({ 'ns/demo': unserved }), namespaceLabels: () => labels },
+        ...clients(),
+        defaults: labelled,
+        log: logger('reconciler-test'),
+        observer: o,
+        clock: () => NOW,
+      });
+    expect(await make(undefined).reconcile('ns', 'demo')).toEqual({ requeueAfterMs: null });
+    expect(await make({ 'runahead.dev/enabled': 'false' }).reconcile('ns', 'demo')).toEqual({
+      requeueAfterMs: null,
+    });
+    expect(seen).toEqual({ gone: [], terminal: [], restarted: 0 });
+    await expect(make({ 'runahead.dev/enabled': 'true' }).reconcile('ns', 'demo')).rejects.toThrow();
+  });
+
   it('passes on a failed status write: neither a conflict to retry at once nor "deleted meanwhile"', async () => {
     const { o, seen } = observer();
     const r = reconciler(view({ 'ns/demo': job({ ...validSpec, ranks: 0 }) }), o);
