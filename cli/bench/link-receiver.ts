@@ -1,8 +1,9 @@
 // The receiving rank of `runahead bench link`: a rank's gRPC server (transport.ts rankServer, its
 // credentials and message limits) whose StreamKv runs the chain's receiver (serveKvStream) into a
 // KvInbox — the frame checks, the CRC and the copy into shared buffers that a rank's run makes —
-// or a raw socket whose frames are copied into per-layer buffers. Each trial gets fresh buffers,
-// as each run of a rank gets a fresh inbox.
+// or a raw socket whose frames are copied into per-layer buffers. Each gRPC trial gets a new inbox
+// whose buffers come from the receiver's InboxBuffers, as a rank's runs take theirs from the rank's;
+// the raw socket copies into fresh buffers.
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
@@ -10,6 +11,7 @@ import type { Server, handleClientStreamingCall } from '@grpc/grpc-js';
 import type { Identity, KvFrame, KvMessage, KvStreamSummary } from '../../core/gen/runahead/v1/rank.ts';
 import { PROTOCOL_VERSION, identityProblem } from '../../core/protocol.ts';
 import type { HostArray } from '../../worker/model/tensor.ts';
+import { InboxBuffers } from '../../worker/chain/inbox-buffers.ts';
 import { KvInbox } from '../../worker/chain/kv-inbox.ts';
 import { serveKvStream, type KvReceiverContext, type KvSink } from '../../worker/chain/kv-receiver.ts';
 import {
@@ -61,6 +63,9 @@ abstract class Arrival {
   }
 }
 
+/** Received K/V kept between gRPC trials, as a rank keeps them between runs (rank-node.ts). */
+const inboxBuffers = new InboxBuffers(8 * 2 ** 30);
+
 /** A gRPC transfer: the run's side of the chain's receiver, as RankRun is (KvSink). */
 class GrpcArrival extends Arrival implements KvSink {
   private readonly inbox: KvInbox;
@@ -70,17 +75,20 @@ class GrpcArrival extends Arrival implements KvSink {
   constructor(trial: string, shape: KvShape, settings: LinkSettings) {
     super(trial);
     this.layers = shape.layers;
-    this.inbox = new KvInbox({
-      numLayers: shape.layers,
-      geometry: geometryOf(shape),
-      computeDType: shape.dtype,
-      // The receiver is rank 1 of 2 with an empty chunk: all it holds is rank 0's past.
-      chunkStart: shape.tokens,
-      chunkEnd: shape.tokens,
-      contextLength: shape.tokens,
-      sources: [{ rank: 0, start: 0, end: shape.tokens }],
-      maxFrameBytes: settings.frameBytes,
-    });
+    this.inbox = new KvInbox(
+      {
+        numLayers: shape.layers,
+        geometry: geometryOf(shape),
+        computeDType: shape.dtype,
+        // The receiver is rank 1 of 2 with an empty chunk: all it holds is rank 0's past.
+        chunkStart: shape.tokens,
+        chunkEnd: shape.tokens,
+        contextLength: shape.tokens,
+        sources: [{ rank: 0, start: 0, end: shape.tokens }],
+        maxFrameBytes: settings.frameBytes,
+      },
+      inboxBuffers,
+    );
   }
 
   get bytes(): number {
@@ -114,6 +122,7 @@ class GrpcArrival extends Arrival implements KvSink {
       if (!past) throw new Error(`layer ${l} holds no K/V`);
       c = crc32(bytesOf(past.value), crc32(bytesOf(past.key), c));
     }
+    this.inbox.release();
     return c;
   }
 }

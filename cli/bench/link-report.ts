@@ -176,7 +176,7 @@ export function renderLinkReport(input: LinkReportInput): string {
     '',
     `- machine: ${input.machine}`,
     `- K/V: ${describeShape(s)} = ${mib(transferBytes(s))} per transfer (every layer's K and V), in ${framesPerTransfer(s, spec.main.frameBytes)} frames of ≤ ${mib(spec.main.frameBytes)} (${tokens} tokens); receiver's HTTP/2 window ${mib(spec.main.windowBytes)}`,
-    "- grpc: the chain's code on both ends, in two processes over loopback — KvOutbox (framesOf: views, CRC-32) → KvLink (kv-codec encoding into reused buffers) → the rank client (transport.ts) → HTTP/2 → rankServer → serveKvStream → KvInbox (frame checks, CRC-32, copy into shared buffers); a fresh inbox per run, as a rank's run has",
+    "- grpc: the chain's code on both ends, in two processes over loopback — KvOutbox (framesOf: views, CRC-32) → KvLink (kv-codec encoding into reused buffers) → the rank client (transport.ts) → HTTP/2 → rankServer → serveKvStream → KvInbox (frame checks, CRC-32, copy into shared buffers); its buffers reused from the trial before, as a rank's runs reuse theirs",
     `- grpc-tls: the same with mutual TLS (${input.tls}), credentials as the chain makes them from --tls-cert/--tls-key/--tls-ca`,
     '- tcp: a raw socket between the same two processes: 16-byte header + K + V per frame, written as views (writev), copied once into fresh per-layer buffers; no checksum',
     '- memcpy / memcpy-warm / crc32: the same frames inside the sending process: copied into fresh memory, into memory written before, and checksummed',

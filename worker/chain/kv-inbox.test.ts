@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { DType, type KvFrame } from '../../core/gen/runahead/v1/rank.ts';
 import { FrameError, framesOf, type KvGeometry } from './frames.ts';
+import { InboxBuffers } from './inbox-buffers.ts';
 import { KvInbox, type InboxLayout, type InboxSource } from './kv-inbox.ts';
 
 const g: KvGeometry = { dtype: DType.DTYPE_FLOAT32, kvHeads: 2, headDim: 4, bytesPerElement: 4 }; // 32 B per token
@@ -49,6 +50,25 @@ describe('KvInbox (KV-Runahead: one predecessor sends the past)', () => {
     expect(inbox.bytesReceived).toBe(2 * 8 * 32);
     expect(inbox.expects(0)).toBe(true);
     expect(inbox.expects(2)).toBe(false);
+  });
+
+  it('takes its buffers from the rank’s InboxBuffers and gives them back for the next run', async () => {
+    const buffers = new InboxBuffers(1 << 20);
+    const first = new KvInbox(layout(), buffers);
+    for (const l of [0, 1]) for (const f of frames(l, 0, 8)) first.accept(0, f);
+    const old = await Promise.all([0, 1].map(async (l) => (await first.layer(l, 1000)).past!));
+    const oldBuffers = old.flatMap((b) => [b.key.buffer, b.value.buffer]);
+    first.release();
+    expect(() => {
+      first.accept(0, frames(0, 0, 8)[0]!);
+    }).toThrow(/run is over/);
+    const second = new KvInbox(layout(), buffers);
+    for (const f of frames(1, 0, 8, 7)) second.accept(0, f);
+    const again = (await second.layer(1, 1000)).past!;
+    expect(oldBuffers).toContain(again.key.buffer);
+    expect(oldBuffers).toContain(again.value.buffer);
+    expect(Array.from(again.key as Float32Array)).toEqual(Array.from(values(8, 7))); // overwritten
+    expect(buffers.stats()).toMatchObject({ created: 4, reused: 4 }); // 2 layers × K, V
   });
 
   it('hands out a layer that completed before anyone asked', async () => {

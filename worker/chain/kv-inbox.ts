@@ -9,6 +9,7 @@ import type { KvFrame } from '../../core/gen/runahead/v1/rank.ts';
 import type { ComputeDType, HostArray } from '../model/tensor.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
 import { FrameError, frameProblem, rowBytes, type KvGeometry } from './frames.ts';
+import { InboxBuffers } from './inbox-buffers.ts';
 
 export interface InboxSource {
   readonly rank: number;
@@ -36,12 +37,6 @@ export interface ReceivedLayer {
   readonly later: KvBlock | null;
 }
 
-function sharedArray(dtype: ComputeDType, elements: number): HostArray {
-  const bytes = elements * (dtype === 'float32' ? 4 : 2);
-  const shared = new SharedArrayBuffer(bytes);
-  return dtype === 'float32' ? new Float32Array(shared) : new Uint16Array(shared);
-}
-
 interface Region {
   readonly start: number;
   readonly key: HostArray;
@@ -66,16 +61,20 @@ export class KvInbox {
   private lastActivity = Date.now();
   bytesReceived = 0;
 
-  constructor(layout: InboxLayout) {
+  private readonly buffers: InboxBuffers;
+
+  /** `buffers`: where the received K/V are kept (a rank's, reused across its runs); default fresh ones. */
+  constructor(layout: InboxLayout, buffers: InboxBuffers = new InboxBuffers(0)) {
     this.layout = layout;
+    this.buffers = buffers;
     const g = layout.geometry;
     this.rowElements = g.kvHeads * g.headDim;
     const region = (start: number, tokens: number): Region | null =>
       tokens > 0
         ? {
             start,
-            key: sharedArray(layout.computeDType, tokens * this.rowElements),
-            value: sharedArray(layout.computeDType, tokens * this.rowElements),
+            key: buffers.take(layout.computeDType, tokens * this.rowElements),
+            value: buffers.take(layout.computeDType, tokens * this.rowElements),
           }
         : null;
     const laterTokens = layout.sources.some((s) => s.start >= layout.chunkEnd)
@@ -86,6 +85,14 @@ export class KvInbox {
     const active = layout.sources.filter((s) => s.end > s.start);
     this.next = Array.from({ length: layout.numLayers }, () => new Map(active.map((s) => [s.rank, s.start])));
     this.pending = Array.from({ length: layout.numLayers }, () => active.length);
+  }
+
+  /** Hands the K/V buffers back for the next run; nothing may read what this inbox returned after. */
+  release(): void {
+    this.failure ??= new Error('this run is over: its inbox was released');
+    for (const r of [...this.past, ...this.later]) if (r) this.buffers.giveBack([r.key, r.value]);
+    this.past.fill(null);
+    this.later.fill(null);
   }
 
   expects(rank: number): boolean {

@@ -36,6 +36,7 @@ import type { TextTokenizer } from '../tokenizer.ts';
 import type { KvGeometry } from './frames.ts';
 import { coordinate, type CoordinatorEnv } from './coordinator.ts';
 import { grpcError } from './grpc-error.ts';
+import { InboxBuffers } from './inbox-buffers.ts';
 import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
 import { attributeFailure, RankRun, RunFailure } from './rank-run.ts';
 import { RunLifecycle, type NodeEvent, type NodeState } from './run-lifecycle.ts';
@@ -59,6 +60,12 @@ export interface RankNodeConfig {
 
 const now = () => performance.timeOrigin + performance.now();
 
+/**
+ * How much received K/V a rank keeps for its next run: a llama3-8b rank at position 32768 receives
+ * 4 GiB per run (32 layers × 2 × 8 KV heads × 128 × 2 B per token).
+ */
+const INBOX_KEEP_BYTES = 8 * 2 ** 30;
+
 export class RankNode {
   private readonly config: RankNodeConfig;
   private readonly engine: EngineClient;
@@ -71,6 +78,8 @@ export class RankNode {
   private readonly lifecycle: RunLifecycle;
   /** This rank's runs by id (rank 0's own part while it coordinates, a Start's elsewhere). */
   private readonly runs = new RunRegistry<RankRun>();
+  /** Received K/V buffers kept between runs (a run takes its own; they come back when it is over). */
+  private readonly inboxBuffers = new InboxBuffers(INBOX_KEEP_BYTES);
   /** Runs whose failure this rank already reported to the coordinator. */
   private readonly abortsSent = new Set<string>();
   /** Settles when the last run executed on this (non-coordinator) rank has ended and reported. */
@@ -142,6 +151,7 @@ export class RankNode {
       eosTokenIds: this.engine.info.config.eosTokenIds,
       identity: (runId) => this.identity(runId),
       log: this.log,
+      inboxBuffers: this.inboxBuffers,
       tokenizer: this.tokenizer,
       runTimeoutMs: this.config.runTimeoutMs,
       startupTimeoutMs: this.config.startupTimeoutMs,

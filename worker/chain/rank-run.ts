@@ -29,6 +29,7 @@ import { stageLayers } from '../runtime/stage-plan.ts';
 import { decodeGreedy } from '../prefill.ts';
 import { framesOf, type KvGeometry } from './frames.ts';
 import { encodeSafetensors } from '../model/safetensors.ts';
+import type { InboxBuffers } from './inbox-buffers.ts';
 import { KvInbox, type InboxSource } from './kv-inbox.ts';
 import { KvLink } from './kv-link.ts';
 import { KvOutbox } from './kv-outbox.ts';
@@ -44,6 +45,8 @@ export interface RankEnv {
   readonly eosTokenIds: readonly number[];
   identity(runId: string): Identity;
   readonly log: Logger;
+  /** Where received K/V are kept, reused run after run (absent: fresh buffers per run). */
+  readonly inboxBuffers?: InboxBuffers;
 }
 
 export interface RunPlan {
@@ -163,16 +166,19 @@ export class RankRun {
     this.inbox =
       sources.length === 0
         ? null
-        : new KvInbox({
-            numLayers: env.engine.info.config.numLayers,
-            geometry: env.geometry,
-            computeDType: env.engine.info.dtype,
-            chunkStart: this.chunkStart,
-            chunkEnd: this.chunkEnd,
-            contextLength: b[n]!,
-            sources,
-            maxFrameBytes: env.limits.maxFrameBytes,
-          });
+        : new KvInbox(
+            {
+              numLayers: env.engine.info.config.numLayers,
+              geometry: env.geometry,
+              computeDType: env.engine.info.dtype,
+              chunkStart: this.chunkStart,
+              chunkEnd: this.chunkEnd,
+              contextLength: b[n]!,
+              sources,
+              maxFrameBytes: env.limits.maxFrameBytes,
+            },
+            env.inboxBuffers,
+          );
     const targets =
       plan.mode === Mode.MODE_TSP ? [...Array(n).keys()].filter((j) => j !== me) : this.last ? [] : [me + 1];
     for (const to of targets) {
@@ -341,6 +347,8 @@ export class RankRun {
       // The links have sent every frame (drained) or were aborted: nothing reads the blocks any more.
       engine.recycle(emitted.filter((b) => !this.recycled.has(b)));
       await engine.resetCache().catch(() => undefined);
+      // The engine has dropped the pasts with its cache: the inbox's buffers can serve the next run.
+      this.inbox?.release();
     }
   }
 
