@@ -313,6 +313,22 @@ const CORPUS: Case[] = [
     zod: /affinity\.podAntiAffinity\.requiredDuringSchedulingIgnoredDuringExecution\.0\.topologyKey: /,
   },
   {
+    name: 'a pod affinity label selector key with a space',
+    manifest: invalid(
+      (m) =>
+        (m.spec['affinity'] = {
+          podAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { labelSelector: { matchLabels: { 'my app': 'x' } }, topologyKey: 'kubernetes.io/hostname' },
+            ],
+          },
+        }),
+    ),
+    server:
+      /spec\.affinity\.podAffinity\.requiredDuringSchedulingIgnoredDuringExecution\[0\]\.labelSelector\.matchLabels: .*matchLabels key "my app" must be a qualified name/,
+    zod: /labelSelector\.matchLabels\.my app: matchLabels keys must be a qualified name/,
+  },
+  {
     name: 'a preferred node affinity weight of 0',
     manifest: invalid(
       (m) =>
@@ -391,7 +407,7 @@ const CORPUS: Case[] = [
   {
     name: 'a nodeSelector key with a space and "!"',
     manifest: invalid((m) => (m.spec['nodeSelector'] = { 'node role!': 'gpu' })),
-    server: /spec\.nodeSelector: .*nodeSelector keys must be a qualified name/,
+    server: /spec\.nodeSelector: .*nodeSelector key "node role!" must be a qualified name/,
     zod: /nodeSelector\.node role!: nodeSelector keys must be a qualified name/,
   },
   {

@@ -43,6 +43,8 @@ const LabelValue = z.string().max(LABEL_VALUE_MAX).regex(new RegExp(LABEL_VALUE)
  * constrain a map's keys, so they are checked by CEL, and by zod beside it (with the key in the path,
  * where a key schema would report only "Invalid key").
  */
+const validKey = (k: string) => `size(${k}) <= ${QUALIFIED_NAME_MAX} && ${k}.matches('${QUALIFIED_NAME}')`;
+
 function labelMap(what: string, maxProperties: number) {
   const message = `${what} keys ${QUALIFIED_NAME_MESSAGE}`;
   return z
@@ -58,7 +60,12 @@ function labelMap(what: string, maxProperties: number) {
     .meta({
       maxProperties,
       'x-kubernetes-validations': [
-        cel(`self.all(k, size(k) <= ${QUALIFIED_NAME_MAX} && k.matches('${QUALIFIED_NAME}'))`, message),
+        {
+          rule: `self.all(k, ${validKey('k')})`,
+          message,
+          // The API server prints a map as "object"; this names the first bad key instead.
+          messageExpression: `'${what} key "' + self.filter(k, !(${validKey('k')}))[0] + '" ${QUALIFIED_NAME_MESSAGE}'`,
+        },
       ],
     });
 }
