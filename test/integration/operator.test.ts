@@ -409,12 +409,8 @@ describe('the operator, one replica', () => {
       { resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } },
       /^the API server refused rank pod cpu-over-limit-0: .*must be less than or equal to cpu limit/,
     ],
-    [
-      'a prompt of 1 MiB of UTF-8 (262144 four-byte characters) in the shared ConfigMap',
-      'huge-prompt',
-      { prompt: { text: '😀'.repeat(262_144) } },
-      /^the API server refused ConfigMap huge-prompt-shared: .*may not be more than 1048576 bytes/,
-    ],
+    // (A prompt too large for the shared ConfigMap — 1 MiB of UTF-8 — no longer gets this far: the CRD
+    // limits prompt.text in bytes, test/integration/crd-validation.test.ts.)
   ] as const)(
     '%s: the job fails at once (ChildRejected), with one event and no retries',
     async (_, name, spec, message) => {
