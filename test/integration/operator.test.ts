@@ -434,6 +434,12 @@ describe('the operator, one replica', () => {
       expect(reasons.filter((r) => r === 'ChildRejected')).toHaveLength(1);
       expect(reasons).not.toContain('PodCreationFailed');
       expect(await pods(ns, name)).toHaveLength(0);
+      // And the operator's log says so a bounded number of times, in bounded lines (a retry loop
+      // logged megabytes a minute).
+      const logged = op.logs.filter((line) => line.includes(name));
+      expect(logged.length).toBeGreaterThan(0);
+      expect(logged.length).toBeLessThanOrEqual(8);
+      for (const line of logged) expect(line.length).toBeLessThanOrEqual(4096);
     },
     40_000,
   );
