@@ -13,6 +13,7 @@ import { get as httpGet } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { freePorts } from '../../cli/launcher/ports.ts';
+import { eventually } from './eventually.ts';
 import { join } from 'node:path';
 
 export interface ControlPlaneOptions {
@@ -217,14 +218,23 @@ export class ControlPlane {
       for (const crd of opts.crds ?? []) {
         await runKubectl(assets, kubeconfigPath, ['apply', '--server-side', '-f', crd]);
       }
+      // kubectl wait fails at once ("status.conditions accessor error") on a CRD whose status the
+      // API server has not written yet, as happens when several control planes start at once:
+      // ask again until the deadline.
       if (opts.crds?.length)
-        await runKubectl(assets, kubeconfigPath, [
-          'wait',
-          '--for=condition=Established',
-          '--timeout=60s',
-          'crd',
-          '--all',
-        ]);
+        await eventually(
+          'CRDs Established',
+          () =>
+            runKubectl(assets, kubeconfigPath, [
+              'wait',
+              '--for=condition=Established',
+              '--timeout=10s',
+              'crd',
+              '--all',
+            ]).then(() => true),
+          60_000,
+          200,
+        );
 
       if (opts.controllerManager) {
         const kcm = launch('kube-controller-manager', [
