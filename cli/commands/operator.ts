@@ -23,7 +23,7 @@ const commaList = (parse: (text: string) => string[]) =>
     }
   });
 
-const OperatorFlags = z
+export const OperatorFlags = z
   .object({
     kubeconfig: z.string().optional(),
     namespace: z.string().optional(),
