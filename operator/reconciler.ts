@@ -102,8 +102,8 @@ export class Reconciler {
   private readonly log: Logger;
   private readonly observer: ReconcileObserver;
   private readonly clock: () => Date;
-  /** Jobs (by uid) already told that their namespace is not served: one event each. */
-  private readonly toldNotServed = new Set<string>();
+  /** Jobs already told that their namespace is not served (namespace/name → uid): one event each. */
+  private readonly toldNotServed = new Map<string, string>();
 
   constructor(deps: ReconcilerDeps) {
     this.view = deps.view;
@@ -118,6 +118,7 @@ export class Reconciler {
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const raw = this.view.job(namespace, name) as RawJob | undefined;
     if (!raw) {
+      this.toldNotServed.delete(`${namespace}/${name}`);
       this.observer.jobGone(namespace, name);
       return { requeueAfterMs: null };
     }
@@ -134,7 +135,7 @@ export class Reconciler {
       await this.tellNotServed(raw, namespace, name, notServed);
       return { requeueAfterMs: null };
     }
-    this.toldNotServed.delete(uid);
+    this.toldNotServed.delete(`${namespace}/${name}`);
     const generation = raw.metadata?.generation ?? 0;
     let pods = this.ownedPods(namespace, name, uid);
     const parsed = parseRunaheadJob(raw);
@@ -344,7 +345,7 @@ export class Reconciler {
    */
   private async tellNotServed(raw: RawJob, namespace: string, name: string, message: string): Promise<void> {
     const uid = raw.metadata?.uid ?? '';
-    if (this.toldNotServed.has(uid)) return;
+    if (this.toldNotServed.get(`${namespace}/${name}`) === uid) return;
     this.log.info({ namespace, job: name }, 'job not served: its namespace has not opted in');
     const recorded = await this.recordEvent(
       raw,
@@ -353,7 +354,7 @@ export class Reconciler {
       { type: 'Warning', reason: Reason.NamespaceNotEnabled, message },
       `${name}.${uid.slice(0, 8)}.not-served`,
     );
-    if (recorded) this.toldNotServed.add(uid);
+    if (recorded) this.toldNotServed.set(`${namespace}/${name}`, uid);
   }
 
   /** True when recorded (or, with a fixed `eventName`, recorded before). */
