@@ -105,6 +105,10 @@ describe('the chart renders the admission policy', () => {
         validationActions: ['Warn', 'Audit'],
         matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ml' } } },
       });
+      const labelled = await policyObjects(['operator.namespaces=labelled']);
+      expect(find(labelled, 'ValidatingAdmissionPolicyBinding')['spec']).toMatchObject({
+        matchResources: { namespaceSelector: { matchLabels: { 'runahead.dev/enabled': 'true' } } },
+      });
       // Switches that allow something leave their rule out.
       const wide = find(await policyObjects(WIDE), 'ValidatingAdmissionPolicy') as unknown as {
         spec: { validations: unknown[] };
