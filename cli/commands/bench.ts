@@ -325,7 +325,7 @@ function breakdown(measured: readonly Measured[]): string[] {
       const ranks = s.ranks
         .map(
           (r) =>
-            `r${r.rank} [${r.chunk[0]},${r.chunk[1]}) compute ${r.computeMs.toFixed(0)} / wait ${r.waitMs.toFixed(0)} / send ${r.sendMs.toFixed(0)} ms, sent ${mib(r.bytesSent)} MiB, peak RSS ${mib(r.peakRssBytes)} MiB`,
+            `r${r.rank} [${r.chunk[0]},${r.chunk[1]}) compute ${r.computeMs.toFixed(0)} / wait ${r.waitMs.toFixed(0)} / send ${r.sendMs.toFixed(0)} ms${r.criticalSendMs === undefined ? '' : ` (${r.criticalSendMs.toFixed(0)} on the TTFT path)`}, sent ${mib(r.bytesSent)} MiB, peak RSS ${mib(r.peakRssBytes)} MiB`,
         )
         .join('; ');
       return `${LABEL[m.mode]} ${m.ranks} ranks @ ${m.context} (median run, TTFT ${s.ttftMs.toFixed(0)} ms): ${ranks}`;
