@@ -544,7 +544,7 @@ describe('RunaheadJob CRD on a real API server', () => {
       ['apply', '--server-side', '-f', '-', '-n', 'default'],
       stringify({ ...base, metadata: { name } }),
     );
-    await expect(
+    const patch = (spec: object) =>
       cp.kubectl([
         'patch',
         'runaheadjob',
@@ -553,34 +553,14 @@ describe('RunaheadJob CRD on a real API server', () => {
         'default',
         '--type=merge',
         '-p',
-        '{"spec":{"ranks":4}}',
-      ]),
-    ).rejects.toThrow(/spec\.ranks: Invalid value: .*spec\.ranks is immutable; create a new job instead/);
-    await expect(
-      cp.kubectl([
-        'patch',
-        'runaheadjob',
-        name,
-        '-n',
-        'default',
-        '--type=merge',
-        '-p',
-        '{"spec":{"dtype":"float32","image":"example.com/worker:2"}}',
-      ]),
-    ).rejects.toThrow(
+        JSON.stringify({ spec }),
+      ]);
+    await expect(patch({ ranks: 4 })).rejects.toThrow(
+      /spec\.ranks: Invalid value: .*spec\.ranks is immutable; create a new job instead/,
+    );
+    await expect(patch({ dtype: 'float32', image: 'example.com/worker:2' })).rejects.toThrow(
       /spec\.dtype is immutable[\s\S]*spec\.image is immutable|spec\.image is immutable[\s\S]*spec\.dtype is immutable/,
     );
-    await expect(
-      cp.kubectl([
-        'patch',
-        'runaheadjob',
-        name,
-        '-n',
-        'default',
-        '--type=merge',
-        '-p',
-        '{"spec":{"suspend":true}}',
-      ]),
-    ).resolves.toMatch(/patched/);
+    await expect(patch({ suspend: true })).resolves.toMatch(/patched/);
   });
 });

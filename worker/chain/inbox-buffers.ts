@@ -3,7 +3,7 @@
 // quarters of each receiving copy on the device's host (bench/results/link-h200-sweep.md) — so a rank
 // keeps them between runs. SharedArrayBuffers: the compute thread reads them without a copy.
 // Bounded: beyond `maxBytes` kept, buffers are left to the garbage collector.
-import type { ComputeDType, HostArray } from '../model/tensor.ts';
+import { bytesPerElement, type ComputeDType, type HostArray } from '../model/tensor.ts';
 
 export class InboxBuffers {
   private readonly free = new Map<number, SharedArrayBuffer[]>();
@@ -18,7 +18,7 @@ export class InboxBuffers {
 
   /** An array of `elements` of the dtype over shared memory: one given back earlier, or a new one. */
   take(dtype: ComputeDType, elements: number): HostArray {
-    const bytes = elements * (dtype === 'float32' ? 4 : 2);
+    const bytes = elements * bytesPerElement(dtype);
     let buffer = this.free.get(bytes)?.pop();
     if (buffer) {
       this.kept -= bytes;

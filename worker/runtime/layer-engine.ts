@@ -13,7 +13,7 @@ import {
   type StageRange,
 } from '../model/llama-graphs.ts';
 import { loadModelWeights, type ModelRef } from '../model/load.ts';
-import { allocate, type ComputeDType, type HostArray } from '../model/tensor.ts';
+import { allocate, bytesPerElement, type ComputeDType, type HostArray } from '../model/tensor.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { LayerWeights } from '../model/weights.ts';
 import { defaultLayersPerGraph, stageLayers, stagePlan } from './stage-plan.ts';
@@ -456,7 +456,7 @@ export class LayerEngine {
   /** One pooled buffer holding a layer's K then V for `tokens` tokens; null when the pool is full. */
   private takeKvBuffers(tokens: number): { key: HostArray; value: HostArray } | null {
     const elements = tokens * this.kvRowElements;
-    const width = this.info.dtype === 'float32' ? 4 : 2;
+    const width = bytesPerElement(this.info.dtype);
     const buffer = this.pool?.take(2 * elements * width);
     if (!buffer) return null;
     const view = (offset: number) =>
