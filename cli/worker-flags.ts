@@ -37,6 +37,11 @@ export function withChainFlags(cmd: Command): Command {
       'fail a run that takes longer',
       String(DEFAULT_CHAIN_TIMEOUTS.runTimeoutMs),
     )
+    .option(
+      '--kv-transport <kind>',
+      'how ranks send K/V: socket (a socket of its own beside gRPC) or grpc (StreamKv calls)',
+      'socket',
+    )
     .option('--tls-cert <file>', 'this rank’s certificate (PEM) for mutual TLS between ranks')
     .option('--tls-key <file>', 'its private key')
     .option('--tls-ca <file>', 'the CA that signed every rank’s certificate');
@@ -49,6 +54,11 @@ export function withWorkerFlags(cmd: Command): Command {
     .requiredOption('--world-size <n>', 'ranks in the group')
     .option('--peers <list>', 'host:port of every rank, by rank, comma-separated')
     .option('--listen <address>', 'address this rank serves on', '0.0.0.0:50051')
+    .option(
+      '--kv-port <n>',
+      'port of this rank’s K/V socket, on the host of --listen (0: any free port)',
+      '0',
+    )
     .option('--serve', 'stay up and run what Run requests ask for, until Shutdown')
     .option('--json', 'rank 0 prints the run result as one JSON object')
     .option('--result-file <file>', 'rank 0 writes the result (or the error) here as JSON')

@@ -30,6 +30,13 @@ export const DEFAULT_LIMITS: LinkLimits = {
  */
 export const RECEIVE_WINDOW_BYTES = 16 << 20;
 
+/**
+ * How K/V travel between ranks: on a socket of their own beside gRPC (worker/chain/kv-socket.ts says
+ * why), or on gRPC StreamKv calls. Every rank of a group takes both; the sender's setting decides.
+ */
+export const KV_TRANSPORTS = ['socket', 'grpc'] as const;
+export type KvTransport = (typeof KV_TRANSPORTS)[number];
+
 /** Room for a frame's header fields on top of its payload. */
 const FRAME_OVERHEAD_BYTES = 4096;
 /** Control messages (reports with timelines, a small model's debug state) are bounded apart from frames. */

@@ -40,6 +40,7 @@ const launcherRank: WorkerConfig = {
   worldSize: 2,
   peers: ['127.0.0.1:4001', '127.0.0.1:4002'],
   listen: '127.0.0.1:4002',
+  kvPort: 4003,
   serve: true,
   engine: {
     model: '/models/llama 3',
@@ -64,6 +65,7 @@ const launcherRank: WorkerConfig = {
     peerTimeoutMs: 1234,
     startupTimeoutMs: 5678,
     runTimeoutMs: 91011,
+    kvTransport: 'grpc',
     tls: { cert: '/t/c.pem', key: '/t/k.pem', ca: '/t/ca.pem' },
   },
   terminationLog: '/dev/termination-log',

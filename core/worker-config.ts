@@ -5,6 +5,7 @@
 // parser, so a flag renamed or added on one side only fails a test, not a job.
 import { z } from 'zod';
 import { DTYPES, EXECUTION_PROVIDERS, MAX_RANKS, MODES } from './api/v1alpha1/runahead-job.ts';
+import { KV_TRANSPORTS } from './protocol.ts';
 import {
   PartitionChoiceSchema,
   partitionFlags,
@@ -59,6 +60,7 @@ export const ChainConfigSchema = z.object({
   peerTimeoutMs: int('--peer-timeout-ms', 1),
   startupTimeoutMs: int('--startup-timeout-ms', 1),
   runTimeoutMs: int('--run-timeout-ms', 1),
+  kvTransport: z.enum(KV_TRANSPORTS, { error: `--kv-transport must be ${oneOf(KV_TRANSPORTS)}` }),
   tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) }).nullable(),
 });
 export type ChainConfig = z.infer<typeof ChainConfigSchema>;
@@ -70,6 +72,8 @@ export const WorkerConfigSchema = z
     /** host:port of every rank, by rank. */
     peers: z.array(z.string().min(1)).min(1, '--peers must list every rank'),
     listen: z.string().min(1),
+    /** Port of this rank's K/V socket, on the host of `listen` (0: any free port; peers ask for it). */
+    kvPort: int('--kv-port', 0).max(65535, '--kv-port must be ≤ 65535'),
     /** Stay up and run what Run requests ask (the launcher, benchmarks) instead of one job. */
     serve: z.boolean(),
     engine: EngineConfigSchema,
@@ -115,7 +119,7 @@ export function workerArgv(c: WorkerConfig): string[] {
     'worker',
     ...['--model', e.model, '--model-origin', c.modelOrigin, '--seed', String(e.seed)],
     ...['--rank', String(c.rank), '--world-size', String(c.worldSize)],
-    ...['--peers', c.peers.join(','), '--listen', c.listen],
+    ...['--peers', c.peers.join(','), '--listen', c.listen, '--kv-port', String(c.kvPort)],
     ...(c.serve ? ['--serve'] : []),
     ...['--ep', e.ep, '--dtype', e.dtype, '--threads', String(e.threads), '--device', String(e.device)],
     ...['--layers-per-graph', String(e.layersPerGraph), '--attention', e.attention, '--io', e.io],
@@ -123,7 +127,7 @@ export function workerArgv(c: WorkerConfig): string[] {
     ...(k.partitionTable ? ['--partition-table', k.partitionTable] : []),
     ...['--max-new-tokens', String(k.maxNewTokens)],
     ...['--max-frame-bytes', String(k.maxFrameBytes), '--max-queued-frames', String(k.maxQueuedFrames)],
-    ...['--peer-timeout-ms', String(k.peerTimeoutMs)],
+    ...['--peer-timeout-ms', String(k.peerTimeoutMs), '--kv-transport', k.kvTransport],
     ...['--startup-timeout-ms', String(k.startupTimeoutMs), '--run-timeout-ms', String(k.runTimeoutMs)],
     ...(k.tls ? ['--tls-cert', k.tls.cert, '--tls-key', k.tls.key, '--tls-ca', k.tls.ca] : []),
     ...(c.terminationLog ? ['--termination-log', c.terminationLog] : []),
@@ -203,6 +207,7 @@ export function chainConfigFromFlags(flags: Flags): ChainConfig {
     peerTimeoutMs: given(flags, 'peerTimeoutMs'),
     startupTimeoutMs: given(flags, 'startupTimeoutMs'),
     runTimeoutMs: given(flags, 'runTimeoutMs'),
+    kvTransport: given(flags, 'kvTransport'),
     tls:
       tlsGiven === 3
         ? { cert: given(flags, 'tlsCert'), key: given(flags, 'tlsKey'), ca: given(flags, 'tlsCa') }
@@ -220,6 +225,7 @@ export function workerConfigFromFlags(flags: Flags): WorkerConfig {
     // A group of one needs no peer list: it is its own.
     peers: peers.length === 0 && listen ? [listen] : peers,
     listen,
+    kvPort: given(flags, 'kvPort'),
     serve: flags.serve === true,
     engine: engineConfigFromFlags(flags),
     modelOrigin: given(flags, 'modelOrigin') ?? '--model',

@@ -37,6 +37,8 @@ import {
   LABEL_NAME,
   LABEL_RANK,
   MANAGED_BY,
+  RANK_KV_PORT,
+  RANK_KV_PORT_NAME,
   RANK_PORT,
   RANK_PORT_NAME,
   childNames,
@@ -181,6 +183,7 @@ export function workerConfig(job: JobRef, rank: number, defaults: OperatorDefaul
     worldSize: spec.ranks,
     peers: rankAddresses(job, defaults),
     listen: `0.0.0.0:${RANK_PORT}`,
+    kvPort: RANK_KV_PORT,
     serve: false,
     engine: {
       model: modelReference(spec),
@@ -212,6 +215,7 @@ export function workerConfig(job: JobRef, rank: number, defaults: OperatorDefaul
       peerTimeoutMs: spec.peerTimeoutSeconds * 1000,
       startupTimeoutMs: spec.startupTimeoutSeconds * 1000,
       runTimeoutMs: runTimeoutSeconds(spec) * 1000,
+      kvTransport: 'socket',
       tls: spec.tls
         ? { cert: `${TLS_DIR}/tls.crt`, key: `${TLS_DIR}/tls.key`, ca: `${TLS_DIR}/ca.crt` }
         : null,
@@ -345,7 +349,10 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
           imagePullPolicy: spec.imagePullPolicy,
           args: workerArgv(workerConfig(job, rank, defaults)),
           env: rankEnv(job, rank, defaults),
-          ports: [{ name: RANK_PORT_NAME, containerPort: RANK_PORT, protocol: 'TCP' }],
+          ports: [
+            { name: RANK_PORT_NAME, containerPort: RANK_PORT, protocol: 'TCP' },
+            { name: RANK_KV_PORT_NAME, containerPort: RANK_KV_PORT, protocol: 'TCP' },
+          ],
           // Ready = the model is loaded and the rank serves (worker/chain/rank-node.ts sets SERVING).
           readinessProbe: readinessProbe(spec),
           resources: rankResources(spec),

@@ -12,8 +12,19 @@ import type { TlsFiles } from '../../worker/chain/transport.ts';
 import { parseFlags } from '../options.ts';
 import { progress } from '../progress.ts';
 import { machineDescription } from './machine.ts';
-import { PeerChannel, type ReceiveResult, type SendResult } from './link-ipc.ts';
-import { LinkFlags, planSpec, planTrials, type LinkPlanSpec, type Trial } from './link-plan.ts';
+import { PeerChannel, type CrossingPath, type ReceiveResult, type SendResult } from './link-ipc.ts';
+import {
+  CROSSING,
+  LinkFlags,
+  TLS_PATHS,
+  planSpec,
+  planTrials,
+  type LinkPath,
+  type LinkPlanSpec,
+  type Trial,
+} from './link-plan.ts';
+
+const isCrossing = (p: LinkPath): p is CrossingPath => CROSSING.has(p);
 import { linkSummary, renderLinkReport, summarizeRuns, type LinkRun } from './link-report.ts';
 import { makeTempCerts } from './link-tls.ts';
 
@@ -86,9 +97,9 @@ export async function measureLink(
     for (const [i, trial] of trials.entries()) {
       onTrial(i, trials.length, label(trial));
       const settings = { frameBytes: trial.frameBytes, windowBytes: trial.windowBytes };
-      if (trial.path === 'grpc' || trial.path === 'grpc-tls' || trial.path === 'tcp') {
+      if (isCrossing(trial.path)) {
         const link = `${trial.path}/${trial.frameBytes}/${trial.windowBytes}`;
-        const linkTls = trial.path === 'grpc-tls' ? tls : null;
+        const linkTls = TLS_PATHS.has(trial.path) ? tls : null;
         if (link !== connected) {
           const port = await receiver.channel.call<number>({
             op: 'listen',
@@ -136,7 +147,7 @@ export async function runBenchLink(flags: Record<string, unknown>, argv: readonl
   const command = ['runahead bench link', ...argv].join(' ');
   // Other work on the machine shows in every path: the report says how busy it was.
   const loadBefore = loadavg()[0]!;
-  const wantsTls = spec.paths.includes('grpc-tls');
+  const wantsTls = spec.paths.some((p) => TLS_PATHS.has(p));
   const given: TlsFiles | null =
     f.tlsCert && f.tlsKey && f.tlsCa ? { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa } : null;
   const temp = wantsTls && !given ? await makeTempCerts() : null;

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { TlsFiles } from '../../worker/chain/transport.ts';
 import type { KvShape, LinkPath, LinkSettings } from './link-plan.ts';
 
-export type CrossingPath = Extract<LinkPath, 'grpc' | 'grpc-tls' | 'tcp'>;
+export type CrossingPath = Extract<LinkPath, 'socket' | 'socket-tls' | 'grpc' | 'grpc-tls' | 'tcp'>;
 export type LocalPath = Extract<LinkPath, 'memcpy' | 'memcpy-warm' | 'crc32'>;
 
 export type PeerRequest =

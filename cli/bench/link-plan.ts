@@ -6,15 +6,41 @@ import { dtypeOf } from '../../core/protocol.ts';
 import { tokensPerFrame, type KvGeometry } from '../../worker/chain/frames.ts';
 
 /**
- * grpc / grpc-tls: the chain's K/V link, plain and with mutual TLS. tcp: a raw socket between the
+ * socket / socket-tls: the chain's K/V link as ranks use it by default (worker/chain/kv-socket.ts),
+ * plain and with mutual TLS. grpc / grpc-tls: the same over StreamKv calls (`--kv-transport grpc`).
+ * tcp: a raw socket between the
  * same two processes. memcpy: the same bytes copied inside one process into fresh memory (as every
  * receiver writes into buffers made for the run); memcpy-warm: into memory already written; crc32:
  * one pass of the frames' checksum over them (each end of the gRPC link makes one).
  */
-export const LINK_PATHS = ['grpc', 'grpc-tls', 'tcp', 'memcpy', 'memcpy-warm', 'crc32'] as const;
+export const LINK_PATHS = [
+  'socket',
+  'socket-tls',
+  'grpc',
+  'grpc-tls',
+  'tcp',
+  'memcpy',
+  'memcpy-warm',
+  'crc32',
+] as const;
 export type LinkPath = (typeof LINK_PATHS)[number];
 /** Paths that cross between the two processes. */
-export const CROSSING: ReadonlySet<LinkPath> = new Set<LinkPath>(['grpc', 'grpc-tls', 'tcp']);
+export const CROSSING: ReadonlySet<LinkPath> = new Set<LinkPath>([
+  'socket',
+  'socket-tls',
+  'grpc',
+  'grpc-tls',
+  'tcp',
+]);
+/** Paths that run the chain's code on both ends (frame checks, CRC-32, the inbox). */
+export const CHAIN_PATHS: ReadonlySet<LinkPath> = new Set<LinkPath>([
+  'socket',
+  'socket-tls',
+  'grpc',
+  'grpc-tls',
+]);
+/** Paths with mutual TLS. */
+export const TLS_PATHS: ReadonlySet<LinkPath> = new Set<LinkPath>(['socket-tls', 'grpc-tls']);
 
 export interface KvShape {
   readonly kvHeads: number;

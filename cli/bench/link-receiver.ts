@@ -6,14 +6,15 @@
 // the raw socket copies into fresh buffers.
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../../worker/chain/checksum.ts';
 import type { Server, handleClientStreamingCall } from '@grpc/grpc-js';
 import type { Identity, KvFrame, KvMessage, KvStreamSummary } from '../../core/gen/runahead/v1/rank.ts';
-import { PROTOCOL_VERSION, identityProblem } from '../../core/protocol.ts';
+import { PROTOCOL_VERSION, identityProblem, maxMessageBytes } from '../../core/protocol.ts';
 import type { HostArray } from '../../worker/model/tensor.ts';
 import { InboxBuffers } from '../../worker/chain/inbox-buffers.ts';
 import { KvInbox } from '../../worker/chain/kv-inbox.ts';
 import { serveKvStream, type KvReceiverContext, type KvSink } from '../../worker/chain/kv-receiver.ts';
+import { KvSocketServer } from '../../worker/chain/kv-socket.ts';
 import {
   RankServiceDefinition,
   rankServer,
@@ -177,6 +178,11 @@ class TcpArrival extends Arrival {
 
 type Listener =
   | { readonly path: 'grpc' | 'grpc-tls'; readonly server: Server; readonly settings: LinkSettings }
+  | {
+      readonly path: 'socket' | 'socket-tls';
+      readonly server: KvSocketServer;
+      readonly settings: LinkSettings;
+    }
   | { readonly path: 'tcp'; readonly server: TcpServer; readonly sockets: Set<Socket> };
 
 export class LinkReceiver {
@@ -207,6 +213,19 @@ export class LinkReceiver {
       await once(server, 'listening');
       this.listener = { path, server, sockets };
       return (server.address() as AddressInfo).port;
+    }
+    if (path === 'socket' || path === 'socket-tls') {
+      const context = this.grpcContext();
+      const limits = linkLimits(settings);
+      const server = await KvSocketServer.listen(
+        '127.0.0.1',
+        0,
+        path === 'socket-tls' ? tls : null,
+        maxMessageBytes(limits),
+        () => context,
+      );
+      this.listener = { path, server, settings };
+      return server.port;
     }
     const server = rankServer(linkLimits(settings), settings.windowBytes);
     const context = this.grpcContext();
@@ -306,6 +325,8 @@ export class LinkReceiver {
           resolve();
         }),
       );
+    } else if (l.server instanceof KvSocketServer) {
+      await l.server.close();
     } else {
       l.server.forceShutdown();
     }

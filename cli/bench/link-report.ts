@@ -88,7 +88,7 @@ export function linkSummary(
 ): Record<string, unknown> {
   const main = results.filter((r) => !r.sweep);
   const out: Record<string, unknown> = {};
-  for (const path of ['grpc', 'grpc-tls', 'tcp', 'memcpy'] as const) {
+  for (const path of ['socket', 'socket-tls', 'grpc', 'grpc-tls', 'tcp', 'memcpy'] as const) {
     out[`${jsonKey(path)}GBps`] = null;
   }
   for (const r of main) {
@@ -101,6 +101,8 @@ export function linkSummary(
   const grpc = main.find((r) => r.path === 'grpc');
   const tcp = main.find((r) => r.path === 'tcp');
   out.grpcOverTcp = grpc && tcp ? round(grpc.gbps.median / tcp.gbps.median, 3) : null;
+  const socket = main.find((r) => r.path === 'socket');
+  out.socketOverTcp = socket && tcp ? round(socket.gbps.median / tcp.gbps.median, 3) : null;
   const crossing = main.filter((r) => CROSSING.has(r.path));
   Object.assign(out, {
     bytesPerTransfer: transferBytes(spec.shape),
@@ -134,6 +136,8 @@ export function linkSummary(
 
 /** Where each path touches every byte, besides the kernel's copy in and out of the socket. */
 export const DATA_PATH: Readonly<Record<LinkPath, string>> = {
+  socket: 'send: CRC, writev of views; receive: assembly copy into a kept buffer, CRC, copy into the inbox',
+  'socket-tls': 'as socket, plus encryption and decryption',
   grpc: 'send: CRC, encode copy, grpc-js prefix copy; receive: grpc-js reassembly copy, CRC, copy into the inbox',
   'grpc-tls': 'as grpc, plus encryption and decryption',
   tcp: 'send: none (writev of views); receive: copy into place',
@@ -176,7 +180,9 @@ export function renderLinkReport(input: LinkReportInput): string {
     '',
     `- machine: ${input.machine}`,
     `- K/V: ${describeShape(s)} = ${mib(transferBytes(s))} per transfer (every layer's K and V), in ${framesPerTransfer(s, spec.main.frameBytes)} frames of ≤ ${mib(spec.main.frameBytes)} (${tokens} tokens); receiver's HTTP/2 window ${mib(spec.main.windowBytes)}`,
-    "- grpc: the chain's code on both ends, in two processes over loopback — KvOutbox (framesOf: views, CRC-32) → KvLink (kv-codec encoding into reused buffers) → the rank client (transport.ts) → HTTP/2 → rankServer → serveKvStream → KvInbox (frame checks, CRC-32, copy into shared buffers); its buffers reused from the trial before, as a rank's runs reuse theirs",
+    "- socket: the chain's code on both ends as ranks run it by default, in two processes over loopback — KvOutbox (framesOf: views, CRC-32) → KvLink → a K/V socket per transfer (kv-socket.ts: length-prefixed KvMessages, payloads written as views) → serveKvSocket → KvReceiver → KvInbox (frame checks, CRC-32, copy into shared buffers)",
+    `- socket-tls: the same with mutual TLS (${input.tls}), from the same files as grpc-tls`,
+    "- grpc: the chain's code on both ends, with `--kv-transport grpc`, in two processes over loopback — KvOutbox (framesOf: views, CRC-32) → KvLink (kv-codec encoding into reused buffers) → the rank client (transport.ts) → HTTP/2 → rankServer → serveKvStream → KvInbox (frame checks, CRC-32, copy into shared buffers); its buffers reused from the trial before, as a rank's runs reuse theirs",
     `- grpc-tls: the same with mutual TLS (${input.tls}), credentials as the chain makes them from --tls-cert/--tls-key/--tls-ca`,
     '- tcp: a raw socket between the same two processes: 16-byte header + K + V per frame, written as views (writev), copied once into fresh per-layer buffers; no checksum',
     '- memcpy / memcpy-warm / crc32: the same frames inside the sending process: copied into fresh memory, into memory written before, and checksummed',

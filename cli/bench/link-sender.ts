@@ -6,13 +6,16 @@ import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { crc32 } from 'node:zlib';
-import type { KvHello, RankClient } from '../../core/gen/runahead/v1/rank.ts';
+import { crc32 } from '../../worker/chain/checksum.ts';
+import type { KvHello } from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, PROTOCOL_VERSION, type LinkLimits } from '../../core/protocol.ts';
 import type { HostArray } from '../../worker/model/tensor.ts';
 import type { KvBlock } from '../../worker/runtime/layer-engine.ts';
 import { framesOf, tokensPerFrame, type KvGeometry } from '../../worker/chain/frames.ts';
 import { KvLink } from '../../worker/chain/kv-link.ts';
+import type { KvFrameWriter } from '../../worker/chain/kv-frame-writer.ts';
+import { grpcFrameWriter } from '../../worker/chain/grpc-frame-writer.ts';
+import { socketFrameWriter } from '../../worker/chain/kv-socket.ts';
 import { KvOutbox } from '../../worker/chain/kv-outbox.ts';
 import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
 import type { CrossingPath, LocalPath, SendResult } from './link-ipc.ts';
@@ -36,6 +39,13 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
 
 type Link =
   | { readonly path: 'grpc' | 'grpc-tls'; readonly peers: Peers; readonly settings: LinkSettings }
+  | {
+      readonly path: 'socket' | 'socket-tls';
+      readonly port: number;
+      readonly tls: TlsFiles | null;
+      readonly timeoutMs: number;
+      readonly settings: LinkSettings;
+    }
   | { readonly path: 'tcp'; readonly socket: Socket; readonly settings: LinkSettings };
 
 export class LinkSender {
@@ -77,6 +87,12 @@ export class LinkSender {
     this.close();
     // localhost, not 127.0.0.1: the name TLS checks (an IP address as TLS server name is deprecated).
     const address = `localhost:${port}`;
+    if (path === 'socket' || path === 'socket-tls') {
+      // A K/V socket per transfer, as a rank opens one per run; the port is known here, where a
+      // rank asks its receiver for it (KvEndpoint).
+      this.link = { path, port, tls: path === 'socket-tls' ? tls : null, timeoutMs, settings };
+      return;
+    }
     if (path === 'tcp') {
       const socket = connect({ host: '127.0.0.1', port, noDelay: true });
       await once(socket, 'connect');
@@ -98,12 +114,30 @@ export class LinkSender {
   async send(trial: string): Promise<SendResult> {
     const link = this.link;
     if (!link) throw new Error('send before connect');
-    return link.path === 'tcp'
-      ? this.sendTcp(link.socket, link.settings)
-      : this.sendGrpc(link.peers.client(1), link.settings, trial);
+    if (link.path === 'tcp') return this.sendTcp(link.socket, link.settings);
+    if ('peers' in link) {
+      const client = link.peers.client(1);
+      return this.sendChain((hello) => grpcFrameWriter(client, hello), link.settings, trial);
+    }
+    const { port, tls, timeoutMs } = link;
+    return this.sendChain(
+      (hello) =>
+        socketFrameWriter({
+          hello,
+          tls,
+          timeoutMs,
+          endpoint: () => Promise.resolve({ host: 'localhost', port }),
+        }),
+      link.settings,
+      trial,
+    );
   }
 
-  private async sendGrpc(client: RankClient, settings: LinkSettings, trial: string): Promise<SendResult> {
+  private async sendChain(
+    writer: (hello: KvHello) => KvFrameWriter,
+    settings: LinkSettings,
+    trial: string,
+  ): Promise<SendResult> {
     const { layers } = this.shape;
     const g = this.geometry;
     const limits = linkLimits(settings);
@@ -127,7 +161,7 @@ export class LinkSender {
     const cpu = process.cpuUsage();
     // As RankRun does: a link per run and an outbox before it, bounded as the rank bounds it; every
     // layer put as soon as it exists (here: at once, no compute between), then drained and closed.
-    const link = new KvLink(client, hello, limits.maxQueuedFrames, limits.peerTimeoutMs, failed);
+    const link = new KvLink(writer(hello), 1, limits.maxQueuedFrames, limits.peerTimeoutMs, failed);
     const outbox = new KvOutbox(
       new Map([[1, link]]),
       (layer, block) => framesOf(layer, 0, block.key, block.value, g, limits.maxFrameBytes),
@@ -222,6 +256,6 @@ export class LinkSender {
     this.link = null;
     if (!link) return;
     if (link.path === 'tcp') link.socket.destroy();
-    else link.peers.close();
+    else if ('peers' in link) link.peers.close();
   }
 }

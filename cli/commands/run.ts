@@ -70,6 +70,7 @@ export function registerRun(program: Command): void {
             peerTimeoutMs: chain.peerTimeoutMs,
           },
           tls: chain.tls,
+          kvTransport: chain.kvTransport,
           startupTimeoutMs: chain.startupTimeoutMs,
           runTimeoutMs: chain.runTimeoutMs,
           ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),

@@ -100,6 +100,8 @@ async function runWorker(flags: Record<string, unknown>): Promise<WorkerEnd> {
         worldSize: config.worldSize,
         peers: config.peers,
         listen: config.listen,
+        kvPort: config.kvPort,
+        kvTransport: chain.kvTransport,
         tls: chain.tls,
         limits: {
           maxFrameBytes: chain.maxFrameBytes,

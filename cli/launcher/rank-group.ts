@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Metadata } from '@grpc/grpc-js';
 import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
-import { DEFAULT_LIMITS, type LinkLimits } from '../../core/protocol.ts';
+import { DEFAULT_LIMITS, type KvTransport, type LinkLimits } from '../../core/protocol.ts';
 import { WorkerExit } from '../../core/api/termination-message.ts';
 import { EVEN } from '../../core/partition-choice.ts';
 import { DEFAULT_CHAIN_TIMEOUTS, workerArgv, type EngineConfig } from '../../core/worker-config.ts';
@@ -28,6 +28,8 @@ export interface RankGroupOptions {
   readonly runTimeoutMs?: number;
   /** Balanced splits for rank 0 (a `runahead tune` table file). */
   readonly partitionTable?: string;
+  /** How ranks send K/V (default: socket). */
+  readonly kvTransport?: KvTransport;
   /** Pin rank i to CPU cores [i·k, (i+1)·k) with taskset, so ranks do not share cores. */
   readonly pinCores?: number;
   /** Where each rank's stderr goes (default: a fresh temporary directory). */
@@ -133,6 +135,8 @@ export class RankGroup {
           worldSize: opts.ranks,
           peers: addresses,
           listen: address,
+          // Any free port: a sender asks its receiver for it (KvEndpoint).
+          kvPort: 0,
           serve: true,
           engine,
           modelOrigin: '--model',
@@ -146,6 +150,7 @@ export class RankGroup {
             ...limits,
             startupTimeoutMs,
             runTimeoutMs,
+            kvTransport: opts.kvTransport ?? 'socket',
             tls: opts.tls ?? null,
           },
           terminationLog: null,

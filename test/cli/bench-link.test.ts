@@ -77,7 +77,7 @@ async function benchLink(args: readonly string[]): Promise<Ran> {
 }
 
 describe('runahead bench link', () => {
-  it('streams K/V over gRPC (plain and mutual TLS) and raw TCP between two processes: positive rates, every byte arrives', async () => {
+  it('streams K/V over the K/V socket and gRPC (plain and mutual TLS) and raw TCP between two processes: positive rates, every byte arrives', async () => {
     const out = await mkdtemp(join(tmpdir(), 'bench-link-'));
     try {
       // 3 layers × 96 tokens × 2 heads × 32 × fp16: 12 KiB per layer and side, frames of 16 tokens.
@@ -90,17 +90,35 @@ describe('runahead bench link', () => {
       expect(ran.code).toBe(0);
       const summary = JSON.parse(ran.stdout) as Record<string, unknown>;
       const sent = 3 * 2 * 96 * 2 * 32 * 2;
-      for (const key of ['grpcGBps', 'grpcTlsGBps', 'tcpGBps', 'memcpyGBps', 'memcpyWarmGBps', 'crc32GBps']) {
+      for (const key of [
+        'socketGBps',
+        'socketTlsGBps',
+        'grpcGBps',
+        'grpcTlsGBps',
+        'tcpGBps',
+        'memcpyGBps',
+        'memcpyWarmGBps',
+        'crc32GBps',
+      ]) {
         expect([key, summary[key]]).toEqual([key, expect.any(Number)]);
         expect(summary[key]).toBeGreaterThan(0);
       }
-      for (const key of ['grpcFramesPerS', 'grpcSenderCpuMs', 'grpcReceiverCpuMs', 'tcpReceiverCpuMs']) {
+      for (const key of [
+        'socketFramesPerS',
+        'socketReceiverCpuMs',
+        'grpcFramesPerS',
+        'grpcSenderCpuMs',
+        'grpcReceiverCpuMs',
+        'tcpReceiverCpuMs',
+      ]) {
         expect(summary[key]).toBeGreaterThan(0);
       }
       expect(summary).toMatchObject({
         sentBytes: sent,
         framesPerTransfer: 3 * 6,
         received: {
+          socket: { bytes: sent, checksumsMatch: true },
+          socketTls: { bytes: sent, checksumsMatch: true },
           grpc: { bytes: sent, checksumsMatch: true },
           grpcTls: { bytes: sent, checksumsMatch: true },
           tcp: { bytes: sent, checksumsMatch: true },
@@ -115,8 +133,9 @@ describe('runahead bench link', () => {
       const report = await readFile(join(out, 'link.md'), 'utf8');
       expect(report).toContain('runahead bench link --kv-heads 2 --head-dim 32');
       expect(report).toMatch(/^\| grpc-tls \| [\d.]+ \|.*\| yes \(CRC-32\) \|/m);
+      expect(report).toMatch(/^\| socket-tls \| [\d.]+ \|.*\| yes \(CRC-32\) \|/m);
       const saved = JSON.parse(await readFile(join(out, 'link.json'), 'utf8')) as { runs: unknown[] };
-      expect(saved.runs).toHaveLength((6 + 2) * 3);
+      expect(saved.runs).toHaveLength((8 + 2) * 3);
 
       // The orchestrator and both rank processes, and not one of them loaded onnxruntime.
       expect(ran.modules).toHaveLength(3);

@@ -229,7 +229,7 @@ describe('coordinate (rank 0 of 2, rank 1 played over gRPC)', () => {
     peer: Rank1,
     runTimeoutMs = 10_000,
   ): CoordinatorEnv & { registered: string[]; unregistered: string[] } {
-    const peers = new Peers(['127.0.0.1:1', peer.address], null, DEFAULT_LIMITS);
+    const peers = new Peers(['127.0.0.1:1', peer.address], null, DEFAULT_LIMITS, 'grpc');
     cleanup.push(() => {
       peers.close();
     });

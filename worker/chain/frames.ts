@@ -1,6 +1,6 @@
 // KV frames: a layer's keys and values for a token range, cut to at most maxFrameBytes of payload,
 // each with a CRC-32. Pure functions; the links (kv-link.ts, kv-inbox.ts) do the I/O.
-import { crc32 } from 'node:zlib';
+import { crc32 } from './checksum.ts';
 import type { DType, KvFrame } from '../../core/gen/runahead/v1/rank.ts';
 import type { HostArray } from '../model/tensor.ts';
 

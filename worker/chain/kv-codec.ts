@@ -36,14 +36,6 @@ function writeVarint(buf: Uint8Array, pos: number, n: number): number {
 /** Bytes of a length-delimited field holding `len` bytes; proto3 leaves empty bytes out. */
 const fieldSize = (len: number) => (len === 0 ? 0 : 1 + varintSize(len) + len);
 
-function writeBytesField(buf: Uint8Array, pos: number, tag: number, bytes: Uint8Array): number {
-  if (bytes.byteLength === 0) return pos;
-  buf[pos++] = tag;
-  pos = writeVarint(buf, pos, bytes.byteLength);
-  buf.set(bytes, pos);
-  return pos + bytes.byteLength;
-}
-
 /**
  * Buffers for the encoded frames of one stream, used again once grpc-js is done with them. A fresh
  * megabyte per frame costs more than copying into it: V8 frees each one's ArrayBuffer only in a
@@ -75,6 +67,39 @@ export class EncodeBuffers {
 }
 
 /**
+ * A frame message's bytes around its payloads: `head` (the message's tag and length, the frame's
+ * header fields, the key's tag and length) + key + `mid` (the value's tag and length) + value are,
+ * byte for byte, what encodeKvMessage writes. `head` starts after `headroom` bytes left free (a
+ * K/V socket's length prefix), so that a writer sends the payloads as they are, without copying them.
+ */
+export function frameMessageParts(
+  frame: KvFrame,
+  headroom = 0,
+): { readonly head: Buffer; readonly mid: Buffer; readonly size: number } {
+  const header = KvFrame.encode({ ...frame, key: EMPTY, value: EMPTY }).finish();
+  const keyLen = frame.key.byteLength;
+  const valueLen = frame.value.byteLength;
+  const frameLen = header.byteLength + fieldSize(keyLen) + fieldSize(valueLen);
+  const size = 1 + varintSize(frameLen) + frameLen;
+  const keyTag = keyLen === 0 ? 0 : 1 + varintSize(keyLen);
+  const head = Buffer.allocUnsafe(headroom + 1 + varintSize(frameLen) + header.byteLength + keyTag);
+  head[headroom] = TAG_FRAME;
+  let pos = writeVarint(head, headroom + 1, frameLen);
+  head.set(header, pos);
+  pos += header.byteLength;
+  if (keyLen > 0) {
+    head[pos++] = TAG_KEY;
+    writeVarint(head, pos, keyLen);
+  }
+  const mid = Buffer.allocUnsafe(valueLen === 0 ? 0 : 1 + varintSize(valueLen));
+  if (valueLen > 0) {
+    mid[0] = TAG_VALUE;
+    writeVarint(mid, 1, valueLen);
+  }
+  return { head, mid, size };
+}
+
+/**
  * A KvMessage as protobuf bytes: a frame's payloads copied once, into a buffer from `buffers` when
  * given; a hello through the generated code.
  */
@@ -84,16 +109,13 @@ export function encodeKvMessage(message: KvMessage, buffers?: EncodeBuffers): Bu
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   const frame = message.body.value;
-  const header = KvFrame.encode({ ...frame, key: EMPTY, value: EMPTY }).finish();
-  const frameLen = header.byteLength + fieldSize(frame.key.byteLength) + fieldSize(frame.value.byteLength);
-  const size = 1 + varintSize(frameLen) + frameLen;
+  const { head, mid, size } = frameMessageParts(frame);
   const out = buffers ? buffers.take(size) : Buffer.allocUnsafe(size);
-  out[0] = TAG_FRAME;
-  let pos = writeVarint(out, 1, frameLen);
-  out.set(header, pos);
-  pos += header.byteLength;
-  pos = writeBytesField(out, pos, TAG_KEY, frame.key);
-  pos = writeBytesField(out, pos, TAG_VALUE, frame.value);
+  let pos = 0;
+  for (const part of [head, frame.key, mid, frame.value]) {
+    out.set(part, pos);
+    pos += part.byteLength;
+  }
   if (pos !== out.byteLength) throw new Error(`KV frame encoding wrote ${pos} of ${out.byteLength} bytes`);
   return out;
 }

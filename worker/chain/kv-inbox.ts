@@ -99,8 +99,11 @@ export class KvInbox {
     return this.layout.sources.some((s) => s.rank === rank);
   }
 
-  /** Check and store one frame; throws FrameError (naming sender, layer and tokens) if it is unusable. */
-  accept(fromRank: number, frame: KvFrame): void {
+  /**
+   * Check and store one frame; throws FrameError (naming sender, layer and tokens) if it is unusable.
+   * Returns the frame with its K and V viewing the inbox's copy, valid until release().
+   */
+  accept(fromRank: number, frame: KvFrame): KvFrame {
     if (this.failure) throw this.failure;
     const source = this.layout.sources.find((s) => s.rank === fromRank);
     const next = this.next[frame.layer]?.get(fromRank);
@@ -119,8 +122,10 @@ export class KvInbox {
         `bad KV frame from rank ${fromRank}: tokens ${frame.tokenStart}..${frame.tokenEnd} fall inside this rank's own chunk`,
       );
     const offset = (frame.tokenStart - region.start) * rowBytes(this.layout.geometry);
-    new Uint8Array(region.key.buffer).set(frame.key, offset);
-    new Uint8Array(region.value.buffer).set(frame.value, offset);
+    const key = new Uint8Array(region.key.buffer, offset, frame.key.byteLength);
+    const value = new Uint8Array(region.value.buffer, offset, frame.value.byteLength);
+    key.set(frame.key);
+    value.set(frame.value);
     this.bytesReceived += frame.key.byteLength + frame.value.byteLength;
     this.lastActivity = Date.now();
     const layerNext = this.next[frame.layer]!;
@@ -129,6 +134,7 @@ export class KvInbox {
       this.pending[frame.layer]!--;
       if (this.pending[frame.layer] === 0) this.waiters.get(frame.layer)?.resolve(this.received(frame.layer));
     }
+    return { ...frame, key, value };
   }
 
   private block(region: Region | null): KvBlock | null {

@@ -120,7 +120,7 @@ describe('KvLink', () => {
   it('opens with the hello, sends every frame once, and returns the peer’s summary', async () => {
     const { messages, streamKv } = recorder();
     const errors: Error[] = [];
-    const link = new KvLink((await peer(streamKv)).client(0), hello, 4, 5000, (e) => errors.push(e));
+    const link = KvLink.overGrpc((await peer(streamKv)).client(0), hello, 4, 5000, (e) => errors.push(e));
     const encoded: number[] = [];
     await link.enqueue(frames(0, 3), () => encoded.push(0));
     await link.enqueue(frames(1, 2), () => encoded.push(1));
@@ -141,7 +141,7 @@ describe('KvLink', () => {
 
   it('holds the producer once `capacity` frames wait, and lets it go as the peer reads', async () => {
     const peer1 = slowReader();
-    const link = new KvLink((await peer(peer1.streamKv)).client(0), hello, 2, 10_000, () => undefined);
+    const link = KvLink.overGrpc((await peer(peer1.streamKv)).client(0), hello, 2, 10_000, () => undefined);
     // 64 frames of 128 KiB: far more than the socket and HTTP/2 buffers take while nobody reads.
     const producing = link.enqueue(frames(0, 64, 32));
     const resume = await peer1.reading;
@@ -154,7 +154,13 @@ describe('KvLink', () => {
 
   it('sends the lowest layer first among the frames still queued', async () => {
     const peer1 = slowReader();
-    const link = new KvLink((await peer(peer1.streamKv)).client(0), hello, 1000, 10_000, () => undefined);
+    const link = KvLink.overGrpc(
+      (await peer(peer1.streamKv)).client(0),
+      hello,
+      1000,
+      10_000,
+      () => undefined,
+    );
     await link.enqueue(frames(3, 48, 32)); // more than gRPC takes while the peer does not read
     await link.enqueue(frames(2, 4, 32));
     (await peer1.reading)();
@@ -173,7 +179,7 @@ describe('KvLink', () => {
       call.pause(); // never reads, never answers
     });
     const errors: Error[] = [];
-    const link = new KvLink(peers.client(0), hello, 2, 300, (e) => errors.push(e));
+    const link = KvLink.overGrpc(peers.client(0), hello, 2, 300, (e) => errors.push(e));
     const producing = link.enqueue(frames(0, 64, 32));
     await expect(producing).rejects.toThrow(
       /rank 1 stopped reading K\/V for 300 ms \(backpressure deadline\)/,
@@ -187,7 +193,7 @@ describe('KvLink', () => {
       callback({ code: status.FAILED_PRECONDITION, details: 'not a K/V source of rank 1' });
     });
     const errors: Error[] = [];
-    const link = new KvLink(peers.client(0), hello, 4, 5000, (e) => errors.push(e));
+    const link = KvLink.overGrpc(peers.client(0), hello, 4, 5000, (e) => errors.push(e));
     const deadline = Date.now() + 5000;
     while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(errors.map((e) => e.message)).toEqual(['KV stream to rank 1 failed: not a K/V source of rank 1']);
@@ -198,7 +204,7 @@ describe('KvLink', () => {
     const peers = await peer((call) => {
       call.pause();
     });
-    const link = new KvLink(peers.client(0), hello, 1, 10_000, () => undefined);
+    const link = KvLink.overGrpc(peers.client(0), hello, 1, 10_000, () => undefined);
     const producing = link.enqueue(frames(0, 64, 32));
     expect(await settledWithin(producing, 200)).toBe(false);
     link.abort('rank 0 stopped: run aborted');
@@ -208,7 +214,7 @@ describe('KvLink', () => {
 
   it('fails finish() when the peer never acknowledges the end of the stream', async () => {
     const peers = await peer(() => undefined); // reads nothing, answers nothing
-    const link = new KvLink(peers.client(0), hello, 4, 300, () => undefined);
+    const link = KvLink.overGrpc(peers.client(0), hello, 4, 300, () => undefined);
     await expect(link.finish()).rejects.toThrow(
       /rank 1 did not acknowledge the end of the KV stream in 300 ms/,
     );

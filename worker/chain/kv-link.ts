@@ -1,34 +1,20 @@
-// The sending end of one K/V link: a client stream to a peer's StreamKv. Frames wait in a bounded
-// queue, lowest layer first (the successor needs layer l before l+1, even when frames of l+1 that
-// were forwarded from the predecessor are already queued); when the queue is full the producer
-// waits, and when the socket is full (HTTP/2 flow control) the pump waits for 'drain'. A stalled
-// peer fails the link after the peer timeout instead of hanging it.
+// The sending end of one K/V link: frames wait in a bounded queue, lowest layer first (the successor
+// needs layer l before l+1, even when frames of l+1 that were forwarded from the predecessor are
+// already queued); when the queue is full the producer waits, and when the connection is full (HTTP/2
+// flow control, or the socket's buffer) the pump waits for 'drain'. A stalled peer fails the link
+// after the peer timeout instead of hanging it. How frames travel is the writer's business: a K/V
+// socket (kv-socket.ts, the default) or a StreamKv call (grpc-frame-writer.ts).
 import { performance } from 'node:perf_hooks';
-import type { ClientWritableStream, ServiceError } from '@grpc/grpc-js';
-import type {
-  KvFrame,
-  KvHello,
-  KvMessage,
-  KvStreamSummary,
-  RankClient,
-} from '../../core/gen/runahead/v1/rank.ts';
-import { EncodeBuffers, encodeKvMessage } from './kv-codec.ts';
+import type { KvFrame, KvHello, KvStreamSummary, RankClient } from '../../core/gen/runahead/v1/rank.ts';
+import { grpcFrameWriter } from './grpc-frame-writer.ts';
+import { LinkError, type KvFrameWriter, type LinkStats } from './kv-frame-writer.ts';
 
-export class LinkError extends Error {
-  override readonly name = 'LinkError';
-}
-
-export interface LinkStats {
-  framesSent: number;
-  bytesSent: number;
-  /** Per layer: first frame handed to gRPC → last frame flushed, epoch ms. */
-  readonly sendSpans: Map<number, { start: number; end: number }>;
-}
+export { LinkError, type KvFrameWriter, type LinkStats };
 
 const now = () => performance.timeOrigin + performance.now();
 
 export class KvLink {
-  private readonly call: ClientWritableStream<KvMessage>;
+  private readonly writer: KvFrameWriter;
   private readonly toRank: number;
   private readonly queues = new Map<number, KvFrame[]>();
   private queued = 0;
@@ -38,40 +24,42 @@ export class KvLink {
   private pumping = false;
   private ended = false;
   private failure: Error | null = null;
-  private readonly summary: Promise<KvStreamSummary>;
   private flushWaiters: (() => void)[] = [];
   private inFlight = 0;
-  /** Frames are written encoded (transport.ts passes them through), into buffers reused per link. */
-  private readonly writer: ClientWritableStream<KvMessage | Buffer>;
-  private readonly buffers = new EncodeBuffers();
   /** enqueue()'s onEncoded, by the last frame of its call. */
   private readonly encodedHooks = new Map<KvFrame, () => void>();
   readonly stats: LinkStats = { framesSent: 0, bytesSent: 0, sendSpans: new Map() };
 
-  constructor(
+  /** A link over a StreamKv call to `client` (the chain's transport before K/V sockets). */
+  static overGrpc(
     client: RankClient,
     hello: KvHello,
     capacity: number,
     timeoutMs: number,
     onError: (err: Error) => void,
+  ): KvLink {
+    return new KvLink(grpcFrameWriter(client, hello), hello.toRank, capacity, timeoutMs, onError);
+  }
+
+  constructor(
+    writer: KvFrameWriter,
+    toRank: number,
+    capacity: number,
+    timeoutMs: number,
+    onError: (err: Error) => void,
   ) {
-    this.toRank = hello.toRank;
+    this.writer = writer;
+    this.toRank = toRank;
     this.capacity = capacity;
     this.timeoutMs = timeoutMs;
-    let settle: { resolve(s: KvStreamSummary): void; reject(e: Error): void };
-    this.summary = new Promise((resolve, reject) => (settle = { resolve, reject }));
-    this.summary.catch(() => undefined);
-    this.call = client.streamKv((err: ServiceError | null, summary?: KvStreamSummary) => {
-      if (err) {
-        const e = new LinkError(`KV stream to rank ${this.toRank} failed: ${err.details || err.message}`);
-        this.fail(e);
-        settle.reject(e);
-        onError(e);
-      } else settle.resolve(summary ?? { frames: 0, bytes: 0 });
-    });
-    this.call.on('error', () => undefined); // reported through the callback above
-    this.writer = this.call as ClientWritableStream<KvMessage | Buffer>;
-    this.call.write({ body: { $case: 'hello', value: hello } });
+    const failed = (err: unknown) => {
+      const e = err instanceof Error ? err : new LinkError(String(err));
+      if (this.failure) return;
+      this.fail(e);
+      onError(e);
+    };
+    writer.ready?.catch(failed);
+    writer.summary.catch(failed);
   }
 
   private fail(err: Error): void {
@@ -79,7 +67,7 @@ export class KvLink {
     this.failure = err;
     for (const w of this.spaceWaiters.splice(0)) w();
     for (const w of this.flushWaiters.splice(0)) w();
-    this.call.cancel();
+    this.writer.cancel();
   }
 
   /**
@@ -123,6 +111,7 @@ export class KvLink {
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
+      if (this.writer.ready) await this.writer.ready.catch(() => undefined);
       for (let frame = this.nextFrame(); frame && !this.failure; frame = this.nextFrame()) {
         this.queued--;
         for (const w of this.spaceWaiters.splice(0)) w();
@@ -130,21 +119,19 @@ export class KvLink {
         this.stats.sendSpans.set(frame.layer, span);
         const bytes = frame.key.byteLength + frame.value.byteLength;
         this.inFlight++;
-        const encoded = encodeKvMessage({ body: { $case: 'frame', value: frame } }, this.buffers);
         const hook = this.encodedHooks.get(frame);
-        if (hook) {
-          this.encodedHooks.delete(frame);
-          hook();
-        }
-        const accepted = this.writer.write(encoded, () => {
-          // grpc-js has copied the message by now (kv-codec.ts EncodeBuffers).
-          this.buffers.give(encoded);
-          span.end = now();
-          this.stats.framesSent++;
-          this.stats.bytesSent += bytes;
-          this.inFlight--;
-          if (this.inFlight === 0) for (const w of this.flushWaiters.splice(0)) w();
-        });
+        this.encodedHooks.delete(frame);
+        const accepted = this.writer.write(
+          frame,
+          () => hook?.(),
+          () => {
+            span.end = now();
+            this.stats.framesSent++;
+            this.stats.bytesSent += bytes;
+            this.inFlight--;
+            if (this.inFlight === 0) for (const w of this.flushWaiters.splice(0)) w();
+          },
+        );
         if (!accepted) await this.drain();
       }
     } finally {
@@ -163,7 +150,7 @@ export class KvLink {
         );
         resolve();
       }, this.timeoutMs);
-      this.call.once('drain', () => {
+      this.writer.onceDrain(() => {
         clearTimeout(timer);
         resolve();
       });
@@ -181,7 +168,7 @@ export class KvLink {
     if (this.failure) throw this.failure;
     if (!this.ended) {
       this.ended = true;
-      this.call.end();
+      this.writer.end();
     }
     const timeout = new Promise<never>((_, reject) =>
       setTimeout(() => {
@@ -192,7 +179,7 @@ export class KvLink {
         );
       }, this.timeoutMs).unref(),
     );
-    return Promise.race([this.summary, timeout]);
+    return Promise.race([this.writer.summary, timeout]);
   }
 
   abort(reason: string): void {

@@ -97,6 +97,8 @@ async function node(rank: number, other: string): Promise<Node> {
       worldSize: 2,
       peers: rank === 0 ? [address, other] : [other, address],
       listen: address,
+      kvPort: 0,
+      kvTransport: 'socket',
       tls: null,
       limits: { ...DEFAULT_LIMITS, peerTimeoutMs: 2000 },
       startupTimeoutMs: 2000,

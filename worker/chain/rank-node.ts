@@ -19,6 +19,8 @@ import type {
   Ack,
   FirstTokenReport,
   Identity,
+  KvEndpointReply,
+  KvEndpointRequest,
   KvMessage,
   KvStreamSummary,
   RankReport,
@@ -28,7 +30,14 @@ import type {
   StartReply,
   StartRequest,
 } from '../../core/gen/runahead/v1/rank.ts';
-import { PROTOCOL_VERSION, dtypeOf, identityProblem, type LinkLimits } from '../../core/protocol.ts';
+import {
+  PROTOCOL_VERSION,
+  dtypeOf,
+  identityProblem,
+  maxMessageBytes,
+  type KvTransport,
+  type LinkLimits,
+} from '../../core/protocol.ts';
 import { logger, type Logger } from '../../core/log.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
@@ -38,6 +47,7 @@ import { coordinate, type CoordinatorEnv } from './coordinator.ts';
 import { grpcError } from './grpc-error.ts';
 import { InboxBuffers } from './inbox-buffers.ts';
 import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
+import { KvSocketServer, hostOf } from './kv-socket.ts';
 import { attributeFailure, RankRun, RunFailure } from './rank-run.ts';
 import { RunLifecycle, type NodeEvent, type NodeState } from './run-lifecycle.ts';
 import { RunRegistry } from './run-registry.ts';
@@ -50,6 +60,10 @@ export interface RankNodeConfig {
   readonly peers: readonly string[];
   /** Address this rank's server binds. */
   readonly listen: string;
+  /** Port of this rank's K/V socket, on the host of `listen` (0: any free port). */
+  readonly kvPort: number;
+  /** How this rank sends K/V (it takes them both ways). */
+  readonly kvTransport: KvTransport;
   readonly tls: TlsFiles | null;
   readonly limits: LinkLimits;
   readonly startupTimeoutMs: number;
@@ -71,6 +85,7 @@ export class RankNode {
   private readonly engine: EngineClient;
   private readonly tokenizer: TextTokenizer;
   private readonly server: Server;
+  private kvSocket: KvSocketServer | null = null;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly peers: Peers;
   private readonly log: Logger;
@@ -96,7 +111,7 @@ export class RankNode {
     this.tokenizer = tokenizer;
     this.log = logger('rank', { rank: config.rank });
     this.lifecycle = new RunLifecycle(config.rank);
-    this.peers = new Peers(config.peers, config.tls, config.limits);
+    this.peers = new Peers(config.peers, config.tls, config.limits, config.kvTransport);
     this.server = rankServer(config.limits);
     this.closed = new Promise((resolve) => (this.closing = resolve));
   }
@@ -115,8 +130,21 @@ export class RankNode {
         else resolve(port);
       });
     });
+    node.kvSocket = await KvSocketServer.listen(
+      hostOf(config.listen),
+      config.kvPort,
+      config.tls,
+      maxMessageBytes(config.limits),
+      () => node.kvContext(),
+    ).catch((err: unknown) => {
+      node.server.forceShutdown();
+      throw new Error(`rank ${config.rank}: ${(err as Error).message}`);
+    });
     node.health.setStatus('', 'SERVING');
-    node.log.info({ listen: config.listen, port, tls: config.tls !== null }, 'serving');
+    node.log.info(
+      { listen: config.listen, port, kvPort: node.kvSocket.port, tls: config.tls !== null },
+      'serving',
+    );
     return node;
   }
 
@@ -360,6 +388,10 @@ export class RankNode {
       ) => {
         serveKvStream(call, callback, this.kvContext());
       },
+      kvEndpoint: unary<KvEndpointRequest, KvEndpointReply>((req) => {
+        this.checkIdentity(req.from);
+        return { port: this.kvSocket?.port ?? 0 };
+      }),
       firstToken: unary<FirstTokenReport, Ack>((req) => {
         this.checkIdentity(req.from);
         this.lifecycle.coordinatedRun(req.from?.runId)?.onFirstToken(req.token);
@@ -425,6 +457,7 @@ export class RankNode {
     // Let a failing run deliver its report before the channels close.
     await Promise.race([this.lastRunSettled, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.peers.close();
+    await this.kvSocket?.close();
     await new Promise<void>((resolve) => {
       this.server.tryShutdown(() => {
         resolve();

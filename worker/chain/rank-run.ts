@@ -193,8 +193,8 @@ export class RankRun {
       this.links.set(
         to,
         new KvLink(
-          env.peers.client(to),
-          hello,
+          env.peers.kvWriter(to, hello, env.limits.peerTimeoutMs),
+          to,
           env.limits.maxQueuedFrames,
           env.limits.peerTimeoutMs,
           (err) => {
@@ -233,8 +233,9 @@ export class RankRun {
   /** A frame from `fromRank`: check and keep it, and in KV-Runahead pass it on to the successor at once. */
   async onFrame(fromRank: number, frame: KvFrame): Promise<void> {
     if (!this.inbox) throw new RunFailure(`rank ${this.env.rank} expects no K/V in this run`, this.env.rank);
-    this.inbox.accept(fromRank, frame);
-    if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.outbox.forward(this.env.rank + 1, frame);
+    // What is forwarded is the inbox's copy: `frame` views a buffer its stream reuses (kv-socket.ts).
+    const kept = this.inbox.accept(fromRank, frame);
+    if (this.plan.mode === Mode.MODE_RUNAHEAD) await this.outbox.forward(this.env.rank + 1, kept);
   }
 
   onStreamClosed(fromRank: number, cause: string | null): void {

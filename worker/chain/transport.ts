@@ -1,10 +1,10 @@
 // gRPC plumbing for the rank protocol: credentials (plain or mutual TLS), the rank's server with
 // the HTTP/2 receive window K/V streams need, clients to peers with bounded message sizes, and the
 // service definition with a copy-free serializer for K/V frames.
-import { readFileSync } from 'node:fs';
 import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
 import {
   ChannelCredentials,
+  Metadata,
   Server,
   ServerCredentials,
   credentials,
@@ -16,22 +16,15 @@ import { RankClient, RankService, type KvMessage } from '../../core/gen/runahead
 import { RECEIVE_WINDOW_BYTES, grpcOptions, type LinkLimits } from '../../core/protocol.ts';
 import { logger } from '../../core/log.ts';
 import { encodeKvMessage } from './kv-codec.ts';
+import { socketFrameWriter, hostOf } from './kv-socket.ts';
+import type { KvFrameWriter } from './kv-frame-writer.ts';
+import { grpcFrameWriter } from './grpc-frame-writer.ts';
+import { readTlsFile, type TlsFiles } from './tls-files.ts';
+import type { KvHello } from '../../core/gen/runahead/v1/rank.ts';
+import type { KvTransport } from '../../core/protocol.ts';
 
-export interface TlsFiles {
-  /** This rank's certificate chain (PEM); it serves and connects with it. */
-  readonly cert: string;
-  readonly key: string;
-  /** The CA that signed every rank's certificate: peers without one are refused. */
-  readonly ca: string;
-}
-
-function read(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
-  }
-}
+export type { TlsFiles };
+const read = readTlsFile;
 
 export function serverCredentials(tls: TlsFiles | null): ServerCredentials {
   if (!tls) return ServerCredentials.createInsecure();
@@ -135,11 +128,50 @@ export class Peers {
   private readonly creds: ChannelCredentials;
   private readonly options: object;
   private readonly clients = new Map<number, RankClient>();
+  private readonly tls: TlsFiles | null;
+  private readonly kvTransport: KvTransport;
 
-  constructor(addresses: readonly string[], tls: TlsFiles | null, limits: LinkLimits) {
+  constructor(
+    addresses: readonly string[],
+    tls: TlsFiles | null,
+    limits: LinkLimits,
+    kvTransport: KvTransport = 'socket',
+  ) {
     this.addresses = addresses;
+    this.tls = tls;
     this.creds = channelCredentials(tls);
     this.options = grpcOptions(limits);
+    this.kvTransport = kvTransport;
+  }
+
+  /**
+   * How this rank sends K/V to `rank` (hello first): on the peer's K/V socket, whose port it asks
+   * for over gRPC, or on a StreamKv call.
+   */
+  kvWriter(rank: number, hello: KvHello, timeoutMs: number): KvFrameWriter {
+    const client = this.client(rank);
+    if (this.kvTransport === 'grpc') return grpcFrameWriter(client, hello);
+    const host = hostOf(this.address(rank));
+    return socketFrameWriter({
+      hello,
+      tls: this.tls,
+      timeoutMs,
+      endpoint: () =>
+        new Promise((resolve, reject) => {
+          client.kvEndpoint(
+            { from: hello.from },
+            new Metadata(),
+            { deadline: Date.now() + timeoutMs },
+            (err, reply) => {
+              if (err)
+                reject(
+                  new Error(`rank ${rank} did not say where it takes K/V: ${err.details || err.message}`),
+                );
+              else resolve({ host, port: reply.port });
+            },
+          );
+        }),
+    });
   }
 
   address(rank: number): string {

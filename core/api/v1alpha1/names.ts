@@ -28,6 +28,9 @@ export const MANAGED_BY = 'runahead-operator';
 /** The port every rank serves the rank protocol (and the gRPC health service) on. */
 export const RANK_PORT = 50051;
 export const RANK_PORT_NAME = 'rank';
+/** The port every rank takes K/V on, beside the rank protocol (worker/chain/kv-socket.ts). */
+export const RANK_KV_PORT = 50052;
+export const RANK_KV_PORT_NAME = 'kv';
 
 export const PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended'] as const;
 export type Phase = (typeof PHASES)[number];

@@ -156,6 +156,25 @@ export interface KvStreamSummary {
   bytes: number;
 }
 
+export interface KvEndpointRequest {
+  from?: Identity | undefined;
+}
+
+export interface KvEndpointReply {
+  /** 0: this rank takes K/V on StreamKv only. */
+  port: number;
+}
+
+/**
+ * The receiver's one message on a K/V socket, when the stream ends: what it received, or why it
+ * refused the stream (a gRPC status code and message, as StreamKv would have answered).
+ */
+export interface KvSocketEnd {
+  summary?: KvStreamSummary | undefined;
+  code: number;
+  error: string;
+}
+
 export interface FirstTokenReport {
   from?: Identity | undefined;
   token: number;
@@ -1162,6 +1181,166 @@ export const KvStreamSummary: MessageFns<KvStreamSummary> = {
   },
 };
 
+function createBaseKvEndpointRequest(): KvEndpointRequest {
+  return { from: undefined };
+}
+
+export const KvEndpointRequest: MessageFns<KvEndpointRequest> = {
+  encode(message: KvEndpointRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== undefined) {
+      Identity.encode(message.from, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvEndpointRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvEndpointRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = Identity.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseKvEndpointReply(): KvEndpointReply {
+  return { port: 0 };
+}
+
+export const KvEndpointReply: MessageFns<KvEndpointReply> = {
+  encode(message: KvEndpointReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.port !== 0) {
+      writer.uint32(8).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvEndpointReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvEndpointReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseKvSocketEnd(): KvSocketEnd {
+  return { summary: undefined, code: 0, error: "" };
+}
+
+export const KvSocketEnd: MessageFns<KvSocketEnd> = {
+  encode(message: KvSocketEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.summary !== undefined) {
+      KvStreamSummary.encode(message.summary, writer.uint32(10).fork()).join();
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).uint32(message.code);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvSocketEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvSocketEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.summary = KvStreamSummary.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseFirstTokenReport(): FirstTokenReport {
   return { from: undefined, token: 0 };
 }
@@ -2042,6 +2221,20 @@ export const RankService = {
     responseSerialize: (value: KvStreamSummary): Buffer => Buffer.from(KvStreamSummary.encode(value).finish()),
     responseDeserialize: (value: Buffer): KvStreamSummary => KvStreamSummary.decode(value),
   },
+  /**
+   * Rank i → rank i+1 (or any K/V sender): the port of this rank's K/V socket, where the same
+   * KvMessages flow as on StreamKv, length-prefixed, on a plain or TLS stream of their own
+   * (worker/chain/kv-socket.ts says why). The host is the one this rank's gRPC address names.
+   */
+  kvEndpoint: {
+    path: "/runahead.v1.Rank/KvEndpoint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: KvEndpointRequest): Buffer => Buffer.from(KvEndpointRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): KvEndpointRequest => KvEndpointRequest.decode(value),
+    responseSerialize: (value: KvEndpointReply): Buffer => Buffer.from(KvEndpointReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): KvEndpointReply => KvEndpointReply.decode(value),
+  },
   /** Last rank → coordinator, as soon as the first token is chosen. */
   firstToken: {
     path: "/runahead.v1.Rank/FirstToken" as const,
@@ -2091,6 +2284,12 @@ export interface RankServer extends UntypedServiceImplementation {
   start: handleUnaryCall<StartRequest, StartReply>;
   /** Rank i → rank i+1 (KV-Runahead) or every rank → every other rank (TSP): K/V of each layer. */
   streamKv: handleClientStreamingCall<KvMessage, KvStreamSummary>;
+  /**
+   * Rank i → rank i+1 (or any K/V sender): the port of this rank's K/V socket, where the same
+   * KvMessages flow as on StreamKv, length-prefixed, on a plain or TLS stream of their own
+   * (worker/chain/kv-socket.ts says why). The host is the one this rank's gRPC address names.
+   */
+  kvEndpoint: handleUnaryCall<KvEndpointRequest, KvEndpointReply>;
   /** Last rank → coordinator, as soon as the first token is chosen. */
   firstToken: handleUnaryCall<FirstTokenReport, Ack>;
   /** Every rank → coordinator, when its part of the run is over. */
@@ -2143,6 +2342,26 @@ export interface RankClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: KvStreamSummary) => void,
   ): ClientWritableStream<KvMessage>;
+  /**
+   * Rank i → rank i+1 (or any K/V sender): the port of this rank's K/V socket, where the same
+   * KvMessages flow as on StreamKv, length-prefixed, on a plain or TLS stream of their own
+   * (worker/chain/kv-socket.ts says why). The host is the one this rank's gRPC address names.
+   */
+  kvEndpoint(
+    request: KvEndpointRequest,
+    callback: (error: ServiceError | null, response: KvEndpointReply) => void,
+  ): ClientUnaryCall;
+  kvEndpoint(
+    request: KvEndpointRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: KvEndpointReply) => void,
+  ): ClientUnaryCall;
+  kvEndpoint(
+    request: KvEndpointRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: KvEndpointReply) => void,
+  ): ClientUnaryCall;
   /** Last rank → coordinator, as soon as the first token is chosen. */
   firstToken(request: FirstTokenReport, callback: (error: ServiceError | null, response: Ack) => void): ClientUnaryCall;
   firstToken(
