@@ -14,7 +14,7 @@
 # Then, here: node bench/gpu/report.ts OUT_DIR → bench/results/h200-cuda.{md,json}.
 #
 # Usage: bench/gpu/run.sh OUT_DIR [steps: smoke check bench anchor loadprofile optlevels memory groups
-#        egress native io chain link profile] [MODELS=llama-7b,llama3-8b]
+#        egress native io chain transport link profile] [MODELS=llama-7b,llama3-8b]
 set -uo pipefail
 out=${1:?usage: bench/gpu/run.sh OUT_DIR [steps...]}
 shift
@@ -136,6 +136,19 @@ for s in $steps; do
           --contexts "${CHAIN_CONTEXTS:-8192}" --ranks 2 --modes single,runahead --warmup 1 --repeats 3 \
           --json-out "$out/chain-$io.json" --out "$out/chain-$io.md" 2>> "$out/chain.log"
         echo "exit $?"; cat "$out/chain-$io.md"
+      done ;;
+    transport)
+      # Two ranks on ONE GPU, native IO, K/V on the K/V socket and on gRPC StreamKv, each with the
+      # allocator's mmap threshold at 32 MiB (the GPU reports so far) and at 4 MiB (the workers' default).
+      for mmap in 33554432 4194304; do
+        for t in socket grpc; do
+          step "chain llama3-8b, 2 ranks on one GPU, kv-transport $t, mmap threshold $mmap"
+          MALLOC_MMAP_THRESHOLD_=$mmap timeout -k 5 200 node bin/runahead.js bench --model synthetic:llama3-8b --ep cuda \
+            --dtype float16 --io native --kv-transport "$t" --contexts "${CHAIN_CONTEXTS:-8192}" --ranks 2 \
+            --modes single,runahead --warmup 1 --repeats 3 --json-out "$out/transport-$t-$mmap.json" \
+            --out "$out/transport-$t-$mmap.md" 2>> "$out/transport.log"
+          echo "exit $?"; cat "$out/transport-$t-$mmap.md"
+        done
       done ;;
     link)
       # The chain's gRPC link between two rank processes on this host (loopback), beside raw TCP and memcpy.

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { RunResult } from '../../core/gen/runahead/v1/rank.ts';
-import { DEFAULT_LIMITS, MODE_BY_NAME, RECEIVE_WINDOW_BYTES } from '../../core/protocol.ts';
+import { DEFAULT_LIMITS, KV_TRANSPORTS, MODE_BY_NAME, RECEIVE_WINDOW_BYTES } from '../../core/protocol.ts';
 import { predict, type CostProfile } from '../../core/cost-model.ts';
 import type { PartitionTable } from '../../core/partition-table.ts';
 import { describeConfig, modelConfig } from '../model-info.ts';
@@ -58,6 +58,7 @@ const BenchFlags = z.object({
   repeats: z.coerce.number().int().min(1, '--repeats must be ≥ 1'),
   warmup: z.coerce.number().int().min(0, '--warmup must be ≥ 0'),
   pinCores: z.coerce.number().int().min(1).optional(),
+  kvTransport: z.enum(KV_TRANSPORTS, { error: `--kv-transport must be ${KV_TRANSPORTS.join(' or ')}` }),
   partitionTable: z.string().optional(),
   profile: z.string().optional(),
   out: z.string().optional(),
@@ -88,6 +89,7 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'measured runs per point (the report quotes the median)', '3')
     .option('--warmup <n>', 'unmeasured runs first', '1')
     .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k)')
+    .option('--kv-transport <kind>', 'how ranks send K/V: socket or grpc (StreamKv)', 'socket')
     .option(
       '--partition-table <files>',
       'for mode balanced: runahead tune tables, one per rank count, comma-separated',
@@ -129,6 +131,7 @@ export function registerBench(program: Command): void {
           ranks,
           spec,
           ...(f.pinCores ? { pinCores: f.pinCores } : {}),
+          kvTransport: f.kvTransport,
           ...(tables.has(ranks) ? { partitionTable: tables.get(ranks)!.path } : {}),
           onProgress: (d, t) => {
             bar.update(d, t, '');
