@@ -249,7 +249,8 @@ export function socketFrameWriter(o: SocketWriterOptions): KvFrameWriter {
     s.on('close', () => fail('closed before the receiver answered'));
     s.write(helloBytes({ body: { $case: 'hello', value: o.hello } }));
   })();
-  ready.catch(() => undefined);
+  // The reason the socket never opened is the link's error (not the cancel that follows it).
+  ready.catch((err: unknown) => settle?.reject(err as Error));
 
   return {
     ready,
@@ -273,7 +274,11 @@ export function socketFrameWriter(o: SocketWriterOptions): KvFrameWriter {
       else socket.once('drain', cb);
     },
     end() {
-      socket?.write(END_OF_STREAM);
+      // A link may end before its socket is open (nothing to send): the end follows the hello.
+      void ready.then(
+        () => socket?.write(END_OF_STREAM),
+        () => undefined,
+      );
     },
     cancel() {
       state.cancelled = true;
