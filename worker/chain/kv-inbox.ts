@@ -48,6 +48,15 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/**
+ * `src` into `dst` (same length) with memmove: TypedArray#set into a SharedArrayBuffer copied
+ * received K/V at about 2 GB/s here, a third of what memmove does (V8 copies shared memory
+ * element-wise relaxed-atomic).
+ */
+function copyInto(dst: Buffer, src: Uint8Array): void {
+  Buffer.from(src.buffer, src.byteOffset, src.byteLength).copy(dst);
+}
+
 export class KvInbox {
   private readonly layout: InboxLayout;
   private readonly rowElements: number;
@@ -122,10 +131,10 @@ export class KvInbox {
         `bad KV frame from rank ${fromRank}: tokens ${frame.tokenStart}..${frame.tokenEnd} fall inside this rank's own chunk`,
       );
     const offset = (frame.tokenStart - region.start) * rowBytes(this.layout.geometry);
-    const key = new Uint8Array(region.key.buffer, offset, frame.key.byteLength);
-    const value = new Uint8Array(region.value.buffer, offset, frame.value.byteLength);
-    key.set(frame.key);
-    value.set(frame.value);
+    const key = Buffer.from(region.key.buffer, offset, frame.key.byteLength);
+    const value = Buffer.from(region.value.buffer, offset, frame.value.byteLength);
+    copyInto(key, frame.key);
+    copyInto(value, frame.value);
     this.bytesReceived += frame.key.byteLength + frame.value.byteLength;
     this.lastActivity = Date.now();
     const layerNext = this.next[frame.layer]!;

@@ -134,31 +134,52 @@ export function serveKvSocket<S extends KvSink>(
     over = true;
     receiver.closed(cause, grpcError(status.DATA_LOSS, cause));
   };
+  const refuseMalformed = (err: unknown) => {
+    const why =
+      err instanceof WireError ? err.message : `undecodable K/V message (${(err as Error).message})`;
+    closeWith(`a malformed message on the K/V socket: ${why}`);
+  };
+  /** Handle one message; false once the stream is over. */
+  const handle = async (bytes: Uint8Array): Promise<boolean> => {
+    if (bytes.byteLength === 0) {
+      over = true;
+      receiver.closed(null, null);
+      return false;
+    }
+    // K and V are views of `bytes`, which the reader reuses: the sink copies what it keeps.
+    await receiver.receive(KvMessage.decode(bytes));
+    const phase = receiver.state.phase;
+    if (phase === 'answered' || phase === 'closed') over = true;
+    return !over;
+  };
+  // Most chunks (64 KiB reads of 1 MiB frames) complete no message: they are only assembled, at
+  // once. A chunk that completes one pauses the socket until the run has taken it (backpressure);
+  // pausing and resuming for every chunk cost two epoll_ctl calls and a promise chain per read.
   socket.on('data', (chunk: Buffer) => {
     if (over) return;
+    const messages = reader.push(chunk);
+    let next: IteratorResult<Uint8Array, void>;
+    try {
+      next = messages.next();
+    } catch (err) {
+      refuseMalformed(err);
+      return;
+    }
+    if (next.done) return;
     socket.pause();
+    const first = next;
     chain = chain
       .then(async () => {
         try {
-          for (const bytes of reader.push(chunk)) {
-            if (over) return;
-            if (bytes.byteLength === 0) {
-              over = true;
-              receiver.closed(null, null);
-              return;
-            }
-            // K and V are views of `bytes`, which the reader reuses: the sink copies what it keeps.
-            await receiver.receive(KvMessage.decode(bytes));
-            const phase = receiver.state.phase;
-            if (phase === 'answered' || phase === 'closed') over = true;
-          }
+          for (let r: IteratorResult<Uint8Array, void> = first; !r.done; r = messages.next())
+            if (!(await handle(r.value))) return;
         } catch (err) {
-          const why =
-            err instanceof WireError ? err.message : `undecodable K/V message (${(err as Error).message})`;
-          closeWith(`a malformed message on the K/V socket: ${why}`);
+          refuseMalformed(err);
         }
       })
-      .finally(() => socket.resume());
+      .finally(() => {
+        if (!over) socket.resume();
+      });
   });
   const ended = (cause: string) => {
     afterMessages(() => {
