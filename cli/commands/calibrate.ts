@@ -15,8 +15,14 @@ const Flags = z.object({
   link: z.string().min(1).optional(),
 });
 
-/** What `runahead bench link --json` prints; only grpcGBps is read. */
-const LinkBenchSchema = z.looseObject({ grpcGBps: z.number().positive().optional() });
+/**
+ * What `runahead bench link --json` prints; only the rate of the chain's link is read: socketGBps
+ * (ranks' default transport), else grpcGBps (files from before K/V sockets, or `--paths grpc`).
+ */
+const LinkBenchSchema = z.looseObject({
+  socketGBps: z.number().positive().nullable().optional(),
+  grpcGBps: z.number().positive().nullable().optional(),
+});
 
 /** The idle link's rate from a link benchmark's JSON, or undefined when it has none. */
 export async function readLinkGBps(path: string): Promise<number | undefined> {
@@ -31,7 +37,7 @@ export async function readLinkGBps(path: string): Promise<number | undefined> {
     throw new UsageError(
       `--link ${path}: not a runahead bench link --json file (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
     );
-  return r.data.grpcGBps;
+  return r.data.socketGBps ?? r.data.grpcGBps ?? undefined;
 }
 
 async function readResults(path: string): Promise<BenchResults> {
@@ -57,7 +63,7 @@ export function registerCalibrate(program: Command): void {
     .requiredOption('--out <file>', 'write the profile here (JSON)')
     .option(
       '--link <file>',
-      'runahead bench link --json output: its grpcGBps is the idle link rate, a floor under the rate the runs measured while computing (used alone when the runs have no sends)',
+      'runahead bench link --json output: its socketGBps (else grpcGBps) is the idle link rate, a floor under the rate the runs measured while computing (used alone when the runs have no sends)',
     )
     .action(async (flags: Record<string, unknown>) => {
       const f = parseFlags(Flags, flags);

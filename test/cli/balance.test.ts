@@ -7,6 +7,7 @@ import { attendMs, predict, projectMs, type CostCoefficients } from '../../core/
 import { evenBoundaries } from '../../core/partition.ts';
 import { lookupBoundaries, parsePartitionTable } from '../../core/partition-table.ts';
 import type { BenchResults } from '../../cli/bench/results.ts';
+import { readLinkGBps } from '../../cli/commands/calibrate.ts';
 import { runCli } from '../support/cli.ts';
 
 // Runs of the tiny preset synthesised from known costs: the CLI must recover a profile that
@@ -115,7 +116,7 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
     expect(out.boundaries).toEqual(lookupBoundaries(table, 100));
   }, 120_000);
 
-  it('calibrate --link: the link benchmark’s grpcGBps is the rate when the runs have no sends', async () => {
+  it('calibrate --link: the link benchmark’s socketGBps (the ranks’ transport) is the rate when the runs have no sends', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'balance-'));
     const results: BenchResults = {
       version: 1,
@@ -131,7 +132,7 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
       ]),
     };
     await writeFile(join(dir, 'runs.json'), JSON.stringify(results));
-    await writeFile(join(dir, 'link.json'), JSON.stringify({ grpcGBps: 0.8, tcpGBps: 2, memcpyGBps: 9 }));
+    await writeFile(join(dir, 'link.json'), JSON.stringify({ socketGBps: 0.8, grpcGBps: 0.5, tcpGBps: 2, memcpyGBps: 9 }));
     const cal = await runCli([
       'calibrate',
       '--runs',
@@ -149,6 +150,9 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
     };
     expect(profile.coefficients.transfer[1]).toBeCloseTo(1 / 0.8e6, 15);
     expect(profile.fit.transfer).toEqual({ source: 'link', samples: 0, linkGBps: 0.8 });
+    // A file from before K/V sockets (or `--paths grpc`) gives its gRPC rate.
+    await writeFile(join(dir, 'grpc.json'), JSON.stringify({ socketGBps: null, grpcGBps: 0.5 }));
+    expect(await readLinkGBps(join(dir, 'grpc.json'))).toBe(0.5);
 
     await writeFile(join(dir, 'bad.json'), JSON.stringify({ grpcGBps: 'fast' }));
     const bad = await runCli([
