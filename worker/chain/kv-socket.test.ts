@@ -144,7 +144,7 @@ describe('K/V sockets', () => {
 
     const rogue = link(server.port, { tls: certs.rogue, timeoutMs: 3000 });
     await rogue.link.enqueue(frames(3, 8, 8)).catch(() => undefined);
-    await expect(rogue.link.finish()).rejects.toThrow(/K\/V socket to rank 1/);
+    await expect(rogue.link.finish()).rejects.toThrow(/KV stream to rank 1 failed/);
     expect(run.frames).toHaveLength(sent.length);
   });
 

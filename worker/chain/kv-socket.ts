@@ -234,7 +234,8 @@ export function socketFrameWriter(o: SocketWriterOptions): KvFrameWriter {
   let settle: { resolve(s: KvStreamSummary): void; reject(e: Error): void } | undefined;
   const summary = new Promise<KvStreamSummary>((resolve, reject) => (settle = { resolve, reject }));
   summary.catch(() => undefined);
-  const fail = (why: string) => settle?.reject(new LinkError(`K/V socket to rank ${toRank}: ${why}`));
+  // Worded as the gRPC link words it (grpc-frame-writer.ts): "KV stream to rank N failed: …".
+  const fail = (why: string) => settle?.reject(new LinkError(`KV stream to rank ${toRank} failed: ${why}`));
 
   const ready = (async () => {
     const { host, port } = await o.endpoint();
@@ -247,7 +248,7 @@ export function socketFrameWriter(o: SocketWriterOptions): KvFrameWriter {
     });
     if (state.cancelled) {
       s.destroy();
-      throw new LinkError(`K/V socket to rank ${toRank} cancelled`);
+      throw new LinkError(`KV stream to rank ${toRank} failed: cancelled`);
     }
     socket = s;
     const reader = new MessageReader(64 << 10);
