@@ -41,6 +41,8 @@ import { tlsMaterial, type TlsFiles } from './tls-files.ts';
 const SEND_BUFFER_BYTES = 8 << 20;
 /** Connections a rank's K/V socket serves at once (a rank has at most world size − 1 senders). */
 const MAX_CONNECTIONS = 256;
+/** How long a connection may stay open without a hello (a slot of MAX_CONNECTIONS held by nobody). */
+const HELLO_TIMEOUT_MS = 30_000;
 /** How long a refused sender may keep writing before its socket is dropped. */
 const HANG_UP_GRACE_MS = 5000;
 
@@ -115,6 +117,10 @@ export function serveKvSocket<S extends KvSink>(
   socket.setKeepAlive(true, 10_000);
   const reader = new MessageReader(maxMessageBytes);
   let over = false;
+  let greeted = false;
+  socket.setTimeout(HELLO_TIMEOUT_MS, () => {
+    if (receiver.state.phase === 'hello') socket.destroy();
+  });
   const receiver = new KvReceiver(ctx, {
     answer: (err, summary) => {
       const end: KvSocketEnd = err
@@ -149,6 +155,10 @@ export function serveKvSocket<S extends KvSink>(
     // K and V are views of `bytes`, which the reader reuses: the sink copies what it keeps.
     await receiver.receive(KvMessage.decode(bytes));
     const phase = receiver.state.phase;
+    if (phase === 'frames' && !greeted) {
+      greeted = true;
+      socket.setTimeout(0);
+    }
     if (phase === 'answered' || phase === 'closed') over = true;
     return !over;
   };
