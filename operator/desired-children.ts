@@ -42,6 +42,7 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { TERMINATION_MESSAGE_PATH } from '../core/api/termination-message.ts';
+import { rankPlacement } from './rank-placement.ts';
 
 export interface OperatorDefaults {
   /** Worker image for jobs that name none. */
@@ -74,11 +75,13 @@ const PROMPT_FILE = `${CONFIG_DIR}/prompt/prompt.txt`;
 const TABLE_FILE = `${CONFIG_DIR}/partition/table.json`;
 const TLS_DIR = `${CONFIG_DIR}/tls`;
 
-/** A job as the planner needs it: validated spec, identity. */
+/** A job as the planner needs it: validated spec, identity, its labels (Kueue's queue name). */
 export interface JobRef {
   readonly name: string;
   readonly namespace: string;
   readonly uid: string;
+  /** The job's own labels (absent: none). */
+  readonly labels?: Readonly<Record<string, string>>;
   readonly spec: RunaheadJobSpec;
 }
 
@@ -87,6 +90,7 @@ export function jobRef(job: RunaheadJob): JobRef {
     name: job.metadata.name,
     namespace: job.metadata.namespace ?? 'default',
     uid: job.metadata.uid ?? '',
+    labels: job.metadata.labels ?? {},
     spec: job.spec,
   };
 }
@@ -311,11 +315,21 @@ function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVa
 export function desiredPod(job: JobRef, rank: number, attempt: number, defaults: OperatorDefaults): V1Pod {
   const spec = job.spec;
   const { volumes: vols, mounts } = volumes(job);
-  const labels = { ...jobLabels(job), [LABEL_RANK]: String(rank), [LABEL_ATTEMPT]: String(attempt) };
+  const placement = rankPlacement(job, rank, attempt);
+  const labels = {
+    ...placement.labels,
+    ...jobLabels(job),
+    [LABEL_RANK]: String(rank),
+    [LABEL_ATTEMPT]: String(attempt),
+  };
+  const annotations = Object.keys(placement.annotations).length > 0 ? placement.annotations : undefined;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: meta(job, childNames.pod(job.name, rank), labels),
+    metadata: {
+      ...meta(job, childNames.pod(job.name, rank), labels),
+      ...(annotations ? { annotations } : {}),
+    },
     spec: {
       hostname: childNames.hostname(job.name, rank),
       subdomain: childNames.service(job.name),
@@ -336,8 +350,12 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
       // Passed through where the admin allows them (policies/pass-through-policy.ts); their shape is
       // core/v1's (core/api/v1alpha1/scheduling.ts), checked by the API server on the job already.
       ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
-      ...(spec.affinity ? { affinity: spec.affinity } : {}),
+      // spec.affinity plus spec.placement's terms (rank-placement.ts).
+      ...(placement.affinity ? { affinity: placement.affinity } : {}),
       ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+      ...(placement.schedulerName ? { schedulerName: placement.schedulerName } : {}),
+      // The gang's gate: lifted by the operator once every rank pod of the group exists.
+      ...(placement.schedulingGates.length > 0 ? { schedulingGates: placement.schedulingGates } : {}),
       containers: [
         {
           name: 'worker',
@@ -369,4 +387,16 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
 /** Every rank's pod, in rank order. */
 export function desiredPods(job: JobRef, attempt: number, defaults: OperatorDefaults): V1Pod[] {
   return Array.from({ length: job.spec.ranks }, (_, rank) => desiredPod(job, rank, attempt, defaults));
+}
+
+/**
+ * Everything the operator creates for one attempt of the job, in the order it creates them: the
+ * Service, the ConfigMap, the rank pods. `runahead render` prints this.
+ */
+export function desiredChildren(
+  job: JobRef,
+  attempt: number,
+  defaults: OperatorDefaults,
+): [V1Service, V1ConfigMap, ...V1Pod[]] {
+  return [desiredService(job), desiredConfigMap(job, defaults), ...desiredPods(job, attempt, defaults)];
 }
