@@ -23,12 +23,16 @@ import { checkActiveDeadline, deadlineMessage } from './policies/active-deadline
 import { checkTtlAfterFinished } from './policies/ttl-after-finished.ts';
 import { decideOnFailure, type FailureDecision } from './policies/failure-policy.ts';
 import { successMessage, successfulOutcome } from './policies/success-policy.ts';
+import { gatedMessage, groupReleased, podsToUngate } from './policies/gang-policy.ts';
+import { checkStartup } from './policies/startup-policy.ts';
 
 export type ChildAction =
   | { readonly kind: 'createService'; readonly object: V1Service }
   | { readonly kind: 'createConfigMap'; readonly object: V1ConfigMap }
   | { readonly kind: 'createPod'; readonly object: V1Pod }
   | { readonly kind: 'deletePod'; readonly name: string; readonly uid: string }
+  /** Lift the gang's scheduling gate (policies/gang-policy.ts). */
+  | { readonly kind: 'ungatePod'; readonly name: string; readonly uid: string }
   | { readonly kind: 'deleteJob' };
 
 export interface PlannedEvent {
@@ -249,6 +253,7 @@ function planSuspended(b: PlanBuilder): JobPlan {
     b.event('Normal', Reason.JobSuspended, 'job suspended; rank pods deleted');
   b.set(ConditionType.RanksReady, 'False', Reason.JobSuspended, 'the job is suspended');
   delete b.status.startTime;
+  delete b.status.groupReleaseTime;
   b.ranks(null, [], b.planned);
   return b.done('Suspended', null);
 }
@@ -340,6 +345,7 @@ function planRestart(
   );
   b.status.restarts = decision.nextAttempt;
   b.status.startTime = timestamp(b.input.now);
+  delete b.status.groupReleaseTime;
   b.set(ConditionType.RanksReady, 'False', Reason.GroupRestarting, decision.message);
   b.event('Warning', Reason.RankFailed, decision.cause.message);
   b.event('Warning', Reason.GroupRestarting, decision.message);
@@ -361,6 +367,10 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
       Reason.PodsCreated,
       `creating ${ranks} rank pod(s)${b.attempt > 0 ? ` (restart ${b.attempt})` : ''}`,
     );
+  for (const p of podsToUngate(b.current, ranks))
+    b.actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });
+  // The startup clock runs from here (policies/startup-policy.ts); set once per group.
+  if (groupReleased(b.current, ranks)) b.status.groupReleaseTime ??= timestamp(b.input.now);
   const ready = b.current.filter((p) => p.ready && !p.deleting).length;
   if (ready === ranks && missing.length === 0) {
     if (
@@ -373,8 +383,13 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
     )
       b.event('Normal', Reason.AllRanksReady, `all ${ranks} rank(s) are ready; the chain starts`);
   } else {
+    const gated = gatedMessage(b.current, ranks);
     const stuck = b.current.find((p) => p.waiting);
-    const why = stuck ? `; rank ${stuck.rank} (pod ${stuck.name}) is waiting: ${stuck.waiting}` : '';
+    const why = gated
+      ? `; ${gated}`
+      : stuck
+        ? `; rank ${stuck.rank} (pod ${stuck.name}) is waiting: ${stuck.waiting}`
+        : '';
     b.set(
       ConditionType.RanksReady,
       'False',
@@ -417,12 +432,13 @@ export function planJob(input: PlanInput): JobPlan {
   const outcome = successfulOutcome(b.current.find((p) => p.rank === 0));
   if (outcome) return planSucceeded(b, outcome);
 
-  const failures = collectFailures(b.current, input.deletedRanks, now);
+  const startup = checkStartup(b.current, b.status.groupReleaseTime, spec.startupTimeoutSeconds, now);
+  const failures = [...collectFailures(b.current, input.deletedRanks, now), ...startup.failures];
   const decision = decideOnFailure(failures, b.attempt, spec.backoffLimit);
   if (decision?.action === 'fail') return b.fail(decision.reason, decision.message, failures);
   if (decision?.action === 'restart') return planRestart(b, decision, failures);
 
-  return planGroup(b, deadline.remainingMs);
+  return planGroup(b, minDelay(deadline.remainingMs, startup.remainingMs));
 }
 
 /** A job whose spec the operator refuses (it got past the API server's checks somehow). */

@@ -21,6 +21,8 @@ export interface ObservedPod {
   readonly node: string | undefined;
   /** Being deleted (deletionTimestamp set): a rank that is going away. */
   readonly deleting: boolean;
+  /** Its scheduling gates (ours, spec.placement.gang's, or another controller's such as Kueue's). */
+  readonly schedulingGates: readonly string[];
   /** The worker container's end, once it ended. */
   readonly terminated:
     | {
@@ -100,6 +102,7 @@ export function observePod(pod: V1Pod): ObservedPod | null {
     ready: status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     node: pod.spec?.nodeName,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
+    schedulingGates: (pod.spec?.schedulingGates ?? []).map((g) => g.name),
     terminated,
     report: parseTerminationMessage(terminated?.message),
     waiting: podPhase(status) === 'Pending' ? waitingReason(status) : '',

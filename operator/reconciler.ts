@@ -6,11 +6,19 @@
 // group forever), the terminal phase before the pods are cleaned up. It is written with the
 // resourceVersion the plan was made from, so a plan made from a stale cache is refused (409) and
 // made again from fresh data instead of overwriting someone else's write.
-import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   API_VERSION,
   FIELD_MANAGER,
+  GANG_SCHEDULING_GATE,
   GROUP,
   KIND,
   LABEL_JOB,
@@ -315,6 +323,23 @@ export class Reconciler {
           });
           this.log.info({ namespace, job, pod: action.name }, 'deleted rank pod');
           return;
+        case 'ungatePod':
+          // Strategic merge on the gates' list key: only our gate goes (Kueue's, say, stays); the uid
+          // is a precondition, so a pod recreated under the same name is left alone (409).
+          await this.core.patchNamespacedPod(
+            {
+              namespace,
+              name: action.name,
+              fieldManager: FIELD_MANAGER,
+              body: {
+                metadata: { uid: action.uid },
+                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
+              },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+          );
+          this.log.info({ namespace, job, pod: action.name }, 'lifted the gang gate of rank pod');
+          return;
         case 'deleteJob':
           await this.custom.deleteNamespacedCustomObject({
             group: GROUP,
@@ -331,7 +356,7 @@ export class Reconciler {
       // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
       if (action.kind.startsWith('create') && isCode(err, 409)) return;
       if (
-        (action.kind === 'deletePod' || action.kind === 'deleteJob') &&
+        (action.kind === 'deletePod' || action.kind === 'deleteJob' || action.kind === 'ungatePod') &&
         (isCode(err, 404) || isCode(err, 409))
       )
         return;
