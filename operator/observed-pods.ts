@@ -61,11 +61,17 @@ function podPhase(status: V1PodStatus | undefined): PodPhase {
 /** Waiting reasons that only mean "starting": not worth reporting. */
 const ROUTINE_WAITING = new Set(['ContainerCreating', 'PodInitializing']);
 
-function waitingReason(status: V1PodStatus | undefined): string {
+function waitingReason(status: V1PodStatus | undefined, gated: boolean): string {
   const waiting = status?.containerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
   if (waiting?.reason && !ROUTINE_WAITING.has(waiting.reason))
     return [waiting.reason, waiting.message].filter(Boolean).join(': ');
-  const unscheduled = status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  const unscheduled = status?.conditions?.find(
+    (c) =>
+      c.type === 'PodScheduled' &&
+      c.status === 'False' &&
+      // Written by the API server at creation; stale once the gates are gone, until a scheduler looks.
+      (gated || c.reason !== 'SchedulingGated'),
+  );
   if (unscheduled) return [unscheduled.reason, unscheduled.message].filter(Boolean).join(': ');
   const volumes = status?.conditions?.find(
     (c) => c.type === 'PodReadyToStartContainers' && c.status === 'False',
@@ -105,7 +111,10 @@ export function observePod(pod: V1Pod): ObservedPod | null {
     schedulingGates: (pod.spec?.schedulingGates ?? []).map((g) => g.name),
     terminated,
     report: parseTerminationMessage(terminated?.message),
-    waiting: podPhase(status) === 'Pending' ? waitingReason(status) : '',
+    waiting:
+      podPhase(status) === 'Pending'
+        ? waitingReason(status, (pod.spec?.schedulingGates ?? []).length > 0)
+        : '',
     podReason: status?.reason ?? '',
     podMessage: status?.message ?? '',
   };
