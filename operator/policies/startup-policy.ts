@@ -32,7 +32,9 @@ export function checkStartup(
       rank: p.rank,
       pod: p.name,
       retriable: true,
-      crashed: true,
+      // A rank the scheduler or kubelet says something about is the likelier cause than one bound
+      // and quiet (failure-policy.ts picks the first failure by this).
+      crashed: p.node === undefined || p.waiting !== '',
       at: now.getTime(),
       message: clipMessage(
         `rank ${p.rank} (pod ${p.name}) was not running ${startupTimeoutSeconds} s after its group was released to the scheduler (spec.startupTimeoutSeconds): ${p.waiting || 'Pending'}`,

@@ -476,6 +476,8 @@ export class NodeAgent {
         !pod.spec?.nodeName &&
         !pod.metadata?.deletionTimestamp &&
         (pod.status?.phase ?? 'Pending') === 'Pending' &&
+        // Gated pods wait, as kube-scheduler leaves them (the API server refuses their binding).
+        (pod.spec?.schedulingGates ?? []).length === 0 &&
         (pod.spec?.schedulerName ?? 'default-scheduler') === 'default-scheduler'
       ) {
         unscheduled.push(pod);
