@@ -420,8 +420,8 @@ describe('planJob', () => {
 
     test('rank pods are created gated; the gate is lifted only once every rank pod exists', () => {
       const first = planJob(input({ job: placed() }));
-      const created = first.actions.filter((a) => a.kind === 'createPod');
-      expect(created.map((a) => a.kind === 'createPod' && a.object.spec?.schedulingGates)).toEqual([
+      const created = first.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+      expect(created.map((p) => p.spec?.schedulingGates)).toEqual([
         [{ name: gang }],
         [{ name: gang }],
         [{ name: gang }],

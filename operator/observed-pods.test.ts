@@ -70,7 +70,8 @@ describe('observePod', () => {
       ],
     };
     const withGate: V1Pod = {
-      ...pod(gatedCondition),
+      metadata: { name: 'j-2', uid: 'u', labels: { 'runahead.dev/rank': '2', 'runahead.dev/attempt': '1' } },
+      status: gatedCondition,
       spec: { containers: [], schedulingGates: [{ name: 'runahead.dev/gang' }] },
     };
     expect(observePod(withGate)).toMatchObject({

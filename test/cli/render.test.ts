@@ -28,9 +28,7 @@ describe('runahead render', () => {
       workerImage: 'registry.example/w:1',
     });
     expect(printed).toEqual(JSON.parse(JSON.stringify(planned)));
-    expect(
-      printed.map((o) => `${String(o['kind'])}/${String((o['metadata'] as { name: string }).name)}`),
-    ).toEqual([
+    expect(printed.map((o) => `${String(o['kind'])}/${(o['metadata'] as { name: string }).name}`)).toEqual([
       'Service/llama-7b-rack-ranks',
       'ConfigMap/llama-7b-rack-shared',
       'Pod/llama-7b-rack-0',

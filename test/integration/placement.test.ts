@@ -325,7 +325,9 @@ describe('startupTimeoutSeconds', () => {
     await eventuallyExpect(
       'no pods left',
       () => pods(ns, 'stuck'),
-      (ps) => expect(ps).toEqual([]),
+      (ps) => {
+        expect(ps).toEqual([]);
+      },
       20_000,
     );
     const reasons = (await events(ns, 'stuck')).map((e) => e.reason);

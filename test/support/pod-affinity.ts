@@ -70,43 +70,57 @@ export interface AffinityVerdict {
 const sameDomain = (a: NodeView, b: NodeView, key: string) =>
   a.labels[key] !== undefined && a.labels[key] === b.labels[key];
 
+type NamespaceLabels = (ns: string) => Readonly<Record<string, string>>;
+const namespaceOf = (pod: V1Pod) => pod.metadata?.namespace ?? 'default';
+
+/** An existing pod's required anti-affinity selects `pod` in the node's domain. */
+function keptOutByExisting(pod: V1Pod, node: NodeView, placed: readonly Placed[], nsLabels: NamespaceLabels) {
+  return placed.some((other) =>
+    (other.pod.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).some(
+      (term) =>
+        sameDomain(other.node, node, term.topologyKey) &&
+        termMatches(term, namespaceOf(other.pod), pod, nsLabels),
+    ),
+  );
+}
+
+/** The pod's required affinity holds on the node (or the pod may start its group there). */
+function affinitySatisfied(
+  pod: V1Pod,
+  node: NodeView,
+  matching: (t: V1PodAffinityTerm) => Placed[],
+  nsLabels: NamespaceLabels,
+): boolean {
+  const required = pod.spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+  if (required.some((t) => node.labels[t.topologyKey] === undefined)) return false;
+  if (required.every((t) => matching(t).some((p) => sameDomain(p.node, node, t.topologyKey)))) return true;
+  // The first pod of a group that selects itself: nothing matches anywhere yet, so any node will do.
+  return (
+    required.every((t) => matching(t).length === 0) &&
+    required.every((t) => termMatches(t, namespaceOf(pod), pod, nsLabels))
+  );
+}
+
 export function interPodAffinity(
   pod: V1Pod,
   node: NodeView,
   placed: readonly Placed[],
-  namespaceLabels: (ns: string) => Readonly<Record<string, string>>,
+  namespaceLabels: NamespaceLabels,
 ): AffinityVerdict {
-  const ns = pod.metadata?.namespace ?? 'default';
   const affinity = pod.spec?.affinity;
   const matching = (term: V1PodAffinityTerm) =>
-    placed.filter((p) => termMatches(term, ns, p.pod, namespaceLabels));
+    placed.filter((p) => termMatches(term, namespaceOf(pod), p.pod, namespaceLabels));
+  const inDomain = (term: V1PodAffinityTerm) =>
+    matching(term).some((p) => sameDomain(p.node, node, term.topologyKey));
 
-  for (const other of placed)
-    for (const term of other.pod.spec?.affinity?.podAntiAffinity
-      ?.requiredDuringSchedulingIgnoredDuringExecution ?? [])
-      if (
-        sameDomain(other.node, node, term.topologyKey) &&
-        termMatches(term, other.pod.metadata?.namespace ?? 'default', pod, namespaceLabels)
-      )
-        return { refused: "didn't satisfy existing pods anti-affinity rules", score: 0 };
-
-  for (const term of affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [])
-    if (matching(term).some((p) => sameDomain(p.node, node, term.topologyKey)))
-      return { refused: "didn't match pod anti-affinity rules", score: 0 };
-
-  const required = affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
-  if (required.some((t) => node.labels[t.topologyKey] === undefined))
+  if (keptOutByExisting(pod, node, placed, namespaceLabels))
+    return { refused: "didn't satisfy existing pods anti-affinity rules", score: 0 };
+  if ((affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).some(inDomain))
+    return { refused: "didn't match pod anti-affinity rules", score: 0 };
+  if (!affinitySatisfied(pod, node, matching, namespaceLabels))
     return { refused: "didn't match pod affinity rules", score: 0 };
-  const satisfied = required.every((t) => matching(t).some((p) => sameDomain(p.node, node, t.topologyKey)));
-  // The first pod of a group that selects itself: nothing matches anywhere yet, so any node will do.
-  const first =
-    required.every((t) => matching(t).length === 0) &&
-    required.every((t) => termMatches(t, ns, pod, namespaceLabels));
-  if (!satisfied && !first) return { refused: "didn't match pod affinity rules", score: 0 };
-
-  let score = 0;
-  for (const { weight, podAffinityTerm: t } of affinity?.podAffinity
-    ?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
-    if (matching(t).some((p) => sameDomain(p.node, node, t.topologyKey))) score += weight;
+  const score = (affinity?.podAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
+    .filter((w) => inDomain(w.podAffinityTerm))
+    .reduce((sum, w) => sum + w.weight, 0);
   return { refused: '', score };
 }

@@ -25,6 +25,20 @@ export type Decision = { readonly node: string } | { readonly unschedulable: str
 
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 
+/**
+ * Whether kube-scheduler would take the pod: not bound, not going, Pending, its scheduler, and no
+ * scheduling gate (the API server refuses a gated pod's binding).
+ */
+export function awaitsDefaultScheduler(pod: V1Pod): boolean {
+  return (
+    !pod.spec?.nodeName &&
+    !pod.metadata?.deletionTimestamp &&
+    (pod.status?.phase ?? 'Pending') === 'Pending' &&
+    (pod.spec?.schedulingGates ?? []).length === 0 &&
+    (pod.spec?.schedulerName ?? 'default-scheduler') === 'default-scheduler'
+  );
+}
+
 /** Where kube-scheduler would bind `pod` now, or why it cannot (pure). */
 export function decide(
   pod: V1Pod,
@@ -149,13 +163,7 @@ export class TestScheduler {
       (p) => p.spec?.nodeName && !TERMINAL.has(p.status?.phase ?? '') && !p.metadata?.deletionTimestamp,
     );
     const queue = podList.items
-      .filter(
-        (p) =>
-          !p.spec?.nodeName &&
-          !p.metadata?.deletionTimestamp &&
-          (p.spec?.schedulingGates ?? []).length === 0 &&
-          (p.spec?.schedulerName ?? 'default-scheduler') === 'default-scheduler',
-      )
+      .filter(awaitsDefaultScheduler)
       .sort(
         (a, b) =>
           new Date(a.metadata!.creationTimestamp!).getTime() -
@@ -182,7 +190,9 @@ export class TestScheduler {
           if (err instanceof ApiException && (err.code === 404 || err.code === 409)) continue;
           throw err;
         }
-        bound.push({ ...pod, spec: { ...pod.spec!, nodeName: decision.node } });
+        const nowBound = structuredClone(pod);
+        nowBound.spec!.nodeName = decision.node;
+        bound.push(nowBound);
         continue;
       }
       if (this.#written.get(pod.metadata!.uid!) === decision.unschedulable) continue;
