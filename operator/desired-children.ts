@@ -9,6 +9,7 @@
 import type {
   V1ConfigMap,
   V1EnvVar,
+  V1ObjectMeta,
   V1Pod,
   V1Probe,
   V1Service,
@@ -42,7 +43,8 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { TERMINATION_MESSAGE_PATH } from '../core/api/termination-message.ts';
-import { rankPlacement } from './rank-placement.ts';
+import { podGroupName, rankPlacement } from './rank-placement.ts';
+import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 
 export interface OperatorDefaults {
   /** Worker image for jobs that name none. */
@@ -153,6 +155,31 @@ export function desiredService(job: JobRef): V1Service {
       publishNotReadyAddresses: true,
       selector: { [LABEL_JOB]: job.name, [LABEL_MANAGED_BY]: MANAGED_BY },
       ports: [{ name: RANK_PORT_NAME, port: RANK_PORT, targetPort: RANK_PORT_NAME, protocol: 'TCP' }],
+    },
+  };
+}
+
+/** A gang scheduler's PodGroup: bind all `ranks` pods or none (minMember). */
+export interface PodGroupObject {
+  readonly apiVersion: string;
+  readonly kind: 'PodGroup';
+  readonly metadata: V1ObjectMeta;
+  readonly spec: { readonly minMember: number; readonly scheduleTimeoutSeconds?: number };
+}
+
+/** The PodGroup of one attempt, for spec.placement.podGroup; null without one. */
+export function desiredPodGroup(job: JobRef, attempt: number): PodGroupObject | null {
+  const scheduler = job.spec.placement?.podGroup?.scheduler;
+  if (!scheduler) return null;
+  const api = POD_GROUP_APIS[scheduler];
+  return {
+    apiVersion: `${api.group}/${api.version}`,
+    kind: 'PodGroup',
+    metadata: meta(job, podGroupName(job.name, attempt)),
+    spec: {
+      minMember: job.spec.ranks,
+      // Coscheduling gives up on a group that waits this long; startupTimeoutSeconds says the same.
+      ...(scheduler === 'Coscheduling' ? { scheduleTimeoutSeconds: job.spec.startupTimeoutSeconds } : {}),
     },
   };
 }
@@ -391,12 +418,19 @@ export function desiredPods(job: JobRef, attempt: number, defaults: OperatorDefa
 
 /**
  * Everything the operator creates for one attempt of the job, in the order it creates them: the
- * Service, the ConfigMap, the rank pods. `runahead render` prints this.
+ * Service, the ConfigMap, the PodGroup (spec.placement.podGroup), the rank pods. `runahead render`
+ * prints this.
  */
 export function desiredChildren(
   job: JobRef,
   attempt: number,
   defaults: OperatorDefaults,
-): [V1Service, V1ConfigMap, ...V1Pod[]] {
-  return [desiredService(job), desiredConfigMap(job, defaults), ...desiredPods(job, attempt, defaults)];
+): (V1Service | V1ConfigMap | PodGroupObject | V1Pod)[] {
+  const podGroup = desiredPodGroup(job, attempt);
+  return [
+    desiredService(job),
+    desiredConfigMap(job, defaults),
+    ...(podGroup ? [podGroup] : []),
+    ...desiredPods(job, attempt, defaults),
+  ];
 }

@@ -555,4 +555,24 @@ describe('planJob', () => {
       expect(running.requeueAfterMs).toBeNull();
     });
   });
+
+  test("a pod group's PodGroup is created before the pods, while the group is incomplete", () => {
+    const job = jobWith({ ranks: 2, placement: { podGroup: { scheduler: 'Coscheduling' } } });
+    const plan = planJob(input({ job, status: { restarts: 1 } }));
+    expect(kinds(plan.actions)).toEqual(['createPodGroup', 'createPod demo-0', 'createPod demo-1']);
+    expect(plan.actions[0]).toMatchObject({
+      kind: 'createPodGroup',
+      scheduler: 'Coscheduling',
+      object: {
+        apiVersion: 'scheduling.x-k8s.io/v1alpha1',
+        kind: 'PodGroup',
+        metadata: { name: 'demo-a1', namespace: 'ns' },
+        spec: { minMember: 2, scheduleTimeoutSeconds: 900 },
+      },
+    });
+    const complete = planJob(
+      input({ job, status: { restarts: 1 }, pods: [pod(0, 1).running().obj(), pod(1, 1).running().obj()] }),
+    );
+    expect(kinds(complete.actions)).toEqual([]);
+  });
 });

@@ -10,9 +10,12 @@ import type { Condition, RankStatus, RunaheadJobStatus } from '../core/api/v1alp
 import { ConditionType, Reason, type Phase, type ReasonName } from '../core/api/v1alpha1/names.ts';
 import type { RunOutcome } from '../core/api/termination-message.ts';
 import { clipMessage, findCondition, isTrue, setCondition, timestamp } from './conditions.ts';
+import type { PodGroupScheduler } from '../core/api/v1alpha1/placement.ts';
 import {
   desiredConfigMap,
   desiredPod,
+  desiredPodGroup,
+  type PodGroupObject,
   desiredService,
   plannedBoundaries,
   type JobRef,
@@ -29,6 +32,11 @@ import { checkStartup } from './policies/startup-policy.ts';
 export type ChildAction =
   | { readonly kind: 'createService'; readonly object: V1Service }
   | { readonly kind: 'createConfigMap'; readonly object: V1ConfigMap }
+  | {
+      readonly kind: 'createPodGroup';
+      readonly object: PodGroupObject;
+      readonly scheduler: PodGroupScheduler;
+    }
   | { readonly kind: 'createPod'; readonly object: V1Pod }
   | { readonly kind: 'deletePod'; readonly name: string; readonly uid: string }
   /** Lift the gang's scheduling gate (policies/gang-policy.ts). */
@@ -359,6 +367,11 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
   const missing = Array.from({ length: ranks }, (_, r) => r).filter(
     (r) => !b.current.some((p) => p.rank === r),
   );
+  // Not observed (no informer on a CRD that may not exist): created while the group is incomplete,
+  // an existing one (409) is the goal reached.
+  const podGroup = missing.length > 0 ? desiredPodGroup(b.input.job, b.attempt) : null;
+  const scheduler = b.spec.placement?.podGroup?.scheduler;
+  if (podGroup && scheduler) b.actions.push({ kind: 'createPodGroup', object: podGroup, scheduler });
   for (const rank of missing)
     b.actions.push({ kind: 'createPod', object: desiredPod(b.input.job, rank, b.attempt, b.input.defaults) });
   if (missing.length === ranks)

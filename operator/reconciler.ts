@@ -28,6 +28,7 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadJob, type RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
+import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
@@ -82,9 +83,22 @@ const isCode = (err: unknown, code: number) => err instanceof ApiException && er
 /** The API server refused an object as invalid (400, 413 too large, 422): retrying cannot help. */
 const isRefusal = (err: unknown) => [400, 413, 422].some((code) => isCode(err, code));
 
-type CreateAction = Extract<ChildAction, { kind: 'createPod' | 'createConfigMap' | 'createService' }>;
+type CreateAction = Extract<
+  ChildAction,
+  { kind: 'createPod' | 'createConfigMap' | 'createService' | 'createPodGroup' }
+>;
 const isCreate = (a: ChildAction): a is CreateAction =>
-  a.kind === 'createPod' || a.kind === 'createConfigMap' || a.kind === 'createService';
+  a.kind === 'createPod' ||
+  a.kind === 'createConfigMap' ||
+  a.kind === 'createService' ||
+  a.kind === 'createPodGroup';
+
+/**
+ * A PodGroup the API server does not serve (404: the scheduler's CRD is not installed) or the
+ * operator may not create (403: the chart's operator.podGroups does not name it): no retry helps.
+ */
+const isPodGroupUnavailable = (a: ChildAction, err: unknown) =>
+  a.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403));
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
@@ -216,7 +230,7 @@ export class Reconciler {
       try {
         await this.applyAction(namespace, name, action);
       } catch (err) {
-        if (isCreate(action) && isRefusal(err)) {
+        if (isCreate(action) && (isRefusal(err) || isPodGroupUnavailable(action, err))) {
           // Invalid as written (a 422 echoing the field, a ConfigMap over 1 MiB): no retry can
           // help, so the job fails now, once, instead of a new event on every retry.
           await this.refuse(current ?? raw, namespace, name, action, err);
@@ -247,10 +261,17 @@ export class Reconciler {
     action: CreateAction,
     err: unknown,
   ): Promise<void> {
-    const kind = { createPod: 'rank pod', createConfigMap: 'ConfigMap', createService: 'Service' }[
-      action.kind
-    ];
-    const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`;
+    const kind = {
+      createPod: 'rank pod',
+      createConfigMap: 'ConfigMap',
+      createService: 'Service',
+      createPodGroup: 'PodGroup',
+    }[action.kind];
+    const hint =
+      action.kind === 'createPodGroup' && isPodGroupUnavailable(action, err)
+        ? ` (spec.placement.podGroup ${action.scheduler} needs ${action.object.apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`
+        : '';
+    const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}${hint}`;
     this.log.warn({ namespace, job: name, refused: clip(message) }, 'job failed: a child was refused');
     const uid = raw.metadata?.uid ?? '';
     const plan = planRefusedJob(
@@ -307,6 +328,18 @@ export class Reconciler {
             fieldManager: FIELD_MANAGER,
           });
           return;
+        case 'createPodGroup': {
+          const api = POD_GROUP_APIS[action.scheduler];
+          await this.custom.createNamespacedCustomObject({
+            group: api.group,
+            version: api.version,
+            namespace,
+            plural: api.plural,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          return;
+        }
         case 'createPod':
           await this.core.createNamespacedPod({
             namespace,

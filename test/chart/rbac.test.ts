@@ -59,6 +59,24 @@ describe('chart RBAC', () => {
     );
   });
 
+  test("operator.podGroups adds exactly create on the named schedulers' podgroups", async () => {
+    const { manifests } = await render({ set: ['operator.podGroups={Coscheduling,Volcano}'] });
+    expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
+      permissions([
+        ...OPERATOR_RULES,
+        { apiGroups: ['scheduling.x-k8s.io'], resources: ['podgroups'], verbs: ['create'] },
+        { apiGroups: ['scheduling.volcano.sh'], resources: ['podgroups'], verbs: ['create'] },
+      ]),
+    );
+    const volcano = await render({ set: ['operator.podGroups={Volcano}'] });
+    expect(permissions(rulesOf(find(volcano.manifests, 'ClusterRole')))).toContain(
+      'scheduling.volcano.sh/podgroups create',
+    );
+    expect(permissions(rulesOf(find(volcano.manifests, 'ClusterRole')))).not.toContain(
+      'scheduling.x-k8s.io/podgroups create',
+    );
+  });
+
   test('only the operator gets runaheadjobs/status: no role aggregates into user roles, every binding is its own', async () => {
     // A user who could write a job's status could mark it Succeeded, or fake its TTFT.
     for (const set of [[], ['operator.namespaces=labelled'], ['operator.watchNamespace=ml']]) {

@@ -23,6 +23,20 @@ import { OperatorProcess } from '../support/operator-process.ts';
 import { markRunning } from '../support/pod-status.ts';
 
 const GANG = 'runahead.dev/gang';
+const VOLCANO_POD_GROUP_CRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: podgroups.scheduling.volcano.sh}
+spec:
+  group: scheduling.volcano.sh
+  scope: Namespaced
+  names: {plural: podgroups, singular: podgroup, kind: PodGroup}
+  versions:
+    - name: v1beta1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`;
 
 let cp: ControlPlane;
 let core: CoreV1Api;
@@ -40,7 +54,18 @@ beforeAll(async () => {
   kc.loadFromFile(cp.kubeconfigPath);
   core = kc.makeApiClient(CoreV1Api);
   custom = kc.makeApiClient(CustomObjectsApi);
-  const identity = await chartIdentity(cp);
+  // Volcano's PodGroups (a stand-in CRD of the same group, version and kind), which the chart lets
+  // the operator create; Coscheduling's are neither installed nor allowed.
+  await cp.kubectl(['apply', '-f', '-'], VOLCANO_POD_GROUP_CRD);
+  await eventually(
+    'the PodGroup CRD served',
+    async () =>
+      (await cp.kubectl(['api-resources', '--api-group=scheduling.volcano.sh', '-o', 'name'])).includes(
+        'podgroups',
+      ),
+    20_000,
+  );
+  const identity = await chartIdentity(cp, { set: ['operator.podGroups={Volcano}'] });
   op = await OperatorProcess.start({ kubeconfig: identity.kubeconfigPath });
 }, 180_000);
 
@@ -335,4 +360,59 @@ describe('startupTimeoutSeconds', () => {
       expect.arrayContaining(['RankFailed', 'GroupRestarting', 'BackoffLimitExceeded']),
     );
   }, 120_000);
+});
+
+describe('gang schedulers: pod groups', () => {
+  test('podGroup Volcano: one PodGroup of minMember ranks, owned by the job; the pods name it and volcano', async () => {
+    const ns = await namespace('volcano');
+    await createJob(ns, 'vc', { ranks: 3, placement: { podGroup: { scheduler: 'Volcano' } } });
+    const group = await eventually(
+      'the PodGroup',
+      async () =>
+        (await custom.getNamespacedCustomObject({
+          group: 'scheduling.volcano.sh',
+          version: 'v1beta1',
+          namespace: ns,
+          plural: 'podgroups',
+          name: 'vc-a0',
+        })) as { spec: unknown; metadata: { ownerReferences: unknown[] } },
+      20_000,
+    );
+    expect(group.spec).toEqual({ minMember: 3 });
+    expect(group.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'RunaheadJob', name: 'vc', controller: true }),
+    ]);
+    const ps = await eventuallyExpect(
+      'three ungated pods for volcano',
+      () => pods(ns, 'vc'),
+      (found) => {
+        expect(found.map((p) => gates(p))).toEqual([[], [], []]);
+      },
+      20_000,
+    );
+    for (const p of ps) {
+      expect(p.spec!.schedulerName).toBe('volcano');
+      expect(p.metadata!.annotations).toMatchObject({ 'scheduling.k8s.io/group-name': 'vc-a0' });
+    }
+  }, 60_000);
+
+  test('a pod group the operator may not create fails the job at once, saying what to install or allow', async () => {
+    const ns = await namespace('cosched');
+    await createJob(ns, 'cs', { ranks: 2, placement: { podGroup: { scheduler: 'Coscheduling' } } });
+    const failed = await eventually(
+      'Failed',
+      async () => {
+        const s = await status(ns, 'cs');
+        return s.phase === 'Failed' ? s : null;
+      },
+      20_000,
+    );
+    expect(condition(failed, 'Failed')).toMatchObject({
+      reason: 'ChildRejected',
+      message: expect.stringMatching(
+        /^the API server refused PodGroup cs-a0: .*\(spec\.placement\.podGroup Coscheduling needs scheduling\.x-k8s\.io\/v1alpha1 PodGroups installed and the operator allowed to create them, chart value operator\.podGroups; or remove spec\.placement\.podGroup\)$/,
+      ) as unknown as string,
+    });
+    expect(await pods(ns, 'cs')).toEqual([]);
+  }, 60_000);
 });

@@ -13,6 +13,13 @@ export const PACKINGS = ['Consecutive', 'None'] as const;
 /** Gang schedulers whose pod groups the operator labels the rank pods for. */
 export const POD_GROUP_SCHEDULERS = ['Coscheduling', 'Volcano'] as const;
 export type PodGroupScheduler = (typeof POD_GROUP_SCHEDULERS)[number];
+/** Where each gang scheduler's PodGroup lives (the operator creates one per group and attempt). */
+export const POD_GROUP_APIS: Readonly<
+  Record<PodGroupScheduler, { readonly group: string; readonly version: string; readonly plural: string }>
+> = {
+  Coscheduling: { group: 'scheduling.x-k8s.io', version: 'v1alpha1', plural: 'podgroups' },
+  Volcano: { group: 'scheduling.volcano.sh', version: 'v1beta1', plural: 'podgroups' },
+};
 /** The schedulerName a pod group's scheduler is installed under unless the job names another. */
 export const DEFAULT_SCHEDULER_NAMES: Readonly<Record<PodGroupScheduler, string>> = {
   Coscheduling: 'scheduler-plugins-scheduler',
