@@ -473,8 +473,17 @@ describe('planJob', () => {
       const pods = [0, 1, 2].map((r) => pod(r).obj());
       const released = planJob(input({ job: placed(), status: {}, pods }));
       expect(released.status.groupReleaseTime).toBe('2026-11-25T10:00:00Z');
+      expect(released.events).toEqual([
+        {
+          type: 'Normal',
+          reason: 'GroupReleased',
+          message:
+            'all 3 rank pod(s) exist with no scheduling gate; each must be running within spec.startupTimeoutSeconds (900 s)',
+        },
+      ]);
       const later5 = planJob(input({ job: placed(), status: released.status, pods, now: later(5) }));
       expect(later5.status.groupReleaseTime).toBe('2026-11-25T10:00:00Z');
+      expect(later5.events).toEqual([]);
       expect(later5.requeueAfterMs).toBe(895_000); // the default startupTimeoutSeconds, 900, less 5 s
     });
 

@@ -383,7 +383,14 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
   for (const p of podsToUngate(b.current, ranks))
     b.actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });
   // The startup clock runs from here (policies/startup-policy.ts); set once per group.
-  if (groupReleased(b.current, ranks)) b.status.groupReleaseTime ??= timestamp(b.input.now);
+  if (groupReleased(b.current, ranks) && b.status.groupReleaseTime === undefined) {
+    b.status.groupReleaseTime = timestamp(b.input.now);
+    b.event(
+      'Normal',
+      Reason.GroupReleased,
+      `all ${ranks} rank pod(s) exist with no scheduling gate; each must be running within spec.startupTimeoutSeconds (${b.spec.startupTimeoutSeconds} s)`,
+    );
+  }
   const ready = b.current.filter((p) => p.ready && !p.deleting).length;
   if (ready === ranks && missing.length === 0) {
     if (

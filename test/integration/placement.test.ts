@@ -357,7 +357,7 @@ describe('startupTimeoutSeconds', () => {
     );
     const reasons = (await events(ns, 'stuck')).map((e) => e.reason);
     expect(reasons).toEqual(
-      expect.arrayContaining(['RankFailed', 'GroupRestarting', 'BackoffLimitExceeded']),
+      expect.arrayContaining(['GroupReleased', 'RankFailed', 'GroupRestarting', 'BackoffLimitExceeded']),
     );
   }, 120_000);
 });

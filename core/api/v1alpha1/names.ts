@@ -76,6 +76,8 @@ export const Reason = {
   NamespaceNotEnabled: 'NamespaceNotEnabled',
   RankPodDeleted: 'RankPodDeleted',
   GroupRestarting: 'GroupRestarting',
+  /** Every rank pod of the group exists with no scheduling gate: the startup clock starts. */
+  GroupReleased: 'GroupReleased',
   JobSuspended: 'JobSuspended',
   JobResumed: 'JobResumed',
   TtlExpired: 'TtlExpired',
