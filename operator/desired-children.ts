@@ -59,6 +59,8 @@ export interface OperatorDefaults {
   readonly passThroughPolicy: PassThroughPolicy;
   /** Which namespaces are served (operator/policies/namespace-policy.ts). */
   readonly namespacePolicy: NamespacePolicy;
+  /** The gang's gate waits until the group fits (operator/policies/capacity-policy.ts); needs nodes. */
+  readonly gangCapacityCheck: boolean;
 }
 
 export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
@@ -68,6 +70,7 @@ export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
   imagePolicy: DEFAULT_IMAGE_POLICY,
   passThroughPolicy: DEFAULT_PASS_THROUGH_POLICY,
   namespacePolicy: DEFAULT_NAMESPACE_POLICY,
+  gangCapacityCheck: false,
 };
 
 /** The worker image's non-root user (images/worker.Dockerfile). */

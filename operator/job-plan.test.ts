@@ -584,4 +584,30 @@ describe('planJob', () => {
     );
     expect(kinds(complete.actions)).toEqual([]);
   });
+
+  test('--gang-capacity-check: the gate stays while no domain has room, and is lifted once one has', () => {
+    const gang = 'runahead.dev/gang';
+    const job = jobWith({
+      ranks: 2,
+      executionProvider: 'cuda',
+      placement: { topologyKey: 'rack' },
+    });
+    const pods = [pod(0).gated(gang).obj(), pod(1).gated(gang).obj()];
+    const nodes = [{ name: 'a1', labels: { rack: 'a' }, gpus: { 'nvidia.com/gpu': 2 }, cordoned: false }];
+    const busy = {
+      namespace: 'ns',
+      job: 'other',
+      node: 'a1',
+      gpus: { 'nvidia.com/gpu': 1 },
+      exclusiveKey: undefined,
+    };
+    const held = planJob(input({ job, status: {}, pods, capacity: { nodes, usage: [busy] } }));
+    expect(kinds(held.actions)).toEqual([]);
+    expect(held.requeueAfterMs).toBe(5000);
+    expect(condition(held.status, 'RanksReady')?.message).toBe(
+      '0 of 2 rank(s) ready; the group is held at scheduling gate runahead.dev/gang until it fits: no rack domain has room for 2 rank(s) of 1 nvidia.com/gpu each (at most 1 fit)',
+    );
+    const free = planJob(input({ job, status: {}, pods, capacity: { nodes, usage: [] } }));
+    expect(kinds(free.actions)).toEqual(['ungatePod demo-0', 'ungatePod demo-1']);
+  });
 });

@@ -15,6 +15,7 @@ import {
   desiredConfigMap,
   desiredPod,
   desiredPodGroup,
+  rankResources,
   type PodGroupObject,
   desiredService,
   plannedBoundaries,
@@ -28,6 +29,7 @@ import { decideOnFailure, type FailureDecision } from './policies/failure-policy
 import { successMessage, successfulOutcome } from './policies/success-policy.ts';
 import { gatedMessage, groupReleased, podsToUngate } from './policies/gang-policy.ts';
 import { checkStartup } from './policies/startup-policy.ts';
+import { capacityProblem, rankGpus, type ClusterCapacity } from './policies/capacity-policy.ts';
 
 export type ChildAction =
   | { readonly kind: 'createService'; readonly object: V1Service }
@@ -80,6 +82,8 @@ export interface PlanInput {
   readonly deletedRanks: readonly number[];
   readonly now: Date;
   readonly defaults: OperatorDefaults;
+  /** GPUs free per node (--gang-capacity-check); absent: the gang's gate does not wait for room. */
+  readonly capacity?: ClusterCapacity | null;
 }
 
 /** Pods still holding resources: neither finished nor on their way out. */
@@ -128,6 +132,9 @@ function rankStatuses(
     };
   });
 }
+
+/** How often a gang held for room looks again (nodes and other groups change without telling it). */
+export const CAPACITY_RECHECK_MS = 5000;
 
 /** How long the other ranks of a succeeded job get to exit on their own before they are deleted. */
 export const SUCCESS_GRACE_MS = 30_000;
@@ -362,7 +369,8 @@ function planRestart(
 }
 
 /** The group as it should be: create what is missing, in rank order, and report readiness. */
-function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
+function planGroup(b: PlanBuilder, deadlineMs: number | null): JobPlan {
+  let requeueAfterMs = deadlineMs;
   const ranks = b.spec.ranks;
   const missing = Array.from({ length: ranks }, (_, r) => r).filter(
     (r) => !b.current.some((p) => p.rank === r),
@@ -380,8 +388,14 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
       Reason.PodsCreated,
       `creating ${ranks} rank pod(s)${b.attempt > 0 ? ` (restart ${b.attempt})` : ''}`,
     );
-  for (const p of podsToUngate(b.current, ranks))
-    b.actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });
+  const ungate = podsToUngate(b.current, ranks);
+  const { capacity } = b.input;
+  const noRoom =
+    ungate.length > 0 && capacity
+      ? capacityProblem(b.input.job, rankGpus(rankResources(b.spec)), capacity)
+      : null;
+  if (noRoom) requeueAfterMs = minDelay(requeueAfterMs, CAPACITY_RECHECK_MS);
+  else for (const p of ungate) b.actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });
   // The startup clock runs from here (policies/startup-policy.ts); set once per group.
   if (groupReleased(b.current, ranks) && b.status.groupReleaseTime === undefined) {
     b.status.groupReleaseTime = timestamp(b.input.now);
@@ -403,7 +417,9 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
     )
       b.event('Normal', Reason.AllRanksReady, `all ${ranks} rank(s) are ready; the chain starts`);
   } else {
-    const gated = gatedMessage(b.current, ranks);
+    const gated = noRoom
+      ? `the group is held at scheduling gate runahead.dev/gang until it fits: ${noRoom}`
+      : gatedMessage(b.current, ranks);
     const stuck = b.current.find((p) => p.waiting);
     const why = gated
       ? `; ${gated}`

@@ -44,6 +44,7 @@ import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
+import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
 /** What the reconciler reads: the informers' caches. */
 export interface ClusterView {
@@ -54,6 +55,8 @@ export interface ClusterView {
   configMapExists(namespace: string, name: string): boolean;
   /** The namespace's labels; undefined when unknown (in `--namespaces labelled`: not opted in). */
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
+  /** Nodes' GPUs and what rank pods hold of them; absent without --gang-capacity-check. */
+  capacity?(): ClusterCapacity;
 }
 
 /** What the reconciler reports, for metrics. */
@@ -193,6 +196,7 @@ export class Reconciler {
       deletedRanks,
       now,
       defaults: this.defaults,
+      capacity: this.view.capacity?.() ?? null,
     });
     await this.apply(raw, namespace, name, plan);
     if (plan.status.phase === 'Succeeded' || plan.status.phase === 'Failed')

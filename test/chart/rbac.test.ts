@@ -77,6 +77,14 @@ describe('chart RBAC', () => {
     );
   });
 
+  test('operator.gangCapacityCheck adds exactly list and watch of nodes, and the flag', async () => {
+    const { manifests } = await render({ set: ['operator.gangCapacityCheck=true'] });
+    expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
+      permissions([...OPERATOR_RULES, { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] }]),
+    );
+    expect(JSON.stringify(find(manifests, 'Deployment'))).toContain('--gang-capacity-check');
+  });
+
   test('only the operator gets runaheadjobs/status: no role aggregates into user roles, every binding is its own', async () => {
     // A user who could write a job's status could mark it Succeeded, or fake its TTFT.
     for (const set of [[], ['operator.namespaces=labelled'], ['operator.watchNamespace=ml']]) {
