@@ -59,6 +59,28 @@ describe('runahead render', () => {
     expect(docs(r.stdout).map((o) => o['kind'])).toEqual(['Service', 'ConfigMap', 'Pod', 'Pod']);
   });
 
+  it("prints a pod group's PodGroup before the pods", async () => {
+    const r = await runCli(['render', '-f', '-', '--attempt', '2'], {
+      stdin:
+        'apiVersion: runahead.dev/v1alpha1\nkind: RunaheadJob\nmetadata: {name: vc, namespace: ml}\nspec: {ranks: 2, model: {synthetic: {preset: tiny}}, prompt: {syntheticTokens: 8}, placement: {podGroup: {scheduler: Volcano}}}\n',
+    });
+    expect(r.code).toBe(0);
+    const printed = docs(r.stdout);
+    expect(printed.map((o) => o['kind'])).toEqual(['Service', 'ConfigMap', 'PodGroup', 'Pod', 'Pod']);
+    expect(printed[2]).toMatchObject({
+      apiVersion: 'scheduling.volcano.sh/v1beta1',
+      metadata: { name: 'vc-a2', namespace: 'ml' },
+      spec: { minMember: 2 },
+    });
+    expect(printed[3]).toMatchObject({
+      metadata: {
+        annotations: { 'scheduling.k8s.io/group-name': 'vc-a2' },
+        labels: { 'runahead.dev/attempt': '2' },
+      },
+      spec: { schedulerName: 'volcano' },
+    });
+  });
+
   it('refuses an invalid job with the field and why (exit 2), and a manifest without a job', async () => {
     const bad = await runCli(['render', '-f', '-'], {
       stdin:
