@@ -24,7 +24,9 @@ export function runCli(
       env: { ...process.env, RUNAHEAD_LOG_LEVEL: 'warn', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    // An empty stdin ends at once, as 'ignore' would.
+    // An empty stdin ends at once, as 'ignore' would; a command that exits without reading it
+    // closes the pipe first (EPIPE), which its exit status already tells.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.stdin ?? '');
     let stdout = '';
     let stderr = '';

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { QualifiedName } from './scheduling.ts';
 
 export const PACKINGS = ['Consecutive', 'None'] as const;
-/** Gang schedulers whose pod groups the operator labels the rank pods for. */
+/** Gang schedulers the operator makes a PodGroup for and labels the rank pods of. */
 export const POD_GROUP_SCHEDULERS = ['Coscheduling', 'Volcano'] as const;
 export type PodGroupScheduler = (typeof POD_GROUP_SCHEDULERS)[number];
 /** Where each gang scheduler's PodGroup lives (the operator creates one per group and attempt). */
