@@ -47,6 +47,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/tune.ts')).registerTune,
   },
   {
+    name: 'render',
+    description:
+      'print the Service, ConfigMap and rank pods the operator would create for a RunaheadJob manifest (offline)',
+    load: async () => (await import('./commands/render.ts')).registerRender,
+  },
+  {
     name: 'operator',
     description:
       'run the RunaheadJob operator (reconciles jobs into rank pods; serves metrics and a dashboard)',

@@ -9,6 +9,7 @@ import {
   type KubernetesObject,
   type V1ConfigMap,
   type V1Namespace,
+  type V1Node,
   type V1Pod,
   type V1Service,
 } from '@kubernetes/client-node';
@@ -30,6 +31,7 @@ import { Informer } from './platform/informer.ts';
 import { WorkQueue } from './platform/work-queue.ts';
 import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
 import type { OperatorMetrics } from './platform/metrics.ts';
+import { nodeGpus, rankUsage } from './policies/capacity-policy.ts';
 
 export interface ControllerOptions {
   readonly kubeConfig: KubeConfig;
@@ -53,6 +55,8 @@ export class Controller {
   readonly #configMaps: Informer<V1ConfigMap>;
   /** With --namespaces labelled: the namespaces that opted in (null: every namespace is served). */
   readonly #namespaces: Informer<V1Namespace> | null;
+  /** With --gang-capacity-check: the nodes, for their allocatable GPUs. */
+  readonly #nodes: Informer<V1Node> | null;
   readonly #queue: WorkQueue;
   readonly #reconciler: Reconciler;
   readonly #metrics: OperatorMetrics;
@@ -95,6 +99,13 @@ export class Controller {
             onRestart,
           })
         : null;
+    this.#nodes = options.defaults.gangCapacityCheck
+      ? new Informer<V1Node>({
+          kubeConfig,
+          resource: { group: '', version: 'v1', plural: 'nodes' },
+          onRestart,
+        })
+      : null;
     this.#queue = new WorkQueue({ name: 'runaheadjobs' });
     metrics.trackWorkQueueDepth(() => this.#queue.depth);
 
@@ -104,6 +115,14 @@ export class Controller {
       serviceExists: (ns, name) => this.#services.get(ns, name) !== undefined,
       configMapExists: (ns, name) => this.#configMaps.get(ns, name) !== undefined,
       namespaceLabels: (ns) => this.#namespaces?.get('', ns)?.metadata?.labels,
+      ...(this.#nodes
+        ? {
+            capacity: () => ({
+              nodes: this.#nodes!.list().map(nodeGpus),
+              usage: this.#pods.list().flatMap((p) => rankUsage(p) ?? []),
+            }),
+          }
+        : {}),
     };
     const observer: ReconcileObserver = {
       terminal: (job, status, spec) => {
@@ -147,6 +166,7 @@ export class Controller {
       this.#services,
       this.#configMaps,
       ...(this.#namespaces ? [this.#namespaces] : []),
+      ...(this.#nodes ? [this.#nodes] : []),
     ] as Informer<KubernetesObject>[];
   }
 

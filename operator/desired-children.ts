@@ -9,6 +9,7 @@
 import type {
   V1ConfigMap,
   V1EnvVar,
+  V1ObjectMeta,
   V1Pod,
   V1Probe,
   V1Service,
@@ -44,6 +45,8 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { TERMINATION_MESSAGE_PATH } from '../core/api/termination-message.ts';
+import { podGroupName, rankPlacement } from './rank-placement.ts';
+import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 
 export interface OperatorDefaults {
   /** Worker image for jobs that name none. */
@@ -58,6 +61,8 @@ export interface OperatorDefaults {
   readonly passThroughPolicy: PassThroughPolicy;
   /** Which namespaces are served (operator/policies/namespace-policy.ts). */
   readonly namespacePolicy: NamespacePolicy;
+  /** The gang's gate waits until the group fits (operator/policies/capacity-policy.ts); needs nodes. */
+  readonly gangCapacityCheck: boolean;
 }
 
 export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
@@ -67,6 +72,7 @@ export const DEFAULT_OPERATOR_DEFAULTS: OperatorDefaults = {
   imagePolicy: DEFAULT_IMAGE_POLICY,
   passThroughPolicy: DEFAULT_PASS_THROUGH_POLICY,
   namespacePolicy: DEFAULT_NAMESPACE_POLICY,
+  gangCapacityCheck: false,
 };
 
 /** The worker image's non-root user (images/worker.Dockerfile). */
@@ -76,11 +82,13 @@ const PROMPT_FILE = `${CONFIG_DIR}/prompt/prompt.txt`;
 const TABLE_FILE = `${CONFIG_DIR}/partition/table.json`;
 const TLS_DIR = `${CONFIG_DIR}/tls`;
 
-/** A job as the planner needs it: validated spec, identity. */
+/** A job as the planner needs it: validated spec, identity, its labels (Kueue's queue name). */
 export interface JobRef {
   readonly name: string;
   readonly namespace: string;
   readonly uid: string;
+  /** The job's own labels (absent: none). */
+  readonly labels?: Readonly<Record<string, string>>;
   readonly spec: RunaheadJobSpec;
 }
 
@@ -89,6 +97,7 @@ export function jobRef(job: RunaheadJob): JobRef {
     name: job.metadata.name,
     namespace: job.metadata.namespace ?? 'default',
     uid: job.metadata.uid ?? '',
+    labels: job.metadata.labels ?? {},
     spec: job.spec,
   };
 }
@@ -151,6 +160,31 @@ export function desiredService(job: JobRef): V1Service {
       publishNotReadyAddresses: true,
       selector: { [LABEL_JOB]: job.name, [LABEL_MANAGED_BY]: MANAGED_BY },
       ports: [{ name: RANK_PORT_NAME, port: RANK_PORT, targetPort: RANK_PORT_NAME, protocol: 'TCP' }],
+    },
+  };
+}
+
+/** A gang scheduler's PodGroup: bind all `ranks` pods or none (minMember). */
+export interface PodGroupObject {
+  readonly apiVersion: string;
+  readonly kind: 'PodGroup';
+  readonly metadata: V1ObjectMeta;
+  readonly spec: { readonly minMember: number; readonly scheduleTimeoutSeconds?: number };
+}
+
+/** The PodGroup of one attempt, for spec.placement.podGroup; null without one. */
+export function desiredPodGroup(job: JobRef, attempt: number): PodGroupObject | null {
+  const scheduler = job.spec.placement?.podGroup?.scheduler;
+  if (!scheduler) return null;
+  const api = POD_GROUP_APIS[scheduler];
+  return {
+    apiVersion: `${api.group}/${api.version}`,
+    kind: 'PodGroup',
+    metadata: meta(job, podGroupName(job.name, attempt)),
+    spec: {
+      minMember: job.spec.ranks,
+      // Coscheduling gives up on a group that waits this long; startupTimeoutSeconds says the same.
+      ...(scheduler === 'Coscheduling' ? { scheduleTimeoutSeconds: job.spec.startupTimeoutSeconds } : {}),
     },
   };
 }
@@ -315,11 +349,21 @@ function rankEnv(job: JobRef, rank: number, defaults: OperatorDefaults): V1EnvVa
 export function desiredPod(job: JobRef, rank: number, attempt: number, defaults: OperatorDefaults): V1Pod {
   const spec = job.spec;
   const { volumes: vols, mounts } = volumes(job);
-  const labels = { ...jobLabels(job), [LABEL_RANK]: String(rank), [LABEL_ATTEMPT]: String(attempt) };
+  const placement = rankPlacement(job, rank, attempt);
+  const labels = {
+    ...placement.labels,
+    ...jobLabels(job),
+    [LABEL_RANK]: String(rank),
+    [LABEL_ATTEMPT]: String(attempt),
+  };
+  const annotations = Object.keys(placement.annotations).length > 0 ? placement.annotations : undefined;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: meta(job, childNames.pod(job.name, rank), labels),
+    metadata: {
+      ...meta(job, childNames.pod(job.name, rank), labels),
+      ...(annotations ? { annotations } : {}),
+    },
     spec: {
       hostname: childNames.hostname(job.name, rank),
       subdomain: childNames.service(job.name),
@@ -340,8 +384,12 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
       // Passed through where the admin allows them (policies/pass-through-policy.ts); their shape is
       // core/v1's (core/api/v1alpha1/scheduling.ts), checked by the API server on the job already.
       ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
-      ...(spec.affinity ? { affinity: spec.affinity } : {}),
+      // spec.affinity plus spec.placement's terms (rank-placement.ts).
+      ...(placement.affinity ? { affinity: placement.affinity } : {}),
       ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+      ...(placement.schedulerName ? { schedulerName: placement.schedulerName } : {}),
+      // The gang's gate: lifted by the operator once every rank pod of the group exists.
+      ...(placement.schedulingGates.length > 0 ? { schedulingGates: placement.schedulingGates } : {}),
       containers: [
         {
           name: 'worker',
@@ -376,4 +424,23 @@ export function desiredPod(job: JobRef, rank: number, attempt: number, defaults:
 /** Every rank's pod, in rank order. */
 export function desiredPods(job: JobRef, attempt: number, defaults: OperatorDefaults): V1Pod[] {
   return Array.from({ length: job.spec.ranks }, (_, rank) => desiredPod(job, rank, attempt, defaults));
+}
+
+/**
+ * Everything the operator creates for one attempt of the job, in the order it creates them: the
+ * Service, the ConfigMap, the PodGroup (spec.placement.podGroup), the rank pods. `runahead render`
+ * prints this.
+ */
+export function desiredChildren(
+  job: JobRef,
+  attempt: number,
+  defaults: OperatorDefaults,
+): (V1Service | V1ConfigMap | PodGroupObject | V1Pod)[] {
+  const podGroup = desiredPodGroup(job, attempt);
+  return [
+    desiredService(job),
+    desiredConfigMap(job, defaults),
+    ...(podGroup ? [podGroup] : []),
+    ...desiredPods(job, attempt, defaults),
+  ];
 }

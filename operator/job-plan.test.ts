@@ -51,6 +51,7 @@ class PodBuilder {
       ready: false,
       node: undefined,
       deleting: false,
+      schedulingGates: [],
       terminated: undefined,
       report: null,
       waiting: '',
@@ -89,6 +90,10 @@ class PodBuilder {
   }
   deleting(): this {
     this.p.deleting = true;
+    return this;
+  }
+  gated(...gates: string[]): this {
+    this.p.schedulingGates = gates;
     return this;
   }
   obj(): ObservedPod {
@@ -143,8 +148,8 @@ const kinds = (actions: readonly ChildAction[]) =>
   actions.map((a) =>
     a.kind === 'createPod'
       ? `createPod ${a.object.metadata?.name}`
-      : a.kind === 'deletePod'
-        ? `deletePod ${a.name}`
+      : a.kind === 'deletePod' || a.kind === 'ungatePod'
+        ? `${a.kind} ${a.name}`
         : a.kind,
   );
 const condition = (s: RunaheadJobStatus, type: string) => s.conditions?.find((c) => c.type === type);
@@ -407,5 +412,202 @@ describe('planJob', () => {
     expect(plan.finished).toMatchObject({ result: 'failed', reason: 'ChildRejected' });
     expect(kinds(plan.actions)).toEqual(['deletePod demo-0']);
     expect(planRefusedJob(plan.status, 2, 'ChildRejected', echo, [], NOW).events).toEqual([]);
+  });
+
+  describe('gang (spec.placement.gang)', () => {
+    const gang = 'runahead.dev/gang';
+    const placed = () => jobWith({ ranks: 3, placement: {} });
+
+    test('rank pods are created gated; the gate is lifted only once every rank pod exists', () => {
+      const first = planJob(input({ job: placed() }));
+      const created = first.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+      expect(created.map((p) => p.spec?.schedulingGates)).toEqual([
+        [{ name: gang }],
+        [{ name: gang }],
+        [{ name: gang }],
+      ]);
+      // Two of three seen (the cache lags, or a create was refused for now): the gate holds.
+      const partial = planJob(
+        input({
+          job: placed(),
+          status: first.status,
+          pods: [pod(0).gated(gang).obj(), pod(1).gated(gang).obj()],
+        }),
+      );
+      expect(kinds(partial.actions)).toEqual(['createPod demo-2']);
+      expect(condition(partial.status, 'RanksReady')?.message).toBe(
+        '0 of 3 rank(s) ready; 2 of 3 rank pod(s) exist; the group is held at scheduling gate(s) runahead.dev/gang until all do',
+      );
+      expect(partial.status.groupReleaseTime).toBeUndefined();
+      const all = planJob(
+        input({
+          job: placed(),
+          status: partial.status,
+          pods: [pod(0).gated(gang).obj(), pod(1).gated(gang).obj(), pod(2).gated(gang).obj()],
+        }),
+      );
+      expect(kinds(all.actions)).toEqual(['ungatePod demo-0', 'ungatePod demo-1', 'ungatePod demo-2']);
+      expect(all.actions[0]).toMatchObject({ kind: 'ungatePod', uid: 'pod-0-0' });
+      expect(all.status.groupReleaseTime).toBeUndefined();
+    });
+
+    test("another controller's gate (Kueue's admission) is left alone and holds the startup clock", () => {
+      const kueue = 'kueue.x-k8s.io/admission';
+      const plan = planJob(
+        input({
+          job: placed(),
+          status: {},
+          pods: [0, 1, 2].map((r) => pod(r).gated(kueue).obj()),
+          now: later(10_000),
+        }),
+      );
+      expect(kinds(plan.actions)).toEqual([]);
+      expect(plan.status.groupReleaseTime).toBeUndefined();
+      expect(plan.status.phase).toBe('Pending');
+      expect(condition(plan.status, 'RanksReady')?.message).toContain(
+        '3 of 3 rank pod(s) held at scheduling gate(s) kueue.x-k8s.io/admission',
+      );
+    });
+
+    test('ungated and all there: the group is released once, the clock set then and kept', () => {
+      const pods = [0, 1, 2].map((r) => pod(r).obj());
+      const released = planJob(input({ job: placed(), status: {}, pods }));
+      expect(released.status.groupReleaseTime).toBe('2026-11-25T10:00:00Z');
+      expect(released.events).toEqual([
+        {
+          type: 'Normal',
+          reason: 'GroupReleased',
+          message:
+            'all 3 rank pod(s) exist with no scheduling gate; each must be running within spec.startupTimeoutSeconds (900 s)',
+        },
+      ]);
+      const later5 = planJob(input({ job: placed(), status: released.status, pods, now: later(5) }));
+      expect(later5.status.groupReleaseTime).toBe('2026-11-25T10:00:00Z');
+      expect(later5.events).toEqual([]);
+      expect(later5.requeueAfterMs).toBe(895_000); // the default startupTimeoutSeconds, 900, less 5 s
+    });
+
+    test('suspend and restart stop the startup clock', () => {
+      const status: RunaheadJobStatus = { groupReleaseTime: '2026-11-25T09:59:00Z' };
+      expect(
+        planJob(input({ job: jobWith({ suspend: true }), status })).status.groupReleaseTime,
+      ).toBeUndefined();
+      const restarted = planJob(input({ status, pods: [pod(0).running().obj(), pod(1).failed(1).obj()] }));
+      expect(restarted.status.restarts).toBe(1);
+      expect(restarted.status.groupReleaseTime).toBeUndefined();
+    });
+  });
+
+  describe('startupTimeoutSeconds', () => {
+    const unschedulable =
+      'Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available';
+    const released = (secondsAgo: number): RunaheadJobStatus => ({
+      groupReleaseTime: new Date(NOW.getTime() - secondsAgo * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    });
+
+    test('a rank still pending after the timeout fails the group with the scheduler’s reason; it restarts', () => {
+      const plan = planJob(
+        input({
+          job: jobWith({ startupTimeoutSeconds: 30 }),
+          status: released(31),
+          pods: [pod(0).running(false).obj(), pod(1).waitingFor(unschedulable).obj()],
+        }),
+      );
+      expect(plan.status.restarts).toBe(1);
+      expect(kinds(plan.actions)).toEqual(['deletePod demo-0', 'deletePod demo-1']);
+      expect(condition(plan.status, 'RanksReady')).toMatchObject({
+        reason: 'GroupRestarting',
+        message: `rank 1 (pod demo-1) was not running 30 s after its group was released to the scheduler (spec.startupTimeoutSeconds): ${unschedulable}; restarting the rank group (restart 1 of at most 3)`,
+      });
+      expect(plan.status.ranks?.[1]?.message).toContain('Insufficient nvidia.com/gpu');
+    });
+
+    test('it counts against backoffLimit: the last allowed attempt fails the job with the reason', () => {
+      const plan = planJob(
+        input({
+          job: jobWith({ startupTimeoutSeconds: 30, backoffLimit: 1 }),
+          status: { ...released(60), restarts: 1 },
+          pods: [
+            pod(0, 1).waitingFor('ImagePullBackOff: Back-off pulling image "w:1"').obj(),
+            pod(1, 1).running().obj(),
+          ],
+        }),
+      );
+      expect(plan.status.phase).toBe('Failed');
+      expect(condition(plan.status, 'Failed')).toMatchObject({
+        reason: 'BackoffLimitExceeded',
+        message:
+          'rank 0 (pod demo-0) was not running 30 s after its group was released to the scheduler (spec.startupTimeoutSeconds): ImagePullBackOff: Back-off pulling image "w:1"; the rank group was restarted 1 time(s), spec.backoffLimit is 1',
+      });
+      expect(kinds(plan.actions)).toEqual(['deletePod demo-0', 'deletePod demo-1']);
+    });
+
+    test('before the timeout: a requeue at its end; every rank running: no clock at all', () => {
+      const job = jobWith({ startupTimeoutSeconds: 30 });
+      const early = planJob(
+        input({
+          job,
+          status: released(10),
+          pods: [pod(0).running().obj(), pod(1).waitingFor(unschedulable).obj()],
+        }),
+      );
+      expect(early.status.restarts).toBe(0);
+      expect(early.requeueAfterMs).toBe(20_000);
+      const running = planJob(
+        input({
+          job,
+          status: released(3600),
+          pods: [pod(0).running(false).obj(), pod(1).running(false).obj()],
+        }),
+      );
+      expect(running.actions).toEqual([]);
+      expect(running.requeueAfterMs).toBeNull();
+    });
+  });
+
+  test("a pod group's PodGroup is created before the pods, while the group is incomplete", () => {
+    const job = jobWith({ ranks: 2, placement: { podGroup: { scheduler: 'Coscheduling' } } });
+    const plan = planJob(input({ job, status: { restarts: 1 } }));
+    expect(kinds(plan.actions)).toEqual(['createPodGroup', 'createPod demo-0', 'createPod demo-1']);
+    expect(plan.actions[0]).toMatchObject({
+      kind: 'createPodGroup',
+      scheduler: 'Coscheduling',
+      object: {
+        apiVersion: 'scheduling.x-k8s.io/v1alpha1',
+        kind: 'PodGroup',
+        metadata: { name: 'demo-a1', namespace: 'ns' },
+        spec: { minMember: 2, scheduleTimeoutSeconds: 900 },
+      },
+    });
+    const complete = planJob(
+      input({ job, status: { restarts: 1 }, pods: [pod(0, 1).running().obj(), pod(1, 1).running().obj()] }),
+    );
+    expect(kinds(complete.actions)).toEqual([]);
+  });
+
+  test('--gang-capacity-check: the gate stays while no domain has room, and is lifted once one has', () => {
+    const gang = 'runahead.dev/gang';
+    const job = jobWith({
+      ranks: 2,
+      executionProvider: 'cuda',
+      placement: { topologyKey: 'rack' },
+    });
+    const pods = [pod(0).gated(gang).obj(), pod(1).gated(gang).obj()];
+    const nodes = [{ name: 'a1', labels: { rack: 'a' }, gpus: { 'nvidia.com/gpu': 2 }, cordoned: false }];
+    const busy = {
+      namespace: 'ns',
+      job: 'other',
+      node: 'a1',
+      gpus: { 'nvidia.com/gpu': 1 },
+      exclusiveKey: undefined,
+    };
+    const held = planJob(input({ job, status: {}, pods, capacity: { nodes, usage: [busy] } }));
+    expect(kinds(held.actions)).toEqual([]);
+    expect(held.requeueAfterMs).toBe(5000);
+    expect(condition(held.status, 'RanksReady')?.message).toBe(
+      '0 of 2 rank(s) ready; the group is held at scheduling gate runahead.dev/gang until it fits: no rack domain has room for 2 rank(s) of 1 nvidia.com/gpu each (at most 1 fit)',
+    );
+    const free = planJob(input({ job, status: {}, pods, capacity: { nodes, usage: [] } }));
+    expect(kinds(free.actions)).toEqual(['ungatePod demo-0', 'ungatePod demo-1']);
   });
 });

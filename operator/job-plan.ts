@@ -10,9 +10,13 @@ import type { Condition, RankStatus, RunaheadJobStatus } from '../core/api/v1alp
 import { ConditionType, Reason, type Phase, type ReasonName } from '../core/api/v1alpha1/names.ts';
 import type { RunOutcome } from '../core/api/termination-message.ts';
 import { clipMessage, findCondition, isTrue, setCondition, timestamp } from './conditions.ts';
+import type { PodGroupScheduler } from '../core/api/v1alpha1/placement.ts';
 import {
   desiredConfigMap,
   desiredPod,
+  desiredPodGroup,
+  rankResources,
+  type PodGroupObject,
   desiredService,
   plannedBoundaries,
   type JobRef,
@@ -23,12 +27,22 @@ import { checkActiveDeadline, deadlineMessage } from './policies/active-deadline
 import { checkTtlAfterFinished } from './policies/ttl-after-finished.ts';
 import { decideOnFailure, type FailureDecision } from './policies/failure-policy.ts';
 import { successMessage, successfulOutcome } from './policies/success-policy.ts';
+import { gatedMessage, groupReleased, podsToUngate } from './policies/gang-policy.ts';
+import { checkStartup } from './policies/startup-policy.ts';
+import { capacityProblem, rankGpus, type ClusterCapacity } from './policies/capacity-policy.ts';
 
 export type ChildAction =
   | { readonly kind: 'createService'; readonly object: V1Service }
   | { readonly kind: 'createConfigMap'; readonly object: V1ConfigMap }
+  | {
+      readonly kind: 'createPodGroup';
+      readonly object: PodGroupObject;
+      readonly scheduler: PodGroupScheduler;
+    }
   | { readonly kind: 'createPod'; readonly object: V1Pod }
   | { readonly kind: 'deletePod'; readonly name: string; readonly uid: string }
+  /** Lift the gang's scheduling gate (policies/gang-policy.ts). */
+  | { readonly kind: 'ungatePod'; readonly name: string; readonly uid: string }
   | { readonly kind: 'deleteJob' };
 
 export interface PlannedEvent {
@@ -68,6 +82,8 @@ export interface PlanInput {
   readonly deletedRanks: readonly number[];
   readonly now: Date;
   readonly defaults: OperatorDefaults;
+  /** GPUs free per node (--gang-capacity-check); absent: the gang's gate does not wait for room. */
+  readonly capacity?: ClusterCapacity | null;
 }
 
 /** Pods still holding resources: neither finished nor on their way out. */
@@ -116,6 +132,9 @@ function rankStatuses(
     };
   });
 }
+
+/** How often a gang held for room looks again (nodes and other groups change without telling it). */
+export const CAPACITY_RECHECK_MS = 5000;
 
 /** How long the other ranks of a succeeded job get to exit on their own before they are deleted. */
 export const SUCCESS_GRACE_MS = 30_000;
@@ -249,6 +268,7 @@ function planSuspended(b: PlanBuilder): JobPlan {
     b.event('Normal', Reason.JobSuspended, 'job suspended; rank pods deleted');
   b.set(ConditionType.RanksReady, 'False', Reason.JobSuspended, 'the job is suspended');
   delete b.status.startTime;
+  delete b.status.groupReleaseTime;
   b.ranks(null, [], b.planned);
   return b.done('Suspended', null);
 }
@@ -340,6 +360,7 @@ function planRestart(
   );
   b.status.restarts = decision.nextAttempt;
   b.status.startTime = timestamp(b.input.now);
+  delete b.status.groupReleaseTime;
   b.set(ConditionType.RanksReady, 'False', Reason.GroupRestarting, decision.message);
   b.event('Warning', Reason.RankFailed, decision.cause.message);
   b.event('Warning', Reason.GroupRestarting, decision.message);
@@ -348,11 +369,17 @@ function planRestart(
 }
 
 /** The group as it should be: create what is missing, in rank order, and report readiness. */
-function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
+function planGroup(b: PlanBuilder, deadlineMs: number | null): JobPlan {
+  let requeueAfterMs = deadlineMs;
   const ranks = b.spec.ranks;
   const missing = Array.from({ length: ranks }, (_, r) => r).filter(
     (r) => !b.current.some((p) => p.rank === r),
   );
+  // Not observed (no informer on a CRD that may not exist): created while the group is incomplete,
+  // an existing one (409) is the goal reached.
+  const podGroup = missing.length > 0 ? desiredPodGroup(b.input.job, b.attempt) : null;
+  const scheduler = b.spec.placement?.podGroup?.scheduler;
+  if (podGroup && scheduler) b.actions.push({ kind: 'createPodGroup', object: podGroup, scheduler });
   for (const rank of missing)
     b.actions.push({ kind: 'createPod', object: desiredPod(b.input.job, rank, b.attempt, b.input.defaults) });
   if (missing.length === ranks)
@@ -361,6 +388,23 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
       Reason.PodsCreated,
       `creating ${ranks} rank pod(s)${b.attempt > 0 ? ` (restart ${b.attempt})` : ''}`,
     );
+  const ungate = podsToUngate(b.current, ranks);
+  const { capacity } = b.input;
+  const noRoom =
+    ungate.length > 0 && capacity
+      ? capacityProblem(b.input.job, rankGpus(rankResources(b.spec)), capacity)
+      : null;
+  if (noRoom) requeueAfterMs = minDelay(requeueAfterMs, CAPACITY_RECHECK_MS);
+  else for (const p of ungate) b.actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });
+  // The startup clock runs from here (policies/startup-policy.ts); set once per group.
+  if (groupReleased(b.current, ranks) && b.status.groupReleaseTime === undefined) {
+    b.status.groupReleaseTime = timestamp(b.input.now);
+    b.event(
+      'Normal',
+      Reason.GroupReleased,
+      `all ${ranks} rank pod(s) exist with no scheduling gate; each must be running within spec.startupTimeoutSeconds (${b.spec.startupTimeoutSeconds} s)`,
+    );
+  }
   const ready = b.current.filter((p) => p.ready && !p.deleting).length;
   if (ready === ranks && missing.length === 0) {
     if (
@@ -373,8 +417,15 @@ function planGroup(b: PlanBuilder, requeueAfterMs: number | null): JobPlan {
     )
       b.event('Normal', Reason.AllRanksReady, `all ${ranks} rank(s) are ready; the chain starts`);
   } else {
+    const gated = noRoom
+      ? `the group is held at scheduling gate runahead.dev/gang until it fits: ${noRoom}`
+      : gatedMessage(b.current, ranks);
     const stuck = b.current.find((p) => p.waiting);
-    const why = stuck ? `; rank ${stuck.rank} (pod ${stuck.name}) is waiting: ${stuck.waiting}` : '';
+    const why = gated
+      ? `; ${gated}`
+      : stuck
+        ? `; rank ${stuck.rank} (pod ${stuck.name}) is waiting: ${stuck.waiting}`
+        : '';
     b.set(
       ConditionType.RanksReady,
       'False',
@@ -417,12 +468,13 @@ export function planJob(input: PlanInput): JobPlan {
   const outcome = successfulOutcome(b.current.find((p) => p.rank === 0));
   if (outcome) return planSucceeded(b, outcome);
 
-  const failures = collectFailures(b.current, input.deletedRanks, now);
+  const startup = checkStartup(b.current, b.status.groupReleaseTime, spec.startupTimeoutSeconds, now);
+  const failures = [...collectFailures(b.current, input.deletedRanks, now), ...startup.failures];
   const decision = decideOnFailure(failures, b.attempt, spec.backoffLimit);
   if (decision?.action === 'fail') return b.fail(decision.reason, decision.message, failures);
   if (decision?.action === 'restart') return planRestart(b, decision, failures);
 
-  return planGroup(b, deadline.remainingMs);
+  return planGroup(b, minDelay(deadline.remainingMs, startup.remainingMs));
 }
 
 /** A job whose spec the operator refuses (it got past the API server's checks somehow). */

@@ -57,6 +57,30 @@ describe('observePod', () => {
     expect(creating?.waiting).toBe('');
   });
 
+  test('SchedulingGated is a reason while a gate holds the pod, and stale (no reason) once it is gone', () => {
+    const gatedCondition: V1PodStatus = {
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'SchedulingGated',
+          message: 'Scheduling is blocked due to non-empty scheduling gates',
+        },
+      ],
+    };
+    const withGate: V1Pod = {
+      metadata: { name: 'j-2', uid: 'u', labels: { 'runahead.dev/rank': '2', 'runahead.dev/attempt': '1' } },
+      status: gatedCondition,
+      spec: { containers: [], schedulingGates: [{ name: 'runahead.dev/gang' }] },
+    };
+    expect(observePod(withGate)).toMatchObject({
+      schedulingGates: ['runahead.dev/gang'],
+      waiting: 'SchedulingGated: Scheduling is blocked due to non-empty scheduling gates',
+    });
+    expect(observePod(pod(gatedCondition))).toMatchObject({ schedulingGates: [], waiting: '' });
+  });
+
   test('an unschedulable pod carries the scheduler’s reason', () => {
     const p = observePod(
       pod({

@@ -21,6 +21,8 @@ export interface ObservedPod {
   readonly node: string | undefined;
   /** Being deleted (deletionTimestamp set): a rank that is going away. */
   readonly deleting: boolean;
+  /** Its scheduling gates (ours, spec.placement.gang's, or another controller's such as Kueue's). */
+  readonly schedulingGates: readonly string[];
   /** The worker container's end, once it ended. */
   readonly terminated:
     | {
@@ -59,11 +61,17 @@ function podPhase(status: V1PodStatus | undefined): PodPhase {
 /** Waiting reasons that only mean "starting": not worth reporting. */
 const ROUTINE_WAITING = new Set(['ContainerCreating', 'PodInitializing']);
 
-function waitingReason(status: V1PodStatus | undefined): string {
+function waitingReason(status: V1PodStatus | undefined, gated: boolean): string {
   const waiting = status?.containerStatuses?.find((c) => c.state?.waiting)?.state?.waiting;
   if (waiting?.reason && !ROUTINE_WAITING.has(waiting.reason))
     return [waiting.reason, waiting.message].filter(Boolean).join(': ');
-  const unscheduled = status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  const unscheduled = status?.conditions?.find(
+    (c) =>
+      c.type === 'PodScheduled' &&
+      c.status === 'False' &&
+      // Written by the API server at creation; stale once the gates are gone, until a scheduler looks.
+      (gated || c.reason !== 'SchedulingGated'),
+  );
   if (unscheduled) return [unscheduled.reason, unscheduled.message].filter(Boolean).join(': ');
   const volumes = status?.conditions?.find(
     (c) => c.type === 'PodReadyToStartContainers' && c.status === 'False',
@@ -100,9 +108,13 @@ export function observePod(pod: V1Pod): ObservedPod | null {
     ready: status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     node: pod.spec?.nodeName,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
+    schedulingGates: (pod.spec?.schedulingGates ?? []).map((g) => g.name),
     terminated,
     report: parseTerminationMessage(terminated?.message),
-    waiting: podPhase(status) === 'Pending' ? waitingReason(status) : '',
+    waiting:
+      podPhase(status) === 'Pending'
+        ? waitingReason(status, (pod.spec?.schedulingGates ?? []).length > 0)
+        : '',
     podReason: status?.reason ?? '',
     podMessage: status?.message ?? '',
   };

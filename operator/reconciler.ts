@@ -6,11 +6,19 @@
 // group forever), the terminal phase before the pods are cleaned up. It is written with the
 // resourceVersion the plan was made from, so a plan made from a stale cache is refused (409) and
 // made again from fresh data instead of overwriting someone else's write.
-import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   API_VERSION,
   FIELD_MANAGER,
+  GANG_SCHEDULING_GATE,
   GROUP,
   KIND,
   LABEL_JOB,
@@ -20,6 +28,7 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadJob, type RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
+import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
@@ -35,6 +44,7 @@ import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
+import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
 /** What the reconciler reads: the informers' caches. */
 export interface ClusterView {
@@ -45,6 +55,8 @@ export interface ClusterView {
   configMapExists(namespace: string, name: string): boolean;
   /** The namespace's labels; undefined when unknown (in `--namespaces labelled`: not opted in). */
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
+  /** Nodes' GPUs and what rank pods hold of them; absent without --gang-capacity-check. */
+  capacity?(): ClusterCapacity;
 }
 
 /** What the reconciler reports, for metrics. */
@@ -74,9 +86,22 @@ const isCode = (err: unknown, code: number) => err instanceof ApiException && er
 /** The API server refused an object as invalid (400, 413 too large, 422): retrying cannot help. */
 const isRefusal = (err: unknown) => [400, 413, 422].some((code) => isCode(err, code));
 
-type CreateAction = Extract<ChildAction, { kind: 'createPod' | 'createConfigMap' | 'createService' }>;
+type CreateAction = Extract<
+  ChildAction,
+  { kind: 'createPod' | 'createConfigMap' | 'createService' | 'createPodGroup' }
+>;
 const isCreate = (a: ChildAction): a is CreateAction =>
-  a.kind === 'createPod' || a.kind === 'createConfigMap' || a.kind === 'createService';
+  a.kind === 'createPod' ||
+  a.kind === 'createConfigMap' ||
+  a.kind === 'createService' ||
+  a.kind === 'createPodGroup';
+
+/**
+ * A PodGroup the API server does not serve (404: the scheduler's CRD is not installed) or the
+ * operator may not create (403: the chart's operator.podGroups does not name it): no retry helps.
+ */
+const isPodGroupUnavailable = (a: ChildAction, err: unknown) =>
+  a.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403));
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
@@ -171,6 +196,7 @@ export class Reconciler {
       deletedRanks,
       now,
       defaults: this.defaults,
+      capacity: this.view.capacity?.() ?? null,
     });
     await this.apply(raw, namespace, name, plan);
     if (plan.status.phase === 'Succeeded' || plan.status.phase === 'Failed')
@@ -208,7 +234,7 @@ export class Reconciler {
       try {
         await this.applyAction(namespace, name, action);
       } catch (err) {
-        if (isCreate(action) && isRefusal(err)) {
+        if (isCreate(action) && (isRefusal(err) || isPodGroupUnavailable(action, err))) {
           // Invalid as written (a 422 echoing the field, a ConfigMap over 1 MiB): no retry can
           // help, so the job fails now, once, instead of a new event on every retry.
           await this.refuse(current ?? raw, namespace, name, action, err);
@@ -239,10 +265,17 @@ export class Reconciler {
     action: CreateAction,
     err: unknown,
   ): Promise<void> {
-    const kind = { createPod: 'rank pod', createConfigMap: 'ConfigMap', createService: 'Service' }[
-      action.kind
-    ];
-    const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}`;
+    const kind = {
+      createPod: 'rank pod',
+      createConfigMap: 'ConfigMap',
+      createService: 'Service',
+      createPodGroup: 'PodGroup',
+    }[action.kind];
+    const hint =
+      action.kind === 'createPodGroup' && isPodGroupUnavailable(action, err)
+        ? ` (spec.placement.podGroup ${action.scheduler} needs ${action.object.apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`
+        : '';
+    const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}${hint}`;
     this.log.warn({ namespace, job: name, refused: clip(message) }, 'job failed: a child was refused');
     const uid = raw.metadata?.uid ?? '';
     const plan = planRefusedJob(
@@ -299,6 +332,18 @@ export class Reconciler {
             fieldManager: FIELD_MANAGER,
           });
           return;
+        case 'createPodGroup': {
+          const api = POD_GROUP_APIS[action.scheduler];
+          await this.custom.createNamespacedCustomObject({
+            group: api.group,
+            version: api.version,
+            namespace,
+            plural: api.plural,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          return;
+        }
         case 'createPod':
           await this.core.createNamespacedPod({
             namespace,
@@ -314,6 +359,23 @@ export class Reconciler {
             body: { preconditions: { uid: action.uid } },
           });
           this.log.info({ namespace, job, pod: action.name }, 'deleted rank pod');
+          return;
+        case 'ungatePod':
+          // Strategic merge on the gates' list key: only our gate goes (Kueue's, say, stays); the uid
+          // is a precondition, so a pod recreated under the same name is left alone (409).
+          await this.core.patchNamespacedPod(
+            {
+              namespace,
+              name: action.name,
+              fieldManager: FIELD_MANAGER,
+              body: {
+                metadata: { uid: action.uid },
+                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
+              },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+          );
+          this.log.info({ namespace, job, pod: action.name }, 'lifted the gang gate of rank pod');
           return;
         case 'deleteJob':
           await this.custom.deleteNamespacedCustomObject({
@@ -331,7 +393,7 @@ export class Reconciler {
       // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
       if (action.kind.startsWith('create') && isCode(err, 409)) return;
       if (
-        (action.kind === 'deletePod' || action.kind === 'deleteJob') &&
+        (action.kind === 'deletePod' || action.kind === 'deleteJob' || action.kind === 'ungatePod') &&
         (isCode(err, 404) || isCode(err, 409))
       )
         return;

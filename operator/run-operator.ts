@@ -39,6 +39,8 @@ export interface OperatorConfig {
   readonly allowPriorityClass: boolean;
   /** `all`, or only namespaces labelled runahead.dev/enabled=true. */
   readonly namespaces: NamespaceMode;
+  /** The gang's gate waits until the group's GPUs are free somewhere (needs list/watch of nodes). */
+  readonly gangCapacityCheck: boolean;
   readonly concurrency: number;
   readonly identity?: string | undefined;
 }
@@ -69,6 +71,7 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
         allowPriorityClass: config.allowPriorityClass,
       },
       namespacePolicy: { namespaces: config.namespaces },
+      gangCapacityCheck: config.gangCapacityCheck,
     },
     metrics,
     concurrency: config.concurrency,

@@ -45,6 +45,7 @@ export const OperatorFlags = z
     allowedImagePrefixes: commaList(parseAllowedImagePrefixes),
     allowTolerations: z.boolean().default(false),
     allowPriorityClass: z.boolean().default(false),
+    gangCapacityCheck: z.boolean().default(false),
     namespaces: z.enum(NAMESPACE_MODES, {
       error: `--namespaces must be one of: ${NAMESPACE_MODES.join(', ')}`,
     }),
@@ -114,6 +115,10 @@ export function registerOperator(program: Command): void {
       '--namespaces <which>',
       'serve jobs in all namespaces, or only in those labelled runahead.dev/enabled=true (labelled)',
       'all',
+    )
+    .option(
+      '--gang-capacity-check',
+      'keep a gang’s scheduling gate until some topology domain has free GPUs for all its ranks (lists and watches nodes)',
     )
     .option('--concurrency <n>', 'jobs reconciled at once', '4')
     .option('--identity <id>', 'this replica in the Lease (default: $POD_NAME, else hostname_pid)')

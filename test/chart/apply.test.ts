@@ -278,6 +278,7 @@ describe('the chart on a real API server', () => {
           ['patch', 'runaheadjobs.runahead.dev', 'team-b', 'status'],
           ['create', 'pods', 'team-a'],
           ['delete', 'pods', 'team-a'],
+          ['patch', 'pods', 'team-a'],
           ['watch', 'pods', null],
           ['create', 'services', 'team-a'],
           ['create', 'configmaps', 'team-a'],

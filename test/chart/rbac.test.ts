@@ -15,7 +15,7 @@ interface Rule {
 export const OPERATOR_RULES: readonly Rule[] = [
   { apiGroups: ['runahead.dev'], resources: ['runaheadjobs'], verbs: ['get', 'list', 'watch', 'delete'] },
   { apiGroups: ['runahead.dev'], resources: ['runaheadjobs/status'], verbs: ['get', 'update', 'patch'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'create'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
@@ -57,6 +57,32 @@ describe('chart RBAC', () => {
         { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
       ]),
     );
+  });
+
+  test("operator.podGroups adds exactly create on the named schedulers' podgroups", async () => {
+    const { manifests } = await render({ set: ['operator.podGroups={Coscheduling,Volcano}'] });
+    expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
+      permissions([
+        ...OPERATOR_RULES,
+        { apiGroups: ['scheduling.x-k8s.io'], resources: ['podgroups'], verbs: ['create'] },
+        { apiGroups: ['scheduling.volcano.sh'], resources: ['podgroups'], verbs: ['create'] },
+      ]),
+    );
+    const volcano = await render({ set: ['operator.podGroups={Volcano}'] });
+    expect(permissions(rulesOf(find(volcano.manifests, 'ClusterRole')))).toContain(
+      'scheduling.volcano.sh/podgroups create',
+    );
+    expect(permissions(rulesOf(find(volcano.manifests, 'ClusterRole')))).not.toContain(
+      'scheduling.x-k8s.io/podgroups create',
+    );
+  });
+
+  test('operator.gangCapacityCheck adds exactly list and watch of nodes, and the flag', async () => {
+    const { manifests } = await render({ set: ['operator.gangCapacityCheck=true'] });
+    expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
+      permissions([...OPERATOR_RULES, { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] }]),
+    );
+    expect(JSON.stringify(find(manifests, 'Deployment'))).toContain('--gang-capacity-check');
   });
 
   test('only the operator gets runaheadjobs/status: no role aggregates into user roles, every binding is its own', async () => {

@@ -114,6 +114,15 @@ describe('runahead operator loads nothing of onnxruntime or the worker', () => {
     expect(onnxruntimeLibraries(l)).toEqual([]);
   }, 40_000);
 
+  it("runahead render (the operator's planner, offline) loads neither", async () => {
+    const l = await loadedBy(['render', '-f', 'examples/synthetic-2ranks.yaml']);
+    expect(l.stdout).toContain('kind: Pod');
+    expect(l.modules).toContainEqual(expect.stringContaining('/operator/desired-children.ts'));
+    expect(onnxruntimeModules(l)).toEqual([]);
+    expect(workerModules(l)).toEqual([]);
+    expect(onnxruntimeLibraries(l)).toEqual([]);
+  }, 40_000);
+
   it('a running operator (serving, its informers listing from an API server that is not there)', async () => {
     const kubeconfig = join(dir, 'kubeconfig.yaml');
     await writeFile(

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { evenBoundaries } from '../../core/partition.ts';
 import { lookupBoundaries, parsePartitionTable } from '../../core/partition-table.ts';
@@ -170,6 +171,21 @@ describe('RunaheadJobs from examples/, end to end', () => {
           .sort(),
       ).toEqual(Array.from({ length: spec.ranks }, (_, r) => [`${name}-${r}`, 0]));
     }
+
+    // The gang (checkpoint-text-4ranks' spec.placement) was released whole: its gate is gone from
+    // every pod, and the node agent never tried to bind a gated one (its errors are checked below).
+    const gang = (
+      JSON.parse(
+        await cluster.kubectl(['get', 'pods', '-l', 'runahead.dev/job=checkpoint-text-4ranks', '-o', 'json']),
+      ) as { items: V1Pod[] }
+    ).items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+    expect(
+      gang.map((p) => [
+        p.metadata?.name,
+        p.spec?.schedulingGates ?? [],
+        p.spec?.affinity?.podAffinity ? 'packed' : '',
+      ]),
+    ).toEqual([0, 1, 2, 3].map((r) => [`checkpoint-text-4ranks-${r}`, [], 'packed']));
 
     // The finished pods stay (Succeeded) until the job goes; no process runs any more.
     expect(cluster.agent.liveProcesses()).toEqual([]);

@@ -416,6 +416,30 @@ const CORPUS: Case[] = [
     server: /spec\.nodeSelector\.kubernetes\.io\/os: Invalid value: "linux\/amd64"/,
     zod: /nodeSelector\.kubernetes\.io\/os: must be a label value/,
   },
+  {
+    name: 'exclusive placement without a topologyKey',
+    manifest: invalid((m) => (m.spec['placement'] = { exclusive: true })),
+    server: /spec\.placement\.exclusive: .*placement\.exclusive needs placement\.topologyKey/,
+    zod: /placement\.exclusive: placement\.exclusive needs placement\.topologyKey/,
+  },
+  {
+    name: 'a placement topologyKey with a space',
+    manifest: invalid((m) => (m.spec['placement'] = { topologyKey: 'my rack' })),
+    server: /spec\.placement\.topologyKey: Invalid value: "my rack"/,
+    zod: /placement\.topologyKey: must be a qualified name/,
+  },
+  {
+    name: 'a pod group of an unknown scheduler',
+    manifest: invalid((m) => (m.spec['placement'] = { podGroup: { scheduler: 'Yunikorn' } })),
+    server: /spec\.placement\.podGroup\.scheduler: Unsupported value: "Yunikorn"/,
+    zod: /placement\.podGroup\.scheduler: /,
+  },
+  {
+    name: 'placement packing misspelt',
+    manifest: invalid((m) => (m.spec['placement'] = { packing: 'consecutive' })),
+    server: /spec\.placement\.packing: Unsupported value: "consecutive"/,
+    zod: /placement\.packing: /,
+  },
 ];
 
 describe('RunaheadJob CRD on a real API server', () => {

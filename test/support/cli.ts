@@ -15,14 +15,19 @@ export interface CliResult {
 
 export function runCli(
   args: readonly string[],
-  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  /** `stdin`: written to the command's standard input (else it reads nothing). */
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; stdin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [RUNAHEAD_BIN, ...args], {
       cwd: ROOT,
       env: { ...process.env, RUNAHEAD_LOG_LEVEL: 'warn', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // An empty stdin ends at once, as 'ignore' would; a command that exits without reading it
+    // closes the pipe first (EPIPE), which its exit status already tells.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.stdin ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -288,6 +288,9 @@ export class ControlPlane {
           else resolve(stdout);
         },
       );
+      // A kubectl that exits before reading stdin (most commands never read it) closes the pipe
+      // first: the EPIPE says nothing its exit status does not, and unhandled it fails the test.
+      child.stdin?.on('error', () => undefined);
       child.stdin?.end(input ?? '');
     });
   }

@@ -51,6 +51,7 @@ import {
 import { ROOT, RUNAHEAD_BIN } from './cli.ts';
 import { LoopbackRange } from './loopback-range.ts';
 import { probeOnce } from './pod-probe.ts';
+import { awaitsDefaultScheduler } from './scheduler.ts';
 import { recordLog } from './test-logs.ts';
 import {
   TERMINATION_MESSAGE_MAX_BYTES,
@@ -472,12 +473,7 @@ export class NodeAgent {
         if (!TERMINAL.has(pod.status?.phase ?? ''))
           for (const [k, v] of podRequests(pod)) used.set(k, (used.get(k) ?? 0) + v);
         if (!this.#done.has(uid)) this.#ensure(pod);
-      } else if (
-        !pod.spec?.nodeName &&
-        !pod.metadata?.deletionTimestamp &&
-        (pod.status?.phase ?? 'Pending') === 'Pending' &&
-        (pod.spec?.schedulerName ?? 'default-scheduler') === 'default-scheduler'
-      ) {
+      } else if (awaitsDefaultScheduler(pod)) {
         unscheduled.push(pod);
       }
     }

@@ -25,6 +25,17 @@ export const LABEL_NAME = 'app.kubernetes.io/name';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const MANAGED_BY = 'runahead-operator';
 
+/**
+ * The scheduling gate a rank pod is created with (spec.placement.gang): the operator lifts it once
+ * every rank pod of the group exists, so the scheduler never sees part of a group.
+ */
+export const GANG_SCHEDULING_GATE = `${GROUP}/gang`;
+/** The node label one node per value of (kube-scheduler's per-node topology). */
+export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
+/** Pod groups of gang schedulers (kubernetes-sigs/scheduler-plugins coscheduling; Volcano). */
+export const LABEL_COSCHEDULING_POD_GROUP = 'scheduling.x-k8s.io/pod-group';
+export const ANNOTATION_VOLCANO_GROUP = 'scheduling.k8s.io/group-name';
+
 /** The port every rank serves the rank protocol (and the gRPC health service) on. */
 export const RANK_PORT = 50051;
 export const RANK_PORT_NAME = 'rank';
@@ -68,6 +79,8 @@ export const Reason = {
   NamespaceNotEnabled: 'NamespaceNotEnabled',
   RankPodDeleted: 'RankPodDeleted',
   GroupRestarting: 'GroupRestarting',
+  /** Every rank pod of the group exists with no scheduling gate: the startup clock starts. */
+  GroupReleased: 'GroupReleased',
   JobSuspended: 'JobSuspended',
   JobResumed: 'JobResumed',
   TtlExpired: 'TtlExpired',

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { MAX_JOB_NAME_LENGTH, PHASES } from './names.ts';
 import { Affinity, NodeSelector, Tolerations } from './scheduling.ts';
+import { Placement } from './placement.ts';
 
 /** Keep in step with worker/model/presets.ts (a unit test checks). */
 export const SYNTHETIC_PRESETS = ['tiny', 'small', 'llama-7b', 'llama3-8b'] as const;
@@ -350,6 +351,7 @@ export const RunaheadJobSpecSchema = z
     tolerations: Tolerations.optional(),
     affinity: Affinity.optional(),
     priorityClassName: ObjectName.optional(),
+    placement: Placement.optional(),
     tls: Tls.optional(),
     peerTimeoutSeconds: z
       .int()
@@ -362,7 +364,9 @@ export const RunaheadJobSpecSchema = z
       .min(1)
       .max(86_400)
       .default(900)
-      .describe('Rank 0 waits this long for every rank to load the model and become ready.'),
+      .describe(
+        'Every rank must be running this long after the group is released to the scheduler (else the group fails with the scheduler’s or kubelet’s reason, counted against backoffLimit); rank 0 waits as long for every rank to load the model.',
+      ),
     runTimeoutSeconds: z
       .int()
       .min(1)
@@ -540,6 +544,11 @@ export const RunaheadJobStatusSchema = z.strictObject({
   /** Restarts of the rank group so far (at most spec.backoffLimit). */
   restarts: z.int().min(0).optional(),
   startTime: z.string().optional(),
+  /**
+   * When every rank pod of the current group existed with no scheduling gate left (released to the
+   * scheduler): spec.startupTimeoutSeconds counts from here, so time queued behind a gate is free.
+   */
+  groupReleaseTime: z.string().optional(),
   completionTime: z.string().optional(),
   contextLength: z.int().min(0).optional(),
   /** The split used: ranks + 1 token offsets. */
@@ -577,6 +586,7 @@ export const RunaheadJobSchema = z.object({
       .max(MAX_JOB_NAME_LENGTH, `must be at most ${MAX_JOB_NAME_LENGTH} characters`)
       .regex(NAME_RE, 'must be a DNS-1035 label (a-z, 0-9, -; starts with a letter)'),
     namespace: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
     uid: z.string().optional(),
     generation: z.number().optional(),
     resourceVersion: z.string().optional(),

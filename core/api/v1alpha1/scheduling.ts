@@ -31,7 +31,8 @@ const QUALIFIED_NAME_MESSAGE =
 const LABEL_VALUE_MESSAGE =
   'must be a label value: at most 63 of A-Z, a-z, 0-9, -, _ and ., beginning and ending with a letter or digit';
 
-const QualifiedName = z
+/** A label key: what a topologyKey or a selector's key must be. */
+export const QualifiedName = z
   .string()
   .min(1)
   .max(QUALIFIED_NAME_MAX)
