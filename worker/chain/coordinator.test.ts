@@ -336,6 +336,42 @@ describe('coordinate (rank 0 of 2, rank 1 played over gRPC)', () => {
     expect(e.unregistered).toEqual(e.registered);
   });
 
+  it('stops the run on every rank when its signal aborts, and returns once they have stopped', async () => {
+    let tracked: CoordinatedRun | null = null;
+    const peer = await rank1(() => null); // takes the Start; reports only once told to abort
+    const e = env(peer);
+    const cancel = new AbortController();
+    let firstTokens = 0;
+    const run = coordinate(
+      e,
+      request(),
+      (c) => {
+        tracked = c;
+      },
+      {
+        signal: cancel.signal,
+        onFirstToken: () => {
+          firstTokens++;
+        },
+      },
+    );
+    let settled = false;
+    run.catch(() => undefined).finally(() => (settled = true));
+    const deadline = Date.now() + 5000;
+    while (peer.starts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const runId = peer.starts[0]!.from!.runId;
+    cancel.abort('client went away');
+    while (peer.aborts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(peer.aborts[0]!.reason).toBe('rank 0: the run was cancelled: client went away');
+    // Rank 1 has not reported yet: the coordinator is still waiting for it to stop.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    tracked!.onReport(report(1, { from: { ...peer.starts[0]!.from!, rank: 1, runId }, error: 'aborted' }));
+    await expect(run).rejects.toThrow(/the run was cancelled: client went away/);
+    expect(firstTokens).toBe(0);
+    expect(e.unregistered).toEqual(e.registered);
+  });
+
   it('refuses a request without a prompt before it contacts any rank', async () => {
     const peer = await rank1(() => null);
     await expect(coordinate(env(peer), request({ prompt: undefined }), () => undefined)).rejects.toThrow(

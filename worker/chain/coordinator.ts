@@ -9,6 +9,7 @@ import {
   type LayerSend,
   type RankReport,
   type RunRequest,
+  type FirstTokenEvent,
   type RunResult,
   type Span,
   type StartReply,
@@ -58,6 +59,8 @@ export class CoordinatedRun {
   private readonly reports = new Map<number, RankReport>();
   private readonly allReports = deferred<RankReport[]>();
   private failure: Error | null = null;
+  /** Waiters for reports from a set of ranks, whatever the run's outcome (see settled()). */
+  private readonly settleWaiters: { ranks: readonly number[]; resolve: () => void }[] = [];
 
   constructor(runId: string, ranks: number) {
     this.runId = runId;
@@ -71,6 +74,10 @@ export class CoordinatedRun {
   onReport(report: RankReport): void {
     const rank = report.from?.rank ?? -1;
     this.reports.set(rank, report);
+    for (const w of this.settleWaiters.filter((w) => w.ranks.every((r) => this.reports.has(r)))) {
+      this.settleWaiters.splice(this.settleWaiters.indexOf(w), 1);
+      w.resolve();
+    }
     if (report.error)
       this.fail(
         report.errorRank !== undefined
@@ -99,6 +106,24 @@ export class CoordinatedRun {
   waitReports(): Promise<RankReport[]> {
     return this.allReports.promise;
   }
+
+  /**
+   * Resolves once each of `ranks` has reported, failed run or not. A rank reports after its part has
+   * ended and its engine is free (rank-node.ts), so after a failure this says the next run's Start
+   * will not find that rank still busy with this one.
+   */
+  settled(ranks: readonly number[]): Promise<void> {
+    if (ranks.every((r) => this.reports.has(r))) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push({ ranks, resolve }));
+  }
+}
+
+/** What a caller of coordinate() may hook into, beyond the run's result. */
+export interface CoordinateHooks {
+  /** Called once, as soon as the first token reaches the coordinator (a streamed answer sends it). */
+  readonly onFirstToken?: (event: FirstTokenEvent) => void;
+  /** Aborting it stops the run on every rank: the client that asked for it went away. */
+  readonly signal?: AbortSignal;
 }
 
 export function promptTokenIds(env: CoordinatorEnv, request: RunRequest): number[] {
@@ -178,11 +203,22 @@ export function alignReports(
   return aligned.map((r) => ({ ...r, criticalSendMs: path.sendMs[r.from!.rank] ?? 0 }));
 }
 
+/** The run was cancelled by whoever asked for it; `reason` says why. */
+export function cancelledFailure(reason: unknown): RunFailure {
+  return RunFailure.at(
+    0,
+    `the run was cancelled: ${reason instanceof Error ? reason.message : String(reason)}`,
+  );
+}
+
 export async function coordinate(
   env: CoordinatorEnv,
   request: RunRequest,
   track: (run: CoordinatedRun | null) => void,
+  hooks: CoordinateHooks = {},
 ): Promise<RunResult> {
+  const { signal } = hooks;
+  if (signal?.aborted) throw cancelledFailure(signal.reason);
   const ids = promptTokenIds(env, request);
   const mode = request.mode === Mode.MODE_UNSPECIFIED ? Mode.MODE_RUNAHEAD : request.mode;
   const ranks = mode === Mode.MODE_SINGLE ? 1 : env.worldSize;
@@ -205,9 +241,15 @@ export async function coordinate(
   env.register(own);
   track(coordinated);
   const offsets = new Map<number, number>([[0, 0]]);
+  const cancel = () => {
+    coordinated.fail(cancelledFailure(signal?.reason));
+  };
+  if (signal?.aborted) cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  let starts: Promise<void>[] = [];
   try {
     const released = now();
-    const starts = [...Array(ranks).keys()].slice(1).map(
+    starts = [...Array(ranks).keys()].slice(1).map(
       (r) =>
         new Promise<void>((resolve) => {
           const sentAt = now();
@@ -249,6 +291,12 @@ export async function coordinate(
       env.runTimeoutMs,
       'the first token',
     );
+    hooks.onFirstToken?.({
+      token: first.token,
+      text: env.tokenizer.decode([first.token]),
+      ttftMs: first.at - released,
+      boundaries,
+    });
     const reports = await withDeadline(coordinated.waitReports(), env.runTimeoutMs, 'every rank reporting');
     await Promise.all(starts);
     const last = reports.at(-1)!;
@@ -283,8 +331,15 @@ export async function coordinate(
           () => undefined,
         );
     }
+    // Leave only once every rank that took part has stopped (bounded: a dead rank never reports),
+    // so that the next run, right behind this one, does not find a rank still busy with it.
+    await Promise.all(starts);
+    const started = [...offsets.keys()];
+    const settleMs = Math.min(env.limits.peerTimeoutMs, env.runTimeoutMs);
+    await withDeadline(coordinated.settled(started), settleMs, 'every rank stopping').catch(() => undefined);
     throw coordinated.failed ?? e;
   } finally {
+    signal?.removeEventListener('abort', cancel);
     env.unregister(own);
     track(null);
   }

@@ -9,6 +9,8 @@ import {
   Server,
   status,
   type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
   type ServiceError,
   type handleUnaryCall,
   type sendUnaryData,
@@ -22,6 +24,7 @@ import type {
   KvMessage,
   KvStreamSummary,
   RankReport,
+  RunEvent,
   RunRequest,
   RunResult,
   ShutdownRequest,
@@ -34,7 +37,7 @@ import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import type { KvGeometry } from './frames.ts';
-import { coordinate, type CoordinatorEnv } from './coordinator.ts';
+import { coordinate, type CoordinateHooks, type CoordinatorEnv } from './coordinator.ts';
 import { grpcError } from './grpc-error.ts';
 import { InboxBuffers } from './inbox-buffers.ts';
 import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
@@ -65,6 +68,24 @@ const now = () => performance.timeOrigin + performance.now();
  * 4 GiB per run (32 layers × 2 × 8 KV heads × 128 × 2 B per token).
  */
 const INBOX_KEEP_BYTES = 8 * 2 ** 30;
+
+/** An error as a handler answers it: its own gRPC code if it has one, else FAILED_PRECONDITION. */
+function asServiceError(err: unknown): ServiceError {
+  const e = err as Partial<ServiceError> & Error;
+  return grpcError(typeof e.code === 'number' ? e.code : status.FAILED_PRECONDITION, e.details ?? e.message);
+}
+
+/** Aborts when the client cancels `call` (or its deadline passes): the run it asked for stops. */
+function cancelledSignal(
+  call: { on(event: 'cancelled', listener: () => void): unknown },
+  rpc: string,
+): AbortSignal {
+  const cancelled = new AbortController();
+  call.on('cancelled', () => {
+    cancelled.abort(`the client cancelled its ${rpc} call`);
+  });
+  return cancelled.signal;
+}
 
 export class RankNode {
   private readonly config: RankNodeConfig;
@@ -231,13 +252,19 @@ export class RankNode {
     request: RunRequest,
     busy: (reason: string) => Error,
     ended: () => void = () => undefined,
+    hooks: CoordinateHooks = {},
   ): Promise<RunResult> {
     const refused = this.lifecycle.apply({ type: 'coordinate' });
     if (refused) throw busy(refused);
     try {
-      return await coordinate(this.env(), request, (run) => {
-        this.must({ type: 'track', run });
-      });
+      return await coordinate(
+        this.env(),
+        request,
+        (run) => {
+          this.must({ type: 'track', run });
+        },
+        hooks,
+      );
     } finally {
       this.must({ type: 'coordinated' });
       ended();
@@ -323,32 +350,49 @@ export class RankNode {
               callback(null, res);
             },
             (err: unknown) => {
-              const e = err as Partial<ServiceError> & Error;
-              callback(
-                grpcError(
-                  typeof e.code === 'number' ? e.code : status.FAILED_PRECONDITION,
-                  e.details ?? e.message,
-                ),
-              );
+              callback(asServiceError(err));
             },
           );
       };
     const ack: Ack = {};
+    const notCoordinator = () =>
+      grpcError(
+        status.FAILED_PRECONDITION,
+        `rank ${this.config.rank} is not the coordinator; send Run to rank 0`,
+      );
+    const busy = (reason: string) => grpcError(status.UNAVAILABLE, reason);
+    const runEnded = () => {
+      this.onRunEnded(null);
+    };
     return {
-      run: unary<RunRequest, RunResult>((req) => {
-        if (this.config.rank !== 0)
-          throw grpcError(
-            status.FAILED_PRECONDITION,
-            `rank ${this.config.rank} is not the coordinator; send Run to rank 0`,
-          );
-        return this.coordinateRun(
-          req,
-          (reason) => grpcError(status.UNAVAILABLE, reason),
-          () => {
-            this.onRunEnded(null);
+      run: (call: ServerUnaryCall<RunRequest, RunResult>, callback: sendUnaryData<RunResult>) => {
+        const signal = cancelledSignal(call, 'Run');
+        unary<RunRequest, RunResult>((req) => {
+          if (this.config.rank !== 0) throw notCoordinator();
+          return this.coordinateRun(req, busy, runEnded, { signal });
+        })(call, callback);
+      },
+      runStream: (call: ServerWritableStream<RunRequest, RunEvent>) => {
+        const hooks: CoordinateHooks = {
+          signal: cancelledSignal(call, 'RunStream'),
+          onFirstToken: (firstToken) => {
+            call.write({ event: { $case: 'firstToken', value: firstToken } });
+          },
+        };
+        (this.config.rank !== 0
+          ? Promise.reject(notCoordinator())
+          : this.coordinateRun(call.request, busy, runEnded, hooks)
+        ).then(
+          (result) => {
+            call.write({ event: { $case: 'result', value: result } });
+            call.end();
+          },
+          (err: unknown) => {
+            // grpc-js turns an 'error' on a server stream into the call's status.
+            call.emit('error', asServiceError(err));
           },
         );
-      }),
+      },
       start: unary<StartRequest, StartReply>((req) => {
         const receivedAtMs = now();
         this.startRun(req, this.checkIdentity(req.from));

@@ -11,9 +11,11 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type ClientWritableStream,
   type handleClientStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -252,6 +254,19 @@ export interface RunResult {
   releasedAtMs: number;
   /** How the boundaries were chosen: "explicit", "even" or "balanced". */
   partition: string;
+}
+
+/** The first token of a streamed run, the moment it reaches the coordinator (TTFT on its clock). */
+export interface FirstTokenEvent {
+  token: number;
+  text: string;
+  ttftMs: number;
+  /** The run's split, known from the start: [0, C] for one rank. */
+  boundaries: number[];
+}
+
+export interface RunEvent {
+  event?: { $case: "firstToken"; value: FirstTokenEvent } | { $case: "result"; value: RunResult } | undefined;
 }
 
 export interface AbortRequest {
@@ -1872,6 +1887,158 @@ export const RunResult: MessageFns<RunResult> = {
   },
 };
 
+function createBaseFirstTokenEvent(): FirstTokenEvent {
+  return { token: 0, text: "", ttftMs: 0, boundaries: [] };
+}
+
+export const FirstTokenEvent: MessageFns<FirstTokenEvent> = {
+  encode(message: FirstTokenEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== 0) {
+      writer.uint32(8).uint32(message.token);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    if (message.ttftMs !== 0) {
+      writer.uint32(25).double(message.ttftMs);
+    }
+    if (message.boundaries.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.boundaries) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirstTokenEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirstTokenEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.token = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.ttftMs = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.boundaries.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.boundaries.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseRunEvent(): RunEvent {
+  return { event: undefined };
+}
+
+export const RunEvent: MessageFns<RunEvent> = {
+  encode(message: RunEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "firstToken":
+        FirstTokenEvent.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "result":
+        RunResult.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "firstToken", value: FirstTokenEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "result", value: RunResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseAbortRequest(): AbortRequest {
   return { from: undefined, reason: "", reasonRank: undefined };
 }
@@ -2022,6 +2189,19 @@ export const RankService = {
     responseSerialize: (value: RunResult): Buffer => Buffer.from(RunResult.encode(value).finish()),
     responseDeserialize: (value: Buffer): RunResult => RunResult.decode(value),
   },
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream: {
+    path: "/runahead.v1.Rank/RunStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: RunRequest): Buffer => Buffer.from(RunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunRequest => RunRequest.decode(value),
+    responseSerialize: (value: RunEvent): Buffer => Buffer.from(RunEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunEvent => RunEvent.decode(value),
+  },
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start: {
     path: "/runahead.v1.Rank/Start" as const,
@@ -2087,6 +2267,11 @@ export const RankService = {
 export interface RankServer extends UntypedServiceImplementation {
   /** A client (the local launcher, a benchmark) asks rank 0 to run one prompt through the chain. */
   run: handleUnaryCall<RunRequest, RunResult>;
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream: handleServerStreamingCall<RunRequest, RunEvent>;
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start: handleUnaryCall<StartRequest, StartReply>;
   /** Rank i → rank i+1 (KV-Runahead) or every rank → every other rank (TSP): K/V of each layer. */
@@ -2115,6 +2300,12 @@ export interface RankClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RunResult) => void,
   ): ClientUnaryCall;
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream(request: RunRequest, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
+  runStream(request: RunRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start(request: StartRequest, callback: (error: ServiceError | null, response: StartReply) => void): ClientUnaryCall;
   start(
