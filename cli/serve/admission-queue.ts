@@ -30,6 +30,12 @@ interface Waiter {
 /** Mean service time over the recent requests (exponential, ~10 requests), for Retry-After. */
 const SERVICE_EWMA = 0.2;
 
+/** Why `signal` aborted, as an Error (its reason when it is one). */
+export function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
 export class AdmissionQueue {
   private readonly options: AdmissionOptions;
   private readonly waiting: Waiter[] = [];
@@ -60,7 +66,7 @@ export class AdmissionQueue {
    * when it aborts first.
    */
   acquire(signal: AbortSignal): Promise<() => void> {
-    if (signal.aborted) return Promise.reject(signal.reason as unknown);
+    if (signal.aborted) return Promise.reject(abortError(signal));
     if (this.holding < this.options.concurrency && this.waiting.length === 0)
       return Promise.resolve(this.take());
     if (this.waiting.length >= this.options.capacity)
@@ -74,7 +80,7 @@ export class AdmissionQueue {
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);
         if (i >= 0) this.waiting.splice(i, 1);
-        reject(signal.reason as unknown);
+        reject(abortError(signal));
       };
       const waiter: Waiter = {
         grant: (release) => {
