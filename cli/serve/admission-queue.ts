@@ -5,6 +5,7 @@
 //
 // One slot by default: a rank node runs one run at a time (worker/chain/run-lifecycle.ts), so a
 // second prefill on the chain could only wait inside the ranks, where nothing bounds it.
+import { abortError } from '../../core/abort-error.ts';
 
 export class QueueFullError extends Error {
   override readonly name = 'QueueFullError';
@@ -29,12 +30,6 @@ interface Waiter {
 
 /** Mean service time over the recent requests (exponential, ~10 requests), for Retry-After. */
 const SERVICE_EWMA = 0.2;
-
-/** Why `signal` aborted, as an Error (its reason when it is one). */
-export function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new Error(String(reason));
-}
 
 export class AdmissionQueue {
   private readonly options: AdmissionOptions;

@@ -7,6 +7,7 @@ import {
   finishReason,
   parseCompletionRequest,
   promptTokenIds,
+  sendableText,
   type Completion,
 } from './completions-api.ts';
 
@@ -105,6 +106,7 @@ describe('responses', () => {
       route_reason: 'r',
       ttft_ms: 1,
       queue_ms: 0,
+      token_ids: [7, 8, 2],
     },
   };
 
@@ -124,6 +126,12 @@ describe('responses', () => {
       runahead: completion.runahead,
     });
     expect(completionChunk(completion, 'a', null)).not.toHaveProperty('usage');
+    expect(completionChunk(completion, 'a', null, { token: 7, ttftMs: 3 }).runahead).toEqual({
+      first_token: 7,
+      ttft_ms: 3,
+    });
+    expect(sendableText('ab\uFFFD')).toBe('');
+    expect(sendableText('ab')).toBe('ab');
     expect(completionChunk(completion, 'bc', completion)).toMatchObject({
       choices: [{ text: 'bc', finish_reason: 'stop' }],
       usage: { completion_tokens: 3 },

@@ -167,6 +167,8 @@ export interface RunaheadUsage {
   readonly route_reason: string;
   readonly ttft_ms: number;
   readonly queue_ms: number;
+  /** The generated token ids, the first one included (text alone loses them). */
+  readonly token_ids: readonly number[];
   readonly predicted_single_ms?: number;
   readonly predicted_split_ms?: number;
 }
@@ -221,11 +223,15 @@ export function completionBody(c: Completion) {
   };
 }
 
-/** One streamed chunk: `text` so far not sent; the last one carries finish_reason, usage and runahead. */
+/**
+ * One streamed chunk: `text` not sent before; the first carries the first token's id and TTFT in
+ * `runahead`, the last finish_reason, usage and the whole `runahead`.
+ */
 export function completionChunk(
   head: { readonly id: string; readonly created: number; readonly model: string },
   text: string,
   last: Completion | null,
+  first?: { readonly token: number; readonly ttftMs: number },
 ) {
   return {
     id: head.id,
@@ -241,5 +247,14 @@ export function completionChunk(
       },
     ],
     ...(last ? { usage: usage(last), runahead: last.runahead } : {}),
+    ...(first ? { runahead: { first_token: first.token, ttft_ms: first.ttftMs } } : {}),
   };
+}
+
+/**
+ * The first token's text as a stream may send it: none while it ends inside a character (a byte
+ * of a multi-byte character decodes to U+FFFD alone); it then goes with the rest.
+ */
+export function sendableText(text: string): string {
+  return text.endsWith('\uFFFD') ? '' : text;
 }

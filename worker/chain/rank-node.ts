@@ -69,10 +69,16 @@ const now = () => performance.timeOrigin + performance.now();
  */
 const INBOX_KEEP_BYTES = 8 * 2 ** 30;
 
-/** An error as a handler answers it: its own gRPC code if it has one, else FAILED_PRECONDITION. */
+/**
+ * An error as a handler answers it: its own gRPC code if it has one; ABORTED for a failed run that
+ * another attempt may get through (RunFailure: a rank failed, a peer went silent, the client
+ * cancelled); else FAILED_PRECONDITION (fix the request or the group).
+ */
 function asServiceError(err: unknown): ServiceError {
-  const e = err as Partial<ServiceError> & Error;
-  return grpcError(typeof e.code === 'number' ? e.code : status.FAILED_PRECONDITION, e.details ?? e.message);
+  const e = err as Partial<ServiceError> & Error & { retriable?: unknown };
+  const code =
+    typeof e.code === 'number' ? e.code : e.retriable === true ? status.ABORTED : status.FAILED_PRECONDITION;
+  return grpcError(code, e.details ?? e.message);
 }
 
 /** Aborts when the client cancels `call` (or its deadline passes): the run it asked for stops. */
