@@ -14,7 +14,7 @@ import { Mode, type RunRequest } from '../../core/gen/runahead/v1/rank.ts';
 import type { RouteDecision } from '../../core/length-routing.ts';
 import { logger } from '../../core/log.ts';
 import { HTTP_SERVER_DEFAULTS, probeResult } from '../../operator/platform/http-server.ts';
-import { RankGroupError } from '../launcher/rank-group.ts';
+import { RankGroupError, type StreamOptions } from '../launcher/rank-group.ts';
 import { AdmissionQueue, QueueFullError } from './admission-queue.ts';
 import {
   ApiError,
@@ -51,6 +51,8 @@ export interface ServeFrontOptions {
 
 /** Status for a client that went away before its answer (nginx's convention; never sent). */
 const CLIENT_CLOSED = 499;
+/** How often a request asks rank 0 again while it is busy. */
+const BUSY_RETRY_MS = 50;
 /** Retry-After for a request whose group lost a rank: about a tiny model's restart. */
 const RESTART_RETRY_AFTER_S = 5;
 
@@ -207,7 +209,7 @@ export class ServeFront {
       o.metrics.queued(queueMs / 1000);
       const head = { id: `cmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: o.model };
       let firstText = '';
-      const result = await o.backend.run(runRequestOf(ids, route, request.maxTokens), {
+      const result = await this.runWhenFree(runRequestOf(ids, route, request.maxTokens), {
         signal: abort.signal,
         onFirstToken: (first) => {
           o.metrics.firstToken(route.ranks, first.ttftMs);
@@ -277,6 +279,26 @@ export class ServeFront {
     }
   }
 
+  /**
+   * Run on the group; while rank 0 answers UNAVAILABLE (still finishing a run whose client went
+   * away, or not reachable yet), try again every BUSY_RETRY_MS until the request's signal aborts.
+   * Nothing has run then: no first token was sent.
+   */
+  private async runWhenFree(request: RunRequest, options: StreamOptions & { readonly signal: AbortSignal }) {
+    for (;;) {
+      try {
+        return await this.options.backend.run(request, options);
+      } catch (err) {
+        const busy =
+          err instanceof RankGroupError &&
+          err.failure.kind === 'run' &&
+          err.failure.code === grpcStatus.UNAVAILABLE;
+        if (!busy || options.signal.aborted) throw err;
+        await new Promise((r) => setTimeout(r, BUSY_RETRY_MS));
+      }
+    }
+  }
+
   /** The answer to a failed completion (null: the client is gone, nobody to answer). */
   private failure(err: unknown): ApiError | null {
     if (err instanceof ClientGoneError) return null;
@@ -296,7 +318,7 @@ export class ServeFront {
           code: 'rank_exited',
           retryAfterSeconds: RESTART_RETRY_AFTER_S,
         });
-      if (f.code === grpcStatus.ABORTED || f.code === grpcStatus.UNAVAILABLE)
+      if (f.code === grpcStatus.ABORTED)
         return new ApiError(503, `the run failed: ${err.message}`, {
           code: 'run_failed',
           retryAfterSeconds: 1,
