@@ -28,6 +28,13 @@ run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (ove
 	@mkdir -p out
 	$(RUNAHEAD) $(RUN_ARGS)
 
+# The serving default: 2 warm ranks of the small preset behind /v1/completions; prompts split where
+# the committed CPU cost profile says the chain is faster.
+SERVE_ARGS ?= serve --ranks 2 --model synthetic:small --threads $(RUN_THREADS) --profile bench/results/cpu-balanced-h100host/profile.json --port 8000
+.PHONY: serve
+serve: $(NODE_MODULES) ## Serve OpenAI-style completions from warm local ranks on :8000 (override with SERVE_ARGS=...)
+	$(RUNAHEAD) $(SERVE_ARGS)
+
 .PHONY: test
 test: $(NODE_MODULES) verify native envtest tools chromium ## Set up everything and run all the tests (what CI runs)
 	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test
