@@ -1,11 +1,13 @@
 // `runahead bench serve`: a load generator against the serving front, the same prompts under three
 // routing policies — every prompt on one rank, every prompt split over the chain, and length-aware
-// routing — on one warm rank group. Each policy gets its own front (serve-front.ts, real HTTP on
-// loopback) over the same group; clients send streamed requests in a closed loop and time the first
+// routing — on one warm rank group. Each policy has its own front (serve-front.ts, real HTTP on
+// loopback) over the same group and one admission queue; one client sends each prompt to every
+// policy in turn (the order rotated from prompt to prompt), so that load from elsewhere on the
+// machine falls on all three alike instead of on whichever ran last. It times the first streamed
 // token as a user would (queue and HTTP included), beside rank 0's own TTFT. The report gives TTFT
-// p50/p99 per part of the prompt-length mix, throughput, and how length-aware routing compares with
-// the better of the other two on each part.
+// p50/p99 per part of the prompt-length mix, throughput, and length-aware routing against the others.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { request } from 'node:http';
 import { dirname } from 'node:path';
 import { z } from 'zod';
@@ -46,7 +48,6 @@ const Flags = z.object({
   mix: MixSchema,
   requests: int('--requests', 1),
   warmup: int('--warmup', 0),
-  concurrency: int('--concurrency', 1),
   policies: z
     .string()
     .transform((s) => s.split(',').map((x) => x.trim()))
@@ -66,6 +67,8 @@ type BenchFlags = z.infer<typeof Flags>;
 
 interface StreamedAnswer {
   readonly clientTtftMs: number;
+  /** Send → the end of the answer. */
+  readonly durationMs: number;
   readonly ttftMs: number;
   readonly queueMs: number;
   readonly ranks: number;
@@ -98,6 +101,7 @@ function streamOne(port: number, model: string, ids: readonly number[]): Promise
           else
             resolve({
               clientTtftMs: first - sent,
+              durationMs: performance.now() - sent,
               ttftMs: last.runahead.ttft_ms,
               queueMs: last.runahead.queue_ms,
               ranks: last.runahead.ranks,
@@ -200,69 +204,70 @@ export async function runBenchServe(flags: Record<string, unknown>, argv: readon
     runTimeoutMs: 600_000,
     ...(f.pinCores ? { pinCores: f.pinCores } : {}),
   });
-  const summaries: PolicySummary[] = [];
+  const loadBefore = loadavg()[0]!;
   const raw: Record<string, ServedRequest[]> = {};
+  const busyMs: Record<string, number> = {};
+  const fronts: { policy: Policy; front: ServeFront }[] = [];
   try {
+    // One queue for every front: one request holds the group at a time, whichever policy sent it.
+    const queue = new AdmissionQueue({ concurrency: 1, capacity: 1 });
+    const limits = { maxBodyBytes: 64 * 1024 * 1024, maxPromptTokens: maxTokens, maxTokens: 1 };
     for (const policy of f.policies) {
-      const queue = new AdmissionQueue({ concurrency: 1, capacity: f.concurrency });
-      const limits = { maxBodyBytes: 64 * 1024 * 1024, maxPromptTokens: maxTokens, maxTokens: 1 };
-      const front = await ServeFront.start({
-        host: '127.0.0.1',
-        port: 0,
-        model: engine.model,
-        backend,
-        queue,
-        metrics: new ServeMetrics({ queue: () => queue, ready: () => backend.ready() }, false),
-        limits,
-        promptCheck: { vocabSize: config.vocabSize, maxPositions: config.maxPositionEmbeddings, limits },
-        requestTimeoutMs: 3_600_000,
-        encode: () => {
-          throw new Error('the benchmark sends token ids');
-        },
-        eosTokenIds: config.eosTokenIds,
-        route: (contextLength) => routePrompt(policyOf(policy), contextLength, ctx),
+      fronts.push({
+        policy,
+        front: await ServeFront.start({
+          host: '127.0.0.1',
+          port: 0,
+          model: engine.model,
+          backend,
+          queue,
+          metrics: new ServeMetrics({ queue: () => queue, ready: () => backend.ready() }, false),
+          limits,
+          promptCheck: { vocabSize: config.vocabSize, maxPositions: config.maxPositionEmbeddings, limits },
+          requestTimeoutMs: 3_600_000,
+          encode: () => {
+            throw new Error('the benchmark sends token ids');
+          },
+          eosTokenIds: config.eosTokenIds,
+          route: (contextLength) => routePrompt(policyOf(policy), contextLength, ctx),
+        }),
       });
-      try {
-        for (const [i, p] of warm.entries())
-          await streamOne(
-            front.port,
-            engine.model,
-            promptIds(-1 - i, p.tokens, config.vocabSize, f.promptSeed),
-          );
-        const served: ServedRequest[] = [];
-        let next = 0;
-        const started = performance.now();
-        await Promise.all(
-          Array.from({ length: f.concurrency }, async () => {
-            for (let i = next++; i < prompts.length; i = next++) {
-              const p = prompts[i]!;
-              const a = await streamOne(
-                front.port,
-                engine.model,
-                promptIds(i, p.tokens, config.vocabSize, f.promptSeed),
-              );
-              served.push({ part: p.part, tokens: p.tokens, ...a });
-            }
-          }),
+      raw[policy] = [];
+      busyMs[policy] = 0;
+    }
+    for (const [i, p] of warm.entries())
+      for (const { front } of fronts)
+        await streamOne(
+          front.port,
+          engine.model,
+          promptIds(-1 - i, p.tokens, config.vocabSize, f.promptSeed),
         );
-        const summary = summarizePolicy(LABEL[policy], served, performance.now() - started, f.mix.length);
-        summaries.push(summary);
-        raw[policy] = served;
-        process.stderr.write(
-          `${LABEL[policy]}: ${summary.requests} requests, client TTFT p50 ${ms(summary.clientP50)} ms, p99 ${ms(summary.clientP99)} ms\n`,
-        );
-      } finally {
-        await front.close();
+    for (const [i, p] of prompts.entries()) {
+      const ids = promptIds(i, p.tokens, config.vocabSize, f.promptSeed);
+      for (let k = 0; k < fronts.length; k++) {
+        const { policy, front } = fronts[(i + k) % fronts.length]!;
+        const a = await streamOne(front.port, engine.model, ids);
+        raw[policy]!.push({ part: p.part, tokens: p.tokens, ...a });
+        busyMs[policy]! += a.durationMs;
       }
     }
   } finally {
+    await Promise.all(fronts.map(({ front }) => front.close()));
     await backend.close();
   }
+  const summaries: PolicySummary[] = f.policies.map((policy) => {
+    const summary = summarizePolicy(LABEL[policy], raw[policy]!, busyMs[policy]!, f.mix.length);
+    process.stderr.write(
+      `${LABEL[policy]}: ${summary.requests} requests, client TTFT p50 ${ms(summary.clientP50)} ms, p99 ${ms(summary.clientP99)} ms\n`,
+    );
+    return summary;
+  });
   const from = auto ? splitFrom(auto, ctx, maxTokens) : null;
   const settings = [
-    `machine: ${machineDescription()}`,
+    `machine: ${machineDescription()}; load average (1 min) ${loadBefore.toFixed(1)} before the prompts, ${loadavg()[0]!.toFixed(1)} after (other work on the machine shares its cores)`,
     `model: ${engine.model} (${engine.ep}, ${engine.dtype}), ${f.ranks} ranks of ${engine.threads} thread(s)${f.pinCores ? `, pinned to ${f.pinCores} cores each` : ''}`,
-    `${f.requests} requests per policy after ${f.warmup} warm-up, ${f.concurrency} client(s) in a closed loop, max_tokens 1, prompts seeded (${f.promptSeed}): the same for every policy`,
+    `${f.requests} prompts, each sent to every policy in turn (order rotated per prompt) after ${f.warmup} warm-up, one client, max_tokens 1, prompts seeded (${f.promptSeed}): the same for every policy`,
+    'throughput: requests ÷ the time they took end to end (the rate one client would get from that policy alone)',
     ...(auto
       ? [
           `length-aware: ${auto.kind === 'cost-model' ? `cost model ${f.profile}` : `--single-below ${f.singleBelow}`}, one rank below ${from ?? '(never splits)'} tokens`,

@@ -46,6 +46,7 @@ describe('summaries', () => {
       clientTtftMs,
       ttftMs: clientTtftMs - 1,
       queueMs: 0,
+      durationMs: clientTtftMs,
       ranks,
     });
     const single = summarizePolicy('one rank', [req(0, 10, 1), req(1, 100, 1)], 1000, 2);

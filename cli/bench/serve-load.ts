@@ -79,6 +79,8 @@ export interface ServedRequest {
   /** Rank 0's TTFT (the chain's own clock). */
   readonly ttftMs: number;
   readonly queueMs: number;
+  /** Send → the end of the answer. */
+  readonly durationMs: number;
   /** Ranks the server ran it on. */
   readonly ranks: number;
 }
@@ -97,7 +99,8 @@ export interface PartSummary {
 export interface PolicySummary {
   readonly policy: string;
   readonly requests: number;
-  readonly wallMs: number;
+  /** The time its requests took, end to end, summed. */
+  readonly busyMs: number;
   readonly requestsPerSecond: number;
   readonly promptTokensPerSecond: number;
   readonly clientP50: number;
@@ -108,16 +111,16 @@ export interface PolicySummary {
 export function summarizePolicy(
   policy: string,
   served: readonly ServedRequest[],
-  wallMs: number,
+  busyMs: number,
   parts: number,
 ): PolicySummary {
   const client = served.map((s) => s.clientTtftMs);
   return {
     policy,
     requests: served.length,
-    wallMs,
-    requestsPerSecond: (1000 * served.length) / wallMs,
-    promptTokensPerSecond: (1000 * served.reduce((s, r) => s + r.tokens, 0)) / wallMs,
+    busyMs,
+    requestsPerSecond: (1000 * served.length) / busyMs,
+    promptTokensPerSecond: (1000 * served.reduce((s, r) => s + r.tokens, 0)) / busyMs,
     clientP50: percentile(client, 50),
     clientP99: percentile(client, 99),
     parts: Array.from({ length: parts }, (_, part) => {

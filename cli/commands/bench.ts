@@ -293,9 +293,8 @@ function registerBenchServe(bench: Command): void {
       'prompt lengths: weight:min-max tokens, comma-separated',
       '70:32-256,30:1024-2048',
     )
-    .option('--requests <n>', 'measured requests per policy', '30')
-    .option('--warmup <n>', 'unmeasured requests first, per policy', '2')
-    .option('--concurrency <n>', 'clients sending at once (closed loop)', '1')
+    .option('--requests <n>', 'measured prompts, each sent to every policy', '30')
+    .option('--warmup <n>', 'unmeasured prompts first', '2')
     .option('--policies <list>', 'which of single,split,auto', 'single,split,auto')
     .option('--profile <file>', 'auto: the calibrated cost model decides per length')
     .option('--single-below <tokens>', 'auto: prompts shorter than this run on one rank')
