@@ -126,6 +126,11 @@ LINK_HOST ?= dev-vm
 bench-link: $(NODE_MODULES) ## K/V link: gRPC (TLS on/off) vs raw TCP vs memcpy, llama3-8b's K/V at 4096 tokens → bench/results/link-$(LINK_HOST).{md,json}
 	$(RUNAHEAD) bench link --repeats 5 --out bench/results/link-$(LINK_HOST).md --json-out bench/results/link-$(LINK_HOST).json
 
+SERVE_BENCH := bench/results/serve-cpu-devvm/tiny
+.PHONY: bench-serve
+bench-serve: $(NODE_MODULES) ## Serving: one rank vs always split vs length-aware routing, 70% short / 30% long prompts → bench/results/serve-cpu-devvm/tiny/serve.{md,json}
+	$(RUNAHEAD) bench serve --model synthetic:tiny --ranks 2 --threads 1 --mix 70:16-512,30:4096-12288 --requests 100 --warmup 3 --profile $(SERVE_BENCH)/profile.json --out $(SERVE_BENCH)/serve.md --json-out $(SERVE_BENCH)/serve.json
+
 .PHONY: bench-memory
 bench-memory: $(NODE_MODULES) ## Peak RSS per rank against context length (1k–32k, 2 and 4 ranks, single) → bench/results/cpu-small-memory.{md,json,svg}
 	node bench/memory-sweep.ts --single-contexts 1024,2048,4096,8192,16384,32768

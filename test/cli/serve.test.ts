@@ -232,7 +232,7 @@ describe('runahead serve', () => {
     expect(decodeMs).toBeGreaterThan(20);
   });
 
-  it('serves concurrent requests one at a time, in order, each as it would alone', async () => {
+  it('serves concurrent requests one at a time, each as it would alone, refusing what the queue cannot hold', async () => {
     const prompts = [ids(40, 5), ids(8, 9), ids(30, 11)];
     const alone = [];
     for (const prompt of prompts)
