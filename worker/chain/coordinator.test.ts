@@ -26,7 +26,7 @@ import {
   resolveBoundaries,
   type CoordinatorEnv,
 } from './coordinator.ts';
-import type { RankRun } from './rank-run.ts';
+import { RunFailure, type RankRun } from './rank-run.ts';
 import { Peers, RankServiceDefinition } from './transport.ts';
 
 /** A report with every field at its default (what decoding an empty message gives), then `over`. */
@@ -370,6 +370,16 @@ describe('coordinate (rank 0 of 2, rank 1 played over gRPC)', () => {
     await expect(run).rejects.toThrow(/the run was cancelled: client went away/);
     expect(firstTokens).toBe(0);
     expect(e.unregistered).toEqual(e.registered);
+  });
+
+  it('fails the run as retriable, naming the rank, when a rank does not answer its health check', async () => {
+    const peer = await rank1(() => null);
+    const e = { ...env({ ...peer, address: '127.0.0.1:1' }), startupTimeoutMs: 300 };
+    const failure = await coordinate(e, request(), () => undefined).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(RunFailure);
+    expect(failure).toMatchObject({ rank: 1, retriable: true });
+    expect((failure as Error).message).toMatch(/^rank 1 at 127\.0\.0\.1:1 was not ready within 300 ms/);
+    expect(peer.starts).toEqual([]);
   });
 
   it('refuses a request without a prompt before it contacts any rank', async () => {

@@ -235,7 +235,14 @@ export async function coordinate(
     debugState: request.debugState,
   };
   // Connections are made before the clock starts: TTFT measures the run, not channel set-up.
-  await Promise.all([...Array(ranks).keys()].slice(1).map((r) => env.peers.connect(r, env.startupTimeoutMs)));
+  // A rank that does not answer fails this run (retriable: the next may find it), naming the rank.
+  await Promise.all(
+    [...Array(ranks).keys()].slice(1).map((r) =>
+      env.peers.connect(r, env.startupTimeoutMs).catch((err: unknown) => {
+        throw new RunFailure((err as Error).message, r);
+      }),
+    ),
+  );
 
   const own = new RankRun(env, plan);
   env.register(own);
