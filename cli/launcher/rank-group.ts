@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import type { FirstTokenEvent, RunEvent, RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
+import type {
+  FirstTokenEvent,
+  RunEvent,
+  RunRequest,
+  RunResult,
+  TokenEvent,
+} from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, type LinkLimits } from '../../core/protocol.ts';
 import { WorkerExit } from '../../core/api/termination-message.ts';
 import { EVEN } from '../../core/partition-choice.ts';
@@ -97,6 +103,8 @@ export interface StreamOptions {
   readonly signal?: AbortSignal;
   /** The first token, the moment rank 0 has it. */
   readonly onFirstToken?: (event: FirstTokenEvent) => void;
+  /** Each later token, in order, as rank 0 gets it. */
+  readonly onToken?: (event: TokenEvent) => void;
 }
 
 function tail(file: string, lines = 8): string {
@@ -258,11 +266,12 @@ export class RankGroup {
   }
 
   /**
-   * Ask rank 0 to run `request`, streamed: `onFirstToken` hears the first token as soon as it exists.
+   * Ask rank 0 to run `request`, streamed: `onFirstToken` hears the first token as soon as it exists,
+   * `onToken` each later one.
    * Aborting `signal` cancels the call (the run stops on every rank) and rejects with its reason.
    */
   runStream(request: RunRequest, options: StreamOptions = {}): Promise<RunResult> {
-    const { signal, onFirstToken } = options;
+    const { signal, onFirstToken, onToken } = options;
     const call = new Promise<RunResult>((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
@@ -278,6 +287,7 @@ export class RankGroup {
       signal?.addEventListener('abort', cancel, { once: true });
       stream.on('data', (e: RunEvent) => {
         if (e.event?.$case === 'firstToken') onFirstToken?.(e.event.value);
+        else if (e.event?.$case === 'token') onToken?.(e.event.value);
         else if (e.event?.$case === 'result') result = e.event.value;
       });
       stream.on('error', (err: ServiceError) => {

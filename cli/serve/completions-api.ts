@@ -225,7 +225,8 @@ export function completionBody(c: Completion) {
 
 /**
  * One streamed chunk: `text` not sent before; the first carries the first token's id and TTFT in
- * `runahead`, the last finish_reason, usage and the whole `runahead`.
+ * `runahead`, one follows per later token that adds text, and the last carries finish_reason, usage
+ * and the whole `runahead`.
  */
 export function completionChunk(
   head: { readonly id: string; readonly created: number; readonly model: string },
@@ -249,12 +250,4 @@ export function completionChunk(
     ...(last ? { usage: usage(last), runahead: last.runahead } : {}),
     ...(first ? { runahead: { first_token: first.token, ttft_ms: first.ttftMs } } : {}),
   };
-}
-
-/**
- * The first token's text as a stream may send it: none while it ends inside a character (a byte
- * of a multi-byte character decodes to U+FFFD alone); it then goes with the rest.
- */
-export function sendableText(text: string): string {
-  return text.endsWith('\uFFFD') ? '' : text;
 }

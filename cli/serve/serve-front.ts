@@ -22,7 +22,6 @@ import {
   completionChunk,
   parseCompletionRequest,
   promptTokenIds,
-  sendableText,
   type Completion,
   type CompletionLimits,
   type PromptCheck,
@@ -208,21 +207,27 @@ export class ServeFront {
       const queueMs = performance.now() - arrived;
       o.metrics.queued(queueMs / 1000);
       const head = { id: `cmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: o.model };
-      let firstText = '';
+      /** The text streamed so far: the result's text starts with it. */
+      let streamedText = '';
       const result = await this.runWhenFree(runRequestOf(ids, route, request.maxTokens), {
         signal: abort.signal,
         onFirstToken: (first) => {
           o.metrics.firstToken(route.ranks, first.ttftMs);
           if (!request.stream || res.destroyed) return;
-          // The first token goes out the moment rank 0 has it; the rest follow with the result.
+          // The first token goes out the moment rank 0 has it, each later one as it comes.
           sent.streaming = true;
-          firstText = sendableText(first.text);
+          streamedText = first.text;
           res.writeHead(200, {
             'Content-Type': 'text/event-stream',
             'Cache-Control': 'no-store',
             Connection: 'keep-alive',
           });
-          writeEvent(res, completionChunk(head, firstText, null, first));
+          writeEvent(res, completionChunk(head, first.text, null, first));
+        },
+        onToken: (token) => {
+          if (!sent.streaming || res.destroyed) return;
+          streamedText += token.text;
+          if (token.text) writeEvent(res, completionChunk(head, token.text, null));
         },
       });
       release();
@@ -249,7 +254,7 @@ export class ServeFront {
       };
       o.metrics.completed(route.ranks, ids.length, result.tokens.length, result.ranks);
       if (sent.streaming) {
-        const rest = result.text.startsWith(firstText) ? result.text.slice(firstText.length) : result.text;
+        const rest = result.text.startsWith(streamedText) ? result.text.slice(streamedText.length) : '';
         writeEvent(res, completionChunk(head, rest, completion));
         res.end('data: [DONE]\n\n');
       } else sendJson(res, 200, completionBody(completion));

@@ -191,7 +191,7 @@ describe('runahead serve', () => {
     }
   });
 
-  it('streams the first token the moment it exists, then the rest with the usage, then [DONE]', async () => {
+  it('streams the first token the moment it exists, then each token as it is decoded, then [DONE]', async () => {
     // 200 tokens of decoding on the last rank: the first chunk must not wait for them.
     const events: { at: number; data: string }[] = [];
     const status = await new Promise<{ status: number; type: string | undefined }>((resolve, reject) => {
@@ -223,13 +223,17 @@ describe('runahead serve', () => {
     const chunks = events
       .slice(0, -1)
       .map((e) => JSON.parse(e.data) as CompletionReply & { runahead: { first_token?: number } });
-    expect(chunks).toHaveLength(2);
+    const last = chunks.at(-1)!;
     expect(chunks[0]!.choices[0]!.finish_reason).toBeNull();
-    expect(chunks[1]!.runahead.token_ids[0]).toBe(chunks[0]!.runahead.first_token);
-    expect(chunks[1]!.usage.completion_tokens).toBe(200);
+    expect(last.runahead.token_ids[0]).toBe(chunks[0]!.runahead.first_token);
+    expect(last.usage.completion_tokens).toBe(200);
+    // Token by token: a chunk for each token that adds text (random bytes of the synthetic model
+    // often end inside a character and wait for the next), and together the whole text.
+    expect(chunks.length).toBeGreaterThan(10);
+    const whole = json(await complete(server.port, { prompt: ids(40), max_tokens: 200 }));
+    expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(whole.choices[0]!.text);
     // The first chunk came while the last rank was still decoding: well before the last one.
-    const decodeMs = events[1]!.at - events[0]!.at;
-    expect(decodeMs).toBeGreaterThan(20);
+    expect(events.at(-1)!.at - events[0]!.at).toBeGreaterThan(20);
   });
 
   it('serves concurrent requests one at a time, each as it would alone, refusing what the queue cannot hold', async () => {

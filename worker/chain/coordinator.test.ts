@@ -54,6 +54,23 @@ describe('CoordinatedRun', () => {
     expect(run.failed).toBeNull();
   });
 
+  it('hands every token on in order, the first included, whatever order their reports came in', () => {
+    const run = new CoordinatedRun('run-1', 2);
+    const heard: [number, number][] = [];
+    run.listenTokens((token, index) => heard.push([index, token]));
+    run.onGeneratedToken(12, 2);
+    run.onFirstToken(10);
+    run.onGeneratedToken(11, 1);
+    run.onGeneratedToken(11, 1); // a repeat changes nothing
+    run.onGeneratedToken(13, 3);
+    expect(heard).toEqual([
+      [0, 10],
+      [1, 11],
+      [2, 12],
+      [3, 13],
+    ]);
+  });
+
   it('fails the run on a report with an error, naming the rank it came from', async () => {
     const run = new CoordinatedRun('r', 3);
     run.onReport(report(2, { error: 'no K/V for layer 3' }));
@@ -372,13 +389,15 @@ describe('coordinate (rank 0 of 2, rank 1 played over gRPC)', () => {
     expect(e.unregistered).toEqual(e.registered);
   });
 
-  it('fails the run as retriable, naming the rank, when a rank does not answer its health check', async () => {
+  it('fails the run as retriable, naming the silent rank, when a rank does not answer its health check', async () => {
     const peer = await rank1(() => null);
     const e = { ...env({ ...peer, address: '127.0.0.1:1' }), startupTimeoutMs: 300 };
     const failure = await coordinate(e, request(), () => undefined).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(RunFailure);
-    expect(failure).toMatchObject({ rank: 1, retriable: true });
-    expect((failure as Error).message).toMatch(/^rank 1 at 127\.0\.0\.1:1 was not ready within 300 ms/);
+    expect(failure).toMatchObject({ rank: 0, retriable: true });
+    expect((failure as Error).message).toMatch(
+      /^rank 0: rank 1 at 127\.0\.0\.1:1 was not ready within 300 ms/,
+    );
     expect(peer.starts).toEqual([]);
   });
 

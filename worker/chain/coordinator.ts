@@ -10,6 +10,7 @@ import {
   type RankReport,
   type RunRequest,
   type FirstTokenEvent,
+  type TokenEvent,
   type RunResult,
   type Span,
   type StartReply,
@@ -68,7 +69,33 @@ export class CoordinatedRun {
   }
 
   onFirstToken(token: number): void {
-    this.firstToken.resolve({ token, at: now() });
+    const at = now();
+    this.firstToken.resolve({ token, at });
+    this.deliver(0, token, at);
+  }
+
+  /** Token `index` (1: the one after the first) decoded by the last rank. */
+  onGeneratedToken(token: number, index: number): void {
+    if (index >= 1) this.deliver(index, token, now());
+  }
+
+  /** Tokens not yet handed on, by index: reports may overtake each other. */
+  private readonly pending = new Map<number, { token: number; at: number }>();
+  private nextIndex = 0;
+  private tokenListener: ((token: number, index: number, at: number) => void) | null = null;
+
+  /** Who hears every token, the first included, in order (a streaming caller). */
+  listenTokens(listener: (token: number, index: number, at: number) => void): void {
+    this.tokenListener = listener;
+  }
+
+  private deliver(index: number, token: number, at: number): void {
+    if (index < this.nextIndex) return;
+    this.pending.set(index, { token, at });
+    for (let t = this.pending.get(this.nextIndex); t; t = this.pending.get(this.nextIndex)) {
+      this.pending.delete(this.nextIndex);
+      this.tokenListener?.(t.token, this.nextIndex++, t.at);
+    }
   }
 
   onReport(report: RankReport): void {
@@ -122,6 +149,8 @@ export class CoordinatedRun {
 export interface CoordinateHooks {
   /** Called once, as soon as the first token reaches the coordinator (a streamed answer sends it). */
   readonly onFirstToken?: (event: FirstTokenEvent) => void;
+  /** Each token after the first, in order, as soon as it reaches the coordinator. */
+  readonly onToken?: (event: TokenEvent) => void;
   /** Aborting it stops the run on every rank: the client that asked for it went away. */
   readonly signal?: AbortSignal;
 }
@@ -225,6 +254,22 @@ export async function coordinate(
   const { boundaries, partition } = resolveBoundaries(request, ids.length, ranks, env.partitionTable);
   const runId = randomUUID();
   const coordinated = new CoordinatedRun(runId, ranks);
+  // A streaming caller hears every token as it comes, with the text it adds: the text of all
+  // tokens so far less what was given before, held back while it ends inside a character (one
+  // byte of a multi-byte character decodes to U+FFFD alone) — that text comes with a later token.
+  // Called from CoordinatedRun.onFirstToken itself, so that no later token can overtake the first.
+  let released = 0;
+  const streamed = { ids: [] as number[], given: '' };
+  if (hooks.onFirstToken || hooks.onToken)
+    coordinated.listenTokens((token, index, at) => {
+      streamed.ids.push(token);
+      const text = env.tokenizer.decode(streamed.ids);
+      const adds =
+        text.endsWith('\uFFFD') || !text.startsWith(streamed.given) ? '' : text.slice(streamed.given.length);
+      streamed.given += adds;
+      if (index === 0) hooks.onFirstToken?.({ token, text: adds, ttftMs: at - released, boundaries });
+      else hooks.onToken?.({ index, token, text: adds });
+    });
   const chunk = (r: number) => ids.slice(boundaries[r], boundaries[r + 1]);
   const plan: RunPlan = {
     runId,
@@ -235,11 +280,12 @@ export async function coordinate(
     debugState: request.debugState,
   };
   // Connections are made before the clock starts: TTFT measures the run, not channel set-up.
-  // A rank that does not answer fails this run (retriable: the next may find it), naming the rank.
+  // A rank that does not answer fails this run as a run failure (retriable: the next may find it),
+  // found here on rank 0; the message names the rank that did not answer.
   await Promise.all(
     [...Array(ranks).keys()].slice(1).map((r) =>
       env.peers.connect(r, env.startupTimeoutMs).catch((err: unknown) => {
-        throw new RunFailure((err as Error).message, r);
+        throw RunFailure.at(0, (err as Error).message);
       }),
     ),
   );
@@ -255,7 +301,7 @@ export async function coordinate(
   signal?.addEventListener('abort', cancel, { once: true });
   let starts: Promise<void>[] = [];
   try {
-    const released = now();
+    released = now();
     starts = [...Array(ranks).keys()].slice(1).map(
       (r) =>
         new Promise<void>((resolve) => {
@@ -283,10 +329,15 @@ export async function coordinate(
           );
         }),
     );
-    const ownReport = own.execute((token) => {
-      coordinated.onFirstToken(token);
-      return Promise.resolve();
-    });
+    const ownReport = own.execute(
+      (token) => {
+        coordinated.onFirstToken(token);
+        return Promise.resolve();
+      },
+      (token, index) => {
+        coordinated.onGeneratedToken(token, index);
+      },
+    );
     void ownReport.then((report) => {
       coordinated.onReport(report);
     });
@@ -298,12 +349,6 @@ export async function coordinate(
       env.runTimeoutMs,
       'the first token',
     );
-    hooks.onFirstToken?.({
-      token: first.token,
-      text: env.tokenizer.decode([first.token]),
-      ttftMs: first.at - released,
-      boundaries,
-    });
     const reports = await withDeadline(coordinated.waitReports(), env.runTimeoutMs, 'every rank reporting');
     await Promise.all(starts);
     const last = reports.at(-1)!;

@@ -20,6 +20,7 @@ import type {
   AbortRequest,
   Ack,
   FirstTokenReport,
+  GeneratedTokenReport,
   Identity,
   KvMessage,
   KvStreamSummary,
@@ -321,6 +322,16 @@ export class RankNode {
               },
             );
           }),
+        // Each later token goes to rank 0 as it is chosen, unawaited: decoding does not wait for
+        // the round trip, and one lost changes only a stream (the report carries every token).
+        (token, index) => {
+          coordinator.generatedToken(
+            { from: this.identity(run.plan.runId), index, token },
+            new Metadata(),
+            deadline(),
+            () => undefined,
+          );
+        },
       )
       .then(
         (report) =>
@@ -384,6 +395,9 @@ export class RankNode {
           onFirstToken: (firstToken) => {
             call.write({ event: { $case: 'firstToken', value: firstToken } });
           },
+          onToken: (token) => {
+            call.write({ event: { $case: 'token', value: token } });
+          },
         };
         (this.config.rank !== 0
           ? Promise.reject(notCoordinator())
@@ -413,6 +427,11 @@ export class RankNode {
       firstToken: unary<FirstTokenReport, Ack>((req) => {
         this.checkIdentity(req.from);
         this.lifecycle.coordinatedRun(req.from?.runId)?.onFirstToken(req.token);
+        return ack;
+      }),
+      generatedToken: unary<GeneratedTokenReport, Ack>((req) => {
+        this.checkIdentity(req.from);
+        this.lifecycle.coordinatedRun(req.from?.runId)?.onGeneratedToken(req.token, req.index);
         return ack;
       }),
       report: unary<RankReport, Ack>((req) => {
