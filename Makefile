@@ -28,6 +28,13 @@ run: $(NODE_MODULES) ## Set up and run the main job on the embedded default (ove
 	@mkdir -p out
 	$(RUNAHEAD) $(RUN_ARGS)
 
+# The serving default: 2 warm ranks of the small preset behind /v1/completions; prompts split where
+# the committed CPU cost profile says the chain is faster.
+SERVE_ARGS ?= serve --ranks 2 --model synthetic:small --threads $(RUN_THREADS) --profile bench/results/cpu-balanced-h100host/profile.json --port 8000
+.PHONY: serve
+serve: $(NODE_MODULES) ## Serve OpenAI-style completions from warm local ranks on :8000 (override with SERVE_ARGS=...)
+	$(RUNAHEAD) $(SERVE_ARGS)
+
 .PHONY: test
 test: $(NODE_MODULES) verify native envtest tools chromium ## Set up everything and run all the tests (what CI runs)
 	KUBEBUILDER_ASSETS="$$(scripts/setup-envtest.sh)" RUNAHEAD_TOOLS="$$(scripts/setup-tools.sh)" npm test
@@ -118,6 +125,11 @@ LINK_HOST ?= dev-vm
 .PHONY: bench-link
 bench-link: $(NODE_MODULES) ## K/V link: gRPC (TLS on/off) vs raw TCP vs memcpy, llama3-8b's K/V at 4096 tokens → bench/results/link-$(LINK_HOST).{md,json}
 	$(RUNAHEAD) bench link --repeats 5 --out bench/results/link-$(LINK_HOST).md --json-out bench/results/link-$(LINK_HOST).json
+
+SERVE_BENCH := bench/results/serve-cpu-devvm/tiny
+.PHONY: bench-serve
+bench-serve: $(NODE_MODULES) ## Serving: one rank vs always split vs length-aware routing, 70% short / 30% long prompts → bench/results/serve-cpu-devvm/tiny/serve.{md,json}
+	$(RUNAHEAD) bench serve --model synthetic:tiny --ranks 2 --threads 1 --mix 70:16-512,30:4096-12288 --requests 100 --warmup 3 --profile $(SERVE_BENCH)/profile.json --out $(SERVE_BENCH)/serve.md --json-out $(SERVE_BENCH)/serve.json
 
 .PHONY: bench-memory
 bench-memory: $(NODE_MODULES) ## Peak RSS per rank against context length (1k–32k, 2 and 4 ranks, single) → bench/results/cpu-small-memory.{md,json,svg}

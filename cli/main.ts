@@ -22,6 +22,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/run.ts')).registerRun,
   },
   {
+    name: 'serve',
+    description:
+      'keep N local ranks loaded and serve OpenAI-style completions, each prompt routed by its length',
+    load: async () => (await import('./commands/serve.ts')).registerServe,
+  },
+  {
     name: 'prefill',
     description: 'prefill a prompt in one process and report the first token and TTFT',
     load: async () => (await import('./commands/prefill.ts')).registerPrefill,

@@ -13,6 +13,8 @@ export interface GenerationOptions {
   readonly eosTokenIds?: readonly number[];
   /** Keep the last-position logits and the full KV-cache in the result (tests). */
   readonly keepState?: boolean;
+  /** Told each token after the first as soon as it is chosen (`index` 1 for the second token). */
+  readonly onToken?: (token: number, index: number) => void;
 }
 
 export interface GenerationResult {
@@ -45,6 +47,7 @@ export async function decodeGreedy(
     await engine.forward([last], position + step, true);
     last = argmax(await engine.logits());
     tokens.push(last);
+    options.onToken?.(last, tokens.length - 1);
   }
   const generated = tokens.length - 1;
   return { tokens, msPerToken: generated > 0 ? (performance.now() - started) / generated : null };

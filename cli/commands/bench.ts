@@ -82,6 +82,7 @@ export function registerBench(program: Command): void {
     // bench's options stop at its subcommand: `bench link --repeats 5` is link's --repeats (main.ts).
     .enablePositionalOptions();
   registerBenchLink(cmd);
+  registerBenchServe(cmd);
   withEngineFlags(cmd)
     .option('--contexts <list>', 'context lengths in tokens', '1024,2048,4096')
     .option('--ranks <list>', 'rank counts for TSP and KV-Runahead', '2')
@@ -274,6 +275,40 @@ function registerBenchLink(bench: Command): void {
       const { runBenchLink } = await import('../bench/link-bench.ts');
       const at = process.argv.indexOf('link');
       await runBenchLink(flags, at < 0 ? [] : process.argv.slice(at + 1));
+    });
+}
+
+/**
+ * `runahead bench serve`: a load generator against the serving front, one rank vs always split vs
+ * length-aware routing on one warm group. Its module (serve-bench.ts) loads only when it runs.
+ */
+function registerBenchServe(bench: Command): void {
+  withEngineFlags(
+    bench
+      .command('serve')
+      .description(
+        'load the serving front with a prompt-length mix: TTFT p50/p99 and throughput for one rank, always split and length-aware routing',
+      ),
+  )
+    .option('--ranks <n>', 'ranks of the group', '2')
+    .option(
+      '--mix <parts>',
+      'prompt lengths: weight:min-max tokens, comma-separated',
+      '70:32-256,30:1024-2048',
+    )
+    .option('--requests <n>', 'measured prompts, each sent to every policy', '30')
+    .option('--warmup <n>', 'unmeasured prompts first', '2')
+    .option('--policies <list>', 'which of single,split,auto', 'single,split,auto')
+    .option('--profile <file>', 'auto: the calibrated cost model decides per length')
+    .option('--single-below <tokens>', 'auto: prompts shorter than this run on one rank')
+    .option('--prompt-seed <n>', 'seed of the prompts (lengths and ids)', '1')
+    .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k)')
+    .option('--out <file>', 'write the markdown report here')
+    .option('--json-out <file>', 'write the summaries and every request here')
+    .action(async (flags: Record<string, unknown>) => {
+      const { runBenchServe } = await import('../bench/serve-bench.ts');
+      const at = process.argv.indexOf('serve');
+      await runBenchServe(flags, at < 0 ? [] : process.argv.slice(at + 1));
     });
 }
 

@@ -8,8 +8,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Metadata } from '@grpc/grpc-js';
-import type { RunRequest, RunResult } from '../../core/gen/runahead/v1/rank.ts';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import type {
+  FirstTokenEvent,
+  RunEvent,
+  RunRequest,
+  RunResult,
+  TokenEvent,
+} from '../../core/gen/runahead/v1/rank.ts';
 import { DEFAULT_LIMITS, type KvTransport, type LinkLimits } from '../../core/protocol.ts';
 import { WorkerExit } from '../../core/api/termination-message.ts';
 import { EVEN } from '../../core/partition-choice.ts';
@@ -17,6 +23,7 @@ import { DEFAULT_CHAIN_TIMEOUTS, workerArgv, type EngineConfig } from '../../cor
 import type { EngineSpec } from '../../worker/runtime/layer-engine.ts';
 import { Peers, type TlsFiles } from '../../worker/chain/transport.ts';
 import { MALLOC_TUNING_ENV } from '../../worker/runtime/ort.ts';
+import { abortError } from '../../core/abort-error.ts';
 import { freePorts } from './ports.ts';
 
 export interface RankGroupOptions {
@@ -70,10 +77,36 @@ export class RankGroupError extends Error {
   override readonly name = 'RankGroupError';
   /** How the launcher should exit: 2 when a rank exited with a configuration error, else 1. */
   readonly exitCode: number;
-  constructor(message: string, exitCode: number = WorkerExit.Failed) {
+  /**
+   * What went wrong, for a caller that answers for it (runahead serve): a rank process exited, the
+   * run failed in a way another attempt may not (ABORTED: a rank failed; UNAVAILABLE: busy), or
+   * rank 0 refused it (another gRPC status).
+   */
+  readonly failure:
+    { readonly kind: 'rank-exited'; readonly rank: number } | { readonly kind: 'run'; readonly code: status };
+  constructor(
+    message: string,
+    exitCode: number = WorkerExit.Failed,
+    failure: RankGroupError['failure'] = { kind: 'run', code: status.UNKNOWN },
+  ) {
     super(message);
     this.exitCode = exitCode;
+    this.failure = failure;
   }
+}
+
+/** A failed call to rank 0 as the group's error, keeping its gRPC status. */
+function callError(err: ServiceError): RankGroupError {
+  return new RankGroupError(err.details || err.message, WorkerExit.Failed, { kind: 'run', code: err.code });
+}
+
+export interface StreamOptions {
+  /** Aborting it cancels the call: rank 0 stops the run on every rank. */
+  readonly signal?: AbortSignal;
+  /** The first token, the moment rank 0 has it. */
+  readonly onFirstToken?: (event: FirstTokenEvent) => void;
+  /** Each later token, in order, as rank 0 gets it. */
+  readonly onToken?: (event: TokenEvent) => void;
 }
 
 function tail(file: string, lines = 8): string {
@@ -108,6 +141,7 @@ export class RankGroup {
               new RankGroupError(
                 `rank ${p.rank} exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); the end of its log (${p.logFile}):\n${tail(p.logFile)}`,
                 code === WorkerExit.ConfigError ? WorkerExit.ConfigError : WorkerExit.Failed,
+                { kind: 'rank-exited', rank: p.rank },
               ),
             );
           }
@@ -228,12 +262,58 @@ export class RankGroup {
           new Metadata(),
           { deadline: Date.now() + this.runTimeoutMs + 10_000 },
           (err, result) => {
-            if (err) reject(new RankGroupError(err.details || err.message));
+            if (err) reject(callError(err));
             else resolve(result);
           },
         );
     });
     return Promise.race([call, this.died]);
+  }
+
+  /**
+   * Ask rank 0 to run `request`, streamed: `onFirstToken` hears the first token as soon as it exists,
+   * `onToken` each later one.
+   * Aborting `signal` cancels the call (the run stops on every rank) and rejects with its reason.
+   */
+  runStream(request: RunRequest, options: StreamOptions = {}): Promise<RunResult> {
+    const { signal, onFirstToken, onToken } = options;
+    const call = new Promise<RunResult>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const stream = this.peers
+        .client(0)
+        .runStream(request, new Metadata(), { deadline: Date.now() + this.runTimeoutMs + 10_000 });
+      let result: RunResult | null = null;
+      const cancel = () => {
+        stream.cancel();
+      };
+      signal?.addEventListener('abort', cancel, { once: true });
+      stream.on('data', (e: RunEvent) => {
+        if (e.event?.$case === 'firstToken') onFirstToken?.(e.event.value);
+        else if (e.event?.$case === 'token') onToken?.(e.event.value);
+        else if (e.event?.$case === 'result') result = e.event.value;
+      });
+      stream.on('error', (err: ServiceError) => {
+        signal?.removeEventListener('abort', cancel);
+        reject(signal?.aborted ? abortError(signal) : callError(err));
+      });
+      stream.on('end', () => {
+        signal?.removeEventListener('abort', cancel);
+        if (result) resolve(result);
+        else reject(new RankGroupError('rank 0 ended the run stream without a result'));
+      });
+    });
+    return Promise.race([call, this.died]);
+  }
+
+  /** Resolves with the error once a rank has exited unexpectedly (never after close()). */
+  whenDied(): Promise<RankGroupError> {
+    return this.died.then(
+      () => new RankGroupError('unreachable'),
+      (err: unknown) => err as RankGroupError,
+    );
   }
 
   /**

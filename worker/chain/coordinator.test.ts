@@ -26,7 +26,7 @@ import {
   resolveBoundaries,
   type CoordinatorEnv,
 } from './coordinator.ts';
-import type { RankRun } from './rank-run.ts';
+import { RunFailure, type RankRun } from './rank-run.ts';
 import { Peers, RankServiceDefinition } from './transport.ts';
 
 /** A report with every field at its default (what decoding an empty message gives), then `over`. */
@@ -52,6 +52,23 @@ describe('CoordinatedRun', () => {
     run.onReport(report(1));
     expect((await run.waitReports()).map((r) => r.from?.rank)).toEqual([0, 1, 2]);
     expect(run.failed).toBeNull();
+  });
+
+  it('hands every token on in order, the first included, whatever order their reports came in', () => {
+    const run = new CoordinatedRun('run-1', 2);
+    const heard: [number, number][] = [];
+    run.listenTokens((token, index) => heard.push([index, token]));
+    run.onGeneratedToken(12, 2);
+    run.onFirstToken(10);
+    run.onGeneratedToken(11, 1);
+    run.onGeneratedToken(11, 1); // a repeat changes nothing
+    run.onGeneratedToken(13, 3);
+    expect(heard).toEqual([
+      [0, 10],
+      [1, 11],
+      [2, 12],
+      [3, 13],
+    ]);
   });
 
   it('fails the run on a report with an error, naming the rank it came from', async () => {
@@ -334,6 +351,54 @@ describe('coordinate (rank 0 of 2, rank 1 played over gRPC)', () => {
       /the first token did not happen within 300 ms \(run deadline\)/,
     );
     expect(e.unregistered).toEqual(e.registered);
+  });
+
+  it('stops the run on every rank when its signal aborts, and returns once they have stopped', async () => {
+    let tracked: CoordinatedRun | null = null;
+    const peer = await rank1(() => null); // takes the Start; reports only once told to abort
+    const e = env(peer);
+    const cancel = new AbortController();
+    let firstTokens = 0;
+    const run = coordinate(
+      e,
+      request(),
+      (c) => {
+        tracked = c;
+      },
+      {
+        signal: cancel.signal,
+        onFirstToken: () => {
+          firstTokens++;
+        },
+      },
+    );
+    let settled = false;
+    run.catch(() => undefined).finally(() => (settled = true));
+    const deadline = Date.now() + 5000;
+    while (peer.starts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const runId = peer.starts[0]!.from!.runId;
+    cancel.abort('client went away');
+    while (peer.aborts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(peer.aborts[0]!.reason).toBe('rank 0: the run was cancelled: client went away');
+    // Rank 1 has not reported yet: the coordinator is still waiting for it to stop.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    tracked!.onReport(report(1, { from: { ...peer.starts[0]!.from!, rank: 1, runId }, error: 'aborted' }));
+    await expect(run).rejects.toThrow(/the run was cancelled: client went away/);
+    expect(firstTokens).toBe(0);
+    expect(e.unregistered).toEqual(e.registered);
+  });
+
+  it('fails the run as retriable, naming the silent rank, when a rank does not answer its health check', async () => {
+    const peer = await rank1(() => null);
+    const e = { ...env({ ...peer, address: '127.0.0.1:1' }), startupTimeoutMs: 300 };
+    const failure = await coordinate(e, request(), () => undefined).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(RunFailure);
+    expect(failure).toMatchObject({ rank: 0, retriable: true });
+    expect((failure as Error).message).toMatch(
+      /^rank 0: rank 1 at 127\.0\.0\.1:1 was not ready within 300 ms/,
+    );
+    expect(peer.starts).toEqual([]);
   });
 
   it('refuses a request without a prompt before it contacts any rank', async () => {

@@ -9,6 +9,8 @@ import {
   type LayerSend,
   type RankReport,
   type RunRequest,
+  type FirstTokenEvent,
+  type TokenEvent,
   type RunResult,
   type Span,
   type StartReply,
@@ -58,6 +60,8 @@ export class CoordinatedRun {
   private readonly reports = new Map<number, RankReport>();
   private readonly allReports = deferred<RankReport[]>();
   private failure: Error | null = null;
+  /** Waiters for reports from a set of ranks, whatever the run's outcome (see settled()). */
+  private readonly settleWaiters: { ranks: readonly number[]; resolve: () => void }[] = [];
 
   constructor(runId: string, ranks: number) {
     this.runId = runId;
@@ -65,12 +69,42 @@ export class CoordinatedRun {
   }
 
   onFirstToken(token: number): void {
-    this.firstToken.resolve({ token, at: now() });
+    const at = now();
+    this.firstToken.resolve({ token, at });
+    this.deliver(0, token, at);
+  }
+
+  /** Token `index` (1: the one after the first) decoded by the last rank. */
+  onGeneratedToken(token: number, index: number): void {
+    if (index >= 1) this.deliver(index, token, now());
+  }
+
+  /** Tokens not yet handed on, by index: reports may overtake each other. */
+  private readonly pending = new Map<number, { token: number; at: number }>();
+  private nextIndex = 0;
+  private tokenListener: ((token: number, index: number, at: number) => void) | null = null;
+
+  /** Who hears every token, the first included, in order (a streaming caller). */
+  listenTokens(listener: (token: number, index: number, at: number) => void): void {
+    this.tokenListener = listener;
+  }
+
+  private deliver(index: number, token: number, at: number): void {
+    if (index < this.nextIndex) return;
+    this.pending.set(index, { token, at });
+    for (let t = this.pending.get(this.nextIndex); t; t = this.pending.get(this.nextIndex)) {
+      this.pending.delete(this.nextIndex);
+      this.tokenListener?.(t.token, this.nextIndex++, t.at);
+    }
   }
 
   onReport(report: RankReport): void {
     const rank = report.from?.rank ?? -1;
     this.reports.set(rank, report);
+    for (const w of this.settleWaiters.filter((w) => w.ranks.every((r) => this.reports.has(r)))) {
+      this.settleWaiters.splice(this.settleWaiters.indexOf(w), 1);
+      w.resolve();
+    }
     if (report.error)
       this.fail(
         report.errorRank !== undefined
@@ -99,6 +133,26 @@ export class CoordinatedRun {
   waitReports(): Promise<RankReport[]> {
     return this.allReports.promise;
   }
+
+  /**
+   * Resolves once each of `ranks` has reported, failed run or not. A rank reports after its part has
+   * ended and its engine is free (rank-node.ts), so after a failure this says the next run's Start
+   * will not find that rank still busy with this one.
+   */
+  settled(ranks: readonly number[]): Promise<void> {
+    if (ranks.every((r) => this.reports.has(r))) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push({ ranks, resolve }));
+  }
+}
+
+/** What a caller of coordinate() may hook into, beyond the run's result. */
+export interface CoordinateHooks {
+  /** Called once, as soon as the first token reaches the coordinator (a streamed answer sends it). */
+  readonly onFirstToken?: (event: FirstTokenEvent) => void;
+  /** Each token after the first, in order, as soon as it reaches the coordinator. */
+  readonly onToken?: (event: TokenEvent) => void;
+  /** Aborting it stops the run on every rank: the client that asked for it went away. */
+  readonly signal?: AbortSignal;
 }
 
 export function promptTokenIds(env: CoordinatorEnv, request: RunRequest): number[] {
@@ -178,17 +232,44 @@ export function alignReports(
   return aligned.map((r) => ({ ...r, criticalSendMs: path.sendMs[r.from!.rank] ?? 0 }));
 }
 
+/** The run was cancelled by whoever asked for it; `reason` says why. */
+export function cancelledFailure(reason: unknown): RunFailure {
+  return RunFailure.at(
+    0,
+    `the run was cancelled: ${reason instanceof Error ? reason.message : String(reason)}`,
+  );
+}
+
 export async function coordinate(
   env: CoordinatorEnv,
   request: RunRequest,
   track: (run: CoordinatedRun | null) => void,
+  hooks: CoordinateHooks = {},
 ): Promise<RunResult> {
+  const { signal } = hooks;
+  if (signal?.aborted) throw cancelledFailure(signal.reason);
   const ids = promptTokenIds(env, request);
   const mode = request.mode === Mode.MODE_UNSPECIFIED ? Mode.MODE_RUNAHEAD : request.mode;
   const ranks = mode === Mode.MODE_SINGLE ? 1 : env.worldSize;
   const { boundaries, partition } = resolveBoundaries(request, ids.length, ranks, env.partitionTable);
   const runId = randomUUID();
   const coordinated = new CoordinatedRun(runId, ranks);
+  // A streaming caller hears every token as it comes, with the text it adds: the text of all
+  // tokens so far less what was given before, held back while it ends inside a character (one
+  // byte of a multi-byte character decodes to U+FFFD alone) — that text comes with a later token.
+  // Called from CoordinatedRun.onFirstToken itself, so that no later token can overtake the first.
+  let released = 0;
+  const streamed = { ids: [] as number[], given: '' };
+  if (hooks.onFirstToken || hooks.onToken)
+    coordinated.listenTokens((token, index, at) => {
+      streamed.ids.push(token);
+      const text = env.tokenizer.decode(streamed.ids);
+      const adds =
+        text.endsWith('\uFFFD') || !text.startsWith(streamed.given) ? '' : text.slice(streamed.given.length);
+      streamed.given += adds;
+      if (index === 0) hooks.onFirstToken?.({ token, text: adds, ttftMs: at - released, boundaries });
+      else hooks.onToken?.({ index, token, text: adds });
+    });
   const chunk = (r: number) => ids.slice(boundaries[r], boundaries[r + 1]);
   const plan: RunPlan = {
     runId,
@@ -199,15 +280,29 @@ export async function coordinate(
     debugState: request.debugState,
   };
   // Connections are made before the clock starts: TTFT measures the run, not channel set-up.
-  await Promise.all([...Array(ranks).keys()].slice(1).map((r) => env.peers.connect(r, env.startupTimeoutMs)));
+  // A rank that does not answer fails this run as a run failure (retriable: the next may find it),
+  // found here on rank 0; the message names the rank that did not answer.
+  await Promise.all(
+    [...Array(ranks).keys()].slice(1).map((r) =>
+      env.peers.connect(r, env.startupTimeoutMs).catch((err: unknown) => {
+        throw RunFailure.at(0, (err as Error).message);
+      }),
+    ),
+  );
 
   const own = new RankRun(env, plan);
   env.register(own);
   track(coordinated);
   const offsets = new Map<number, number>([[0, 0]]);
+  const cancel = () => {
+    coordinated.fail(cancelledFailure(signal?.reason));
+  };
+  if (signal?.aborted) cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  let starts: Promise<void>[] = [];
   try {
-    const released = now();
-    const starts = [...Array(ranks).keys()].slice(1).map(
+    released = now();
+    starts = [...Array(ranks).keys()].slice(1).map(
       (r) =>
         new Promise<void>((resolve) => {
           const sentAt = now();
@@ -234,10 +329,15 @@ export async function coordinate(
           );
         }),
     );
-    const ownReport = own.execute((token) => {
-      coordinated.onFirstToken(token);
-      return Promise.resolve();
-    });
+    const ownReport = own.execute(
+      (token) => {
+        coordinated.onFirstToken(token);
+        return Promise.resolve();
+      },
+      (token, index) => {
+        coordinated.onGeneratedToken(token, index);
+      },
+    );
     void ownReport.then((report) => {
       coordinated.onReport(report);
     });
@@ -283,8 +383,15 @@ export async function coordinate(
           () => undefined,
         );
     }
+    // Leave only once every rank that took part has stopped (bounded: a dead rank never reports),
+    // so that the next run, right behind this one, does not find a rank still busy with it.
+    await Promise.all(starts);
+    const started = [...offsets.keys()];
+    const settleMs = Math.min(env.limits.peerTimeoutMs, env.runTimeoutMs);
+    await withDeadline(coordinated.settled(started), settleMs, 'every rank stopping').catch(() => undefined);
     throw coordinated.failed ?? e;
   } finally {
+    signal?.removeEventListener('abort', cancel);
     env.unregister(own);
     track(null);
   }

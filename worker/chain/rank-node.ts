@@ -9,6 +9,8 @@ import {
   Server,
   status,
   type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
   type ServiceError,
   type handleUnaryCall,
   type sendUnaryData,
@@ -18,12 +20,14 @@ import type {
   AbortRequest,
   Ack,
   FirstTokenReport,
+  GeneratedTokenReport,
   Identity,
   KvEndpointReply,
   KvEndpointRequest,
   KvMessage,
   KvStreamSummary,
   RankReport,
+  RunEvent,
   RunRequest,
   RunResult,
   ShutdownRequest,
@@ -43,7 +47,7 @@ import type { PartitionTable } from '../../core/partition-table.ts';
 import type { EngineClient } from '../runtime/engine-client.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import type { KvGeometry } from './frames.ts';
-import { coordinate, type CoordinatorEnv } from './coordinator.ts';
+import { coordinate, type CoordinateHooks, type CoordinatorEnv } from './coordinator.ts';
 import { grpcError } from './grpc-error.ts';
 import { InboxBuffers } from './inbox-buffers.ts';
 import { serveKvStream, type KvReceiverContext } from './kv-receiver.ts';
@@ -79,6 +83,30 @@ const now = () => performance.timeOrigin + performance.now();
  * 4 GiB per run (32 layers × 2 × 8 KV heads × 128 × 2 B per token).
  */
 const INBOX_KEEP_BYTES = 8 * 2 ** 30;
+
+/**
+ * An error as a handler answers it: its own gRPC code if it has one; ABORTED for a failed run that
+ * another attempt may get through (RunFailure: a rank failed, a peer went silent, the client
+ * cancelled); else FAILED_PRECONDITION (fix the request or the group).
+ */
+function asServiceError(err: unknown): ServiceError {
+  const e = err as Partial<ServiceError> & Error & { retriable?: unknown };
+  const code =
+    typeof e.code === 'number' ? e.code : e.retriable === true ? status.ABORTED : status.FAILED_PRECONDITION;
+  return grpcError(code, e.details ?? e.message);
+}
+
+/** Aborts when the client cancels `call` (or its deadline passes): the run it asked for stops. */
+function cancelledSignal(
+  call: { on(event: 'cancelled', listener: () => void): unknown },
+  rpc: string,
+): AbortSignal {
+  const cancelled = new AbortController();
+  call.on('cancelled', () => {
+    cancelled.abort(`the client cancelled its ${rpc} call`);
+  });
+  return cancelled.signal;
+}
 
 export class RankNode {
   private readonly config: RankNodeConfig;
@@ -259,13 +287,19 @@ export class RankNode {
     request: RunRequest,
     busy: (reason: string) => Error,
     ended: () => void = () => undefined,
+    hooks: CoordinateHooks = {},
   ): Promise<RunResult> {
     const refused = this.lifecycle.apply({ type: 'coordinate' });
     if (refused) throw busy(refused);
     try {
-      return await coordinate(this.env(), request, (run) => {
-        this.must({ type: 'track', run });
-      });
+      return await coordinate(
+        this.env(),
+        request,
+        (run) => {
+          this.must({ type: 'track', run });
+        },
+        hooks,
+      );
     } finally {
       this.must({ type: 'coordinated' });
       ended();
@@ -316,6 +350,16 @@ export class RankNode {
               },
             );
           }),
+        // Each later token goes to rank 0 as it is chosen, unawaited: decoding does not wait for
+        // the round trip, and one lost changes only a stream (the report carries every token).
+        (token, index) => {
+          coordinator.generatedToken(
+            { from: this.identity(run.plan.runId), index, token },
+            new Metadata(),
+            deadline(),
+            () => undefined,
+          );
+        },
       )
       .then(
         (report) =>
@@ -351,32 +395,52 @@ export class RankNode {
               callback(null, res);
             },
             (err: unknown) => {
-              const e = err as Partial<ServiceError> & Error;
-              callback(
-                grpcError(
-                  typeof e.code === 'number' ? e.code : status.FAILED_PRECONDITION,
-                  e.details ?? e.message,
-                ),
-              );
+              callback(asServiceError(err));
             },
           );
       };
     const ack: Ack = {};
+    const notCoordinator = () =>
+      grpcError(
+        status.FAILED_PRECONDITION,
+        `rank ${this.config.rank} is not the coordinator; send Run to rank 0`,
+      );
+    const busy = (reason: string) => grpcError(status.UNAVAILABLE, reason);
+    const runEnded = () => {
+      this.onRunEnded(null);
+    };
     return {
-      run: unary<RunRequest, RunResult>((req) => {
-        if (this.config.rank !== 0)
-          throw grpcError(
-            status.FAILED_PRECONDITION,
-            `rank ${this.config.rank} is not the coordinator; send Run to rank 0`,
-          );
-        return this.coordinateRun(
-          req,
-          (reason) => grpcError(status.UNAVAILABLE, reason),
-          () => {
-            this.onRunEnded(null);
+      run: (call: ServerUnaryCall<RunRequest, RunResult>, callback: sendUnaryData<RunResult>) => {
+        const signal = cancelledSignal(call, 'Run');
+        unary<RunRequest, RunResult>((req) => {
+          if (this.config.rank !== 0) throw notCoordinator();
+          return this.coordinateRun(req, busy, runEnded, { signal });
+        })(call, callback);
+      },
+      runStream: (call: ServerWritableStream<RunRequest, RunEvent>) => {
+        const hooks: CoordinateHooks = {
+          signal: cancelledSignal(call, 'RunStream'),
+          onFirstToken: (firstToken) => {
+            call.write({ event: { $case: 'firstToken', value: firstToken } });
+          },
+          onToken: (token) => {
+            call.write({ event: { $case: 'token', value: token } });
+          },
+        };
+        (this.config.rank !== 0
+          ? Promise.reject(notCoordinator())
+          : this.coordinateRun(call.request, busy, runEnded, hooks)
+        ).then(
+          (result) => {
+            call.write({ event: { $case: 'result', value: result } });
+            call.end();
+          },
+          (err: unknown) => {
+            // grpc-js turns an 'error' on a server stream into the call's status.
+            call.emit('error', asServiceError(err));
           },
         );
-      }),
+      },
       start: unary<StartRequest, StartReply>((req) => {
         const receivedAtMs = now();
         this.startRun(req, this.checkIdentity(req.from));
@@ -395,6 +459,11 @@ export class RankNode {
       firstToken: unary<FirstTokenReport, Ack>((req) => {
         this.checkIdentity(req.from);
         this.lifecycle.coordinatedRun(req.from?.runId)?.onFirstToken(req.token);
+        return ack;
+      }),
+      generatedToken: unary<GeneratedTokenReport, Ack>((req) => {
+        this.checkIdentity(req.from);
+        this.lifecycle.coordinatedRun(req.from?.runId)?.onGeneratedToken(req.token, req.index);
         return ack;
       }),
       report: unary<RankReport, Ack>((req) => {

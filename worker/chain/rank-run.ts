@@ -264,8 +264,14 @@ export class RankRun {
     this.spans.push({ kind, layer, startMs: start, endMs: end });
   }
 
-  /** Run this rank's part; resolves with its report. `onFirstToken` is called by the last rank. */
-  async execute(onFirstToken: (token: number) => Promise<void>): Promise<RankReport> {
+  /**
+   * Run this rank's part; resolves with its report. The last rank calls `onFirstToken`, then
+   * `onToken` for each token it decodes after the first.
+   */
+  async execute(
+    onFirstToken: (token: number) => Promise<void>,
+    onToken: (token: number, index: number) => void = () => undefined,
+  ): Promise<RankReport> {
     const { engine } = this.env;
     const tsp = this.plan.mode === Mode.MODE_TSP;
     const others = this.outbox.targets;
@@ -333,6 +339,11 @@ export class RankRun {
           decodeGreedy(engine, first, this.plan.boundaries.at(-1)!, {
             maxNewTokens: this.plan.maxNewTokens,
             eosTokenIds: this.env.eosTokenIds,
+            // A failed (or cancelled) run stops decoding at the next token, not after the last.
+            onToken: (token, index) => {
+              if (this.failure) throw this.failure;
+              onToken(token, index);
+            },
           }),
         );
         tokens = decoded.tokens;

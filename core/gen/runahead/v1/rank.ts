@@ -11,9 +11,11 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type ClientWritableStream,
   type handleClientStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -180,6 +182,15 @@ export interface FirstTokenReport {
   token: number;
 }
 
+export interface GeneratedTokenReport {
+  from?:
+    | Identity
+    | undefined;
+  /** 1 for the token after the first, 2 for the next, … */
+  index: number;
+  token: number;
+}
+
 /** A span of a rank's timeline, on the coordinator's clock. */
 export interface Span {
   /**
@@ -271,6 +282,33 @@ export interface RunResult {
   releasedAtMs: number;
   /** How the boundaries were chosen: "explicit", "even" or "balanced". */
   partition: string;
+}
+
+/** The first token of a streamed run, the moment it reaches the coordinator (TTFT on its clock). */
+export interface FirstTokenEvent {
+  token: number;
+  /** The text it adds (empty while it ends inside a character: see TokenEvent). */
+  text: string;
+  ttftMs: number;
+  /** The run's split, known from the start: [0, C] for one rank. */
+  boundaries: number[];
+}
+
+/**
+ * A token decoded after the first, in order, with the text it adds (empty while it ends inside a
+ * character; that text then comes with a later token or the result).
+ */
+export interface TokenEvent {
+  index: number;
+  token: number;
+  text: string;
+}
+
+export interface RunEvent {
+  event?: { $case: "firstToken"; value: FirstTokenEvent } | { $case: "result"; value: RunResult } | {
+    $case: "token";
+    value: TokenEvent;
+  } | undefined;
 }
 
 export interface AbortRequest {
@@ -1398,6 +1436,74 @@ export const FirstTokenReport: MessageFns<FirstTokenReport> = {
   },
 };
 
+function createBaseGeneratedTokenReport(): GeneratedTokenReport {
+  return { from: undefined, index: 0, token: 0 };
+}
+
+export const GeneratedTokenReport: MessageFns<GeneratedTokenReport> = {
+  encode(message: GeneratedTokenReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== undefined) {
+      Identity.encode(message.from, writer.uint32(10).fork()).join();
+    }
+    if (message.index !== 0) {
+      writer.uint32(16).uint32(message.index);
+    }
+    if (message.token !== 0) {
+      writer.uint32(24).uint32(message.token);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeneratedTokenReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeneratedTokenReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = Identity.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.token = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseSpan(): Span {
   return { kind: "", layer: 0, startMs: 0, endMs: 0 };
 }
@@ -2051,6 +2157,237 @@ export const RunResult: MessageFns<RunResult> = {
   },
 };
 
+function createBaseFirstTokenEvent(): FirstTokenEvent {
+  return { token: 0, text: "", ttftMs: 0, boundaries: [] };
+}
+
+export const FirstTokenEvent: MessageFns<FirstTokenEvent> = {
+  encode(message: FirstTokenEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== 0) {
+      writer.uint32(8).uint32(message.token);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    if (message.ttftMs !== 0) {
+      writer.uint32(25).double(message.ttftMs);
+    }
+    if (message.boundaries.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.boundaries) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirstTokenEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirstTokenEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.token = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.ttftMs = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.boundaries.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.boundaries.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTokenEvent(): TokenEvent {
+  return { index: 0, token: 0, text: "" };
+}
+
+export const TokenEvent: MessageFns<TokenEvent> = {
+  encode(message: TokenEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.token !== 0) {
+      writer.uint32(16).uint32(message.token);
+    }
+    if (message.text !== "") {
+      writer.uint32(26).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.token = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseRunEvent(): RunEvent {
+  return { event: undefined };
+}
+
+export const RunEvent: MessageFns<RunEvent> = {
+  encode(message: RunEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "firstToken":
+        FirstTokenEvent.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "result":
+        RunResult.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "token":
+        TokenEvent.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "firstToken", value: FirstTokenEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "result", value: RunResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "token", value: TokenEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseAbortRequest(): AbortRequest {
   return { from: undefined, reason: "", reasonRank: undefined };
 }
@@ -2201,6 +2538,19 @@ export const RankService = {
     responseSerialize: (value: RunResult): Buffer => Buffer.from(RunResult.encode(value).finish()),
     responseDeserialize: (value: Buffer): RunResult => RunResult.decode(value),
   },
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream: {
+    path: "/runahead.v1.Rank/RunStream" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: RunRequest): Buffer => Buffer.from(RunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunRequest => RunRequest.decode(value),
+    responseSerialize: (value: RunEvent): Buffer => Buffer.from(RunEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunEvent => RunEvent.decode(value),
+  },
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start: {
     path: "/runahead.v1.Rank/Start" as const,
@@ -2245,6 +2595,19 @@ export const RankService = {
     responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
     responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
   },
+  /**
+   * Last rank → coordinator, each token decoded after the first, as it is chosen (a streamed run
+   * sends it on; calls may overtake each other, so each carries its index).
+   */
+  generatedToken: {
+    path: "/runahead.v1.Rank/GeneratedToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GeneratedTokenReport): Buffer => Buffer.from(GeneratedTokenReport.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GeneratedTokenReport => GeneratedTokenReport.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
   /** Every rank → coordinator, when its part of the run is over. */
   report: {
     path: "/runahead.v1.Rank/Report" as const,
@@ -2280,6 +2643,11 @@ export const RankService = {
 export interface RankServer extends UntypedServiceImplementation {
   /** A client (the local launcher, a benchmark) asks rank 0 to run one prompt through the chain. */
   run: handleUnaryCall<RunRequest, RunResult>;
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream: handleServerStreamingCall<RunRequest, RunEvent>;
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start: handleUnaryCall<StartRequest, StartReply>;
   /** Rank i → rank i+1 (KV-Runahead) or every rank → every other rank (TSP): K/V of each layer. */
@@ -2292,6 +2660,11 @@ export interface RankServer extends UntypedServiceImplementation {
   kvEndpoint: handleUnaryCall<KvEndpointRequest, KvEndpointReply>;
   /** Last rank → coordinator, as soon as the first token is chosen. */
   firstToken: handleUnaryCall<FirstTokenReport, Ack>;
+  /**
+   * Last rank → coordinator, each token decoded after the first, as it is chosen (a streamed run
+   * sends it on; calls may overtake each other, so each carries its index).
+   */
+  generatedToken: handleUnaryCall<GeneratedTokenReport, Ack>;
   /** Every rank → coordinator, when its part of the run is over. */
   report: handleUnaryCall<RankReport, Ack>;
   /** Any rank → any rank: the run failed; stop it. */
@@ -2314,6 +2687,12 @@ export interface RankClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RunResult) => void,
   ): ClientUnaryCall;
+  /**
+   * The same, streamed: the first token as soon as the last rank has chosen it, then the result.
+   * Cancelling the call stops the run on every rank (a serving front whose client went away).
+   */
+  runStream(request: RunRequest, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
+  runStream(request: RunRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<RunEvent>;
   /** Coordinator → every other rank: the prompt is released; start this run. */
   start(request: StartRequest, callback: (error: ServiceError | null, response: StartReply) => void): ClientUnaryCall;
   start(
@@ -2371,6 +2750,25 @@ export interface RankClient extends Client {
   ): ClientUnaryCall;
   firstToken(
     request: FirstTokenReport,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  /**
+   * Last rank → coordinator, each token decoded after the first, as it is chosen (a streamed run
+   * sends it on; calls may overtake each other, so each carries its index).
+   */
+  generatedToken(
+    request: GeneratedTokenReport,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  generatedToken(
+    request: GeneratedTokenReport,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  generatedToken(
+    request: GeneratedTokenReport,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Ack) => void,
