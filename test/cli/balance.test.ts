@@ -132,7 +132,10 @@ describe('runahead calibrate, tune, and run --partition balanced', () => {
       ]),
     };
     await writeFile(join(dir, 'runs.json'), JSON.stringify(results));
-    await writeFile(join(dir, 'link.json'), JSON.stringify({ socketGBps: 0.8, grpcGBps: 0.5, tcpGBps: 2, memcpyGBps: 9 }));
+    await writeFile(
+      join(dir, 'link.json'),
+      JSON.stringify({ socketGBps: 0.8, grpcGBps: 0.5, tcpGBps: 2, memcpyGBps: 9 }),
+    );
     const cal = await runCli([
       'calibrate',
       '--runs',
