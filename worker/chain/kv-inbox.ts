@@ -10,6 +10,7 @@ import type { ComputeDType, HostArray } from '../model/tensor.ts';
 import type { KvBlock } from '../runtime/layer-engine.ts';
 import { FrameError, frameProblem, rowBytes, type KvGeometry } from './frames.ts';
 import { InboxBuffers } from './inbox-buffers.ts';
+import { copyBytes } from '../runtime/native-session.ts';
 
 export interface InboxSource {
   readonly rank: number;
@@ -46,15 +47,6 @@ interface Region {
 interface Waiter {
   resolve(layer: ReceivedLayer): void;
   reject(err: Error): void;
-}
-
-/**
- * `src` into `dst` (same length) with memmove: TypedArray#set into a SharedArrayBuffer copied
- * received K/V at about 2 GB/s here, a third of what memmove does (V8 copies shared memory
- * element-wise relaxed-atomic).
- */
-function copyInto(dst: Buffer, src: Uint8Array): void {
-  Buffer.from(src.buffer, src.byteOffset, src.byteLength).copy(dst);
 }
 
 export class KvInbox {
@@ -131,10 +123,11 @@ export class KvInbox {
         `bad KV frame from rank ${fromRank}: tokens ${frame.tokenStart}..${frame.tokenEnd} fall inside this rank's own chunk`,
       );
     const offset = (frame.tokenStart - region.start) * rowBytes(this.layout.geometry);
-    const key = Buffer.from(region.key.buffer, offset, frame.key.byteLength);
-    const value = Buffer.from(region.value.buffer, offset, frame.value.byteLength);
-    copyInto(key, frame.key);
-    copyInto(value, frame.value);
+    const key = new Uint8Array(region.key.buffer, offset, frame.key.byteLength);
+    const value = new Uint8Array(region.value.buffer, offset, frame.value.byteLength);
+    // Into shared memory: memmove (native-session.ts copyBytes), not V8's element-wise copy.
+    copyBytes(key, frame.key);
+    copyBytes(value, frame.value);
     this.bytesReceived += frame.key.byteLength + frame.value.byteLength;
     this.lastActivity = Date.now();
     const layerNext = this.next[frame.layer]!;

@@ -566,6 +566,25 @@ static napi_value PinHost(napi_env e, napi_callback_info info) {
   return out;
 }
 
+// ---- copyBytes ----------------------------------------------------------------------------------
+
+// memmove between two views of the same length. V8 copies into a SharedArrayBuffer element by element
+// with relaxed atomics (TypedArray#set and Buffer#copy alike): 2.7 GB/s where memmove runs at 10+,
+// and every byte of received K/V is copied into a shared inbox buffer (worker/chain/kv-inbox.ts).
+// Needs no init(): it touches no onnxruntime.
+static napi_value CopyBytes(napi_env e, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *dst = NULL, *src = NULL;
+  size_t dst_len = 0, src_len = 0;
+  napi_get_cb_info(e, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !get_bytes(e, argv[0], &dst, &dst_len) || !get_bytes(e, argv[1], &src, &src_len))
+    return throw_error(e, "copyBytes(dst, src): two typed arrays");
+  if (dst_len != src_len) return throw_error(e, "copyBytes: %zu bytes into %zu", src_len, dst_len);
+  if (dst_len > 0) memmove(dst, src, dst_len);
+  return NULL;
+}
+
 // ---- run ----------------------------------------------------------------------------------------
 
 static napi_value describe_value(napi_env e, const char* name, OrtValue* value, napi_value* dims_out, int* type_out) {
@@ -737,6 +756,7 @@ NAPI_MODULE_INIT() {
       {"run", NULL, Run, NULL, NULL, NULL, napi_default, NULL},
       {"allocHost", NULL, AllocHost, NULL, NULL, NULL, napi_default, NULL},
       {"pinHost", NULL, PinHost, NULL, NULL, NULL, napi_default, NULL},
+      {"copyBytes", NULL, CopyBytes, NULL, NULL, NULL, napi_default, NULL},
       {"releaseSession", NULL, ReleaseSession, NULL, NULL, NULL, napi_default, NULL},
       {"releaseValue", NULL, ReleaseValue, NULL, NULL, NULL, napi_default, NULL},
   };

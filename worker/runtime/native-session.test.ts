@@ -5,6 +5,7 @@ import { GraphBuilder } from '../onnx/graph-builder.ts';
 import {
   NativeSession,
   allocHost,
+  copyBytes,
   nativeAvailable,
   addonPath,
   NATIVE_HELP,
@@ -105,5 +106,24 @@ describe('NativeSession on the CPU provider', () => {
   it('refuses a provider it does not drive and a model that does not parse', () => {
     expect(() => NativeSession.create(new Uint8Array(4), { ep: 'webgpu' as 'cpu' })).toThrow(/options.ep/);
     expect(() => NativeSession.create(Uint8Array.of(1, 2, 3, 4), { ep: 'cpu' })).toThrow(/create session/);
+  });
+});
+
+describe('copyBytes', () => {
+  it('copies into shared memory exactly, between views at any offset', () => {
+    expect(nativeAvailable()).toBe(true);
+    const shared = new SharedArrayBuffer(1 << 16);
+    const src = Uint8Array.from({ length: 40_000 }, (_, i) => (i * 37) & 0xff);
+    const dst = new Uint8Array(shared, 123, src.byteLength);
+    copyBytes(dst, src.subarray(0));
+    expect(Buffer.from(dst).equals(Buffer.from(src))).toBe(true);
+    expect(new Uint8Array(shared, 0, 123).every((b) => b === 0)).toBe(true);
+    expect(new Uint8Array(shared, 123 + src.byteLength).every((b) => b === 0)).toBe(true);
+  });
+
+  it('refuses views of different lengths', () => {
+    expect(() => {
+      copyBytes(new Uint8Array(4), new Uint8Array(5));
+    }).toThrow(/5 bytes into 4/);
   });
 });
