@@ -12,7 +12,10 @@ jest.setTimeout(300_000);
  * 2 ranks of the small synthetic model on a 2048-token prompt: loading takes a few seconds and the
  * prefill several more on this machine's CPUs, so there is time to hit a rank in the middle of it.
  */
-function slowJob(name: string, extra: { backoffLimit?: number; ranks?: number } = {}): string {
+function slowJob(
+  name: string,
+  extra: { backoffLimit?: number; ranks?: number; promptTokens?: number } = {},
+): string {
   const ranks = extra.ranks ?? 2;
   return `apiVersion: runahead.dev/v1alpha1
 kind: RunaheadJob
@@ -25,7 +28,7 @@ spec:
       preset: small
   dtype: float32
   prompt:
-    syntheticTokens: 2048
+    syntheticTokens: ${extra.promptTokens ?? 2048}
   executionProvider: cpu
   threads: 1
   backoffLimit: ${extra.backoffLimit ?? 2}
@@ -58,10 +61,18 @@ describe('faults, end to end', () => {
   };
 
   it('a rank’s process killed mid-prefill: the group restarts and the job succeeds', async () => {
-    await cluster.apply(slowJob('kill-rank', { backoffLimit: 1 }));
+    // 4096 tokens: a prefill of several seconds, so that it is still under way when the test sees it.
+    await cluster.apply(slowJob('kill-rank', { backoffLimit: 1, promptTokens: 4096 }));
     // Every rank serves once its model is loaded, and rank 0 then releases the prompt. Rank 1 idles
     // until then; once it has computed for half a second, the prefill is under way (it takes seconds).
-    await cluster.wait('kill-rank', 'RanksReady', 180);
+    // Readiness as the agent's probe sees it: the job's RanksReady condition comes through the
+    // operator, and on a busy machine a short prefill may be over before it is written.
+    await eventually(
+      'both ranks of kill-rank ready',
+      () => ['kill-rank-0', 'kill-rank-1'].every((n) => running(n)?.ready),
+      180_000,
+      50,
+    );
     const idle = cluster.agent.cpuSeconds('default', 'kill-rank-1');
     await eventually(
       'rank 1 of kill-rank to compute',

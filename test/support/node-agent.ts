@@ -125,6 +125,8 @@ export interface AgentPod {
   readonly pid: number | undefined;
   /** The process is alive (also while it is being stopped). */
   readonly running: boolean;
+  /** Its readiness probe passes (the agent's own view, before the API server hears of it). */
+  readonly ready: boolean;
   readonly exitCode: number | undefined;
 }
 
@@ -295,6 +297,7 @@ export class NodeAgent {
       ip: rt.ip,
       pid: rt.child?.pid,
       running: rt.child !== null && rt.child.exitCode === null && rt.child.signalCode === null,
+      ready: rt.ready,
       exitCode: rt.exit?.exitCode,
     }));
   }
