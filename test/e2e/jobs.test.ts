@@ -143,7 +143,18 @@ describe('RunaheadJobs from examples/, end to end', () => {
       expect(status.firstTokenText).toBe(expected.firstTokenText);
       expect(status.ttftMs).toBeGreaterThan(0);
       expect(status.contextLength).toBe(expected.contextLength);
-      expect(status.restarts).toBe(0);
+      // A restart names its cause in the job's events: shown when there is one.
+      const why = status.restarts
+        ? await cluster.kubectl([
+            'get',
+            'events',
+            '--field-selector',
+            `involvedObject.name=${name}`,
+            '-o',
+            'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+          ])
+        : '';
+      expect({ file, restarts: status.restarts, why }).toEqual({ file, restarts: 0, why: '' });
       expect(status.ranks).toHaveLength(spec.ranks);
       const boundaries = status.boundaries!;
       expect(boundaries).toHaveLength(spec.ranks + 1);
