@@ -7,6 +7,7 @@ import { partitionToRequest } from '../core/partition-choice.ts';
 import { DEFAULT_CHAIN_TIMEOUTS, type ChainConfig, type JobPrompt } from '../core/worker-config.ts';
 import type { RunRequest } from '../core/gen/runahead/v1/rank.ts';
 import { withEngineFlags, withPromptFlags } from './engine-options.ts';
+import type { RankGroupOptions } from './launcher/rank-group.ts';
 
 /** Flags shared by `worker`, `run` and `bench`: the chain's mode, split, limits and TLS files. */
 export function withChainFlags(cmd: Command): Command {
@@ -71,6 +72,27 @@ export function withWorkerFlags(cmd: Command): Command {
       'what set --model, named when the model cannot be found (the operator: spec.model.checkpoint.path)',
       '--model',
     );
+}
+
+/** What a chain's flags set of a local rank group (run and serve start theirs alike). */
+export function groupOptionsOf(
+  chain: ChainConfig,
+): Pick<
+  RankGroupOptions,
+  'limits' | 'tls' | 'kvTransport' | 'startupTimeoutMs' | 'runTimeoutMs' | 'partitionTable'
+> {
+  return {
+    limits: {
+      maxFrameBytes: chain.maxFrameBytes,
+      maxQueuedFrames: chain.maxQueuedFrames,
+      peerTimeoutMs: chain.peerTimeoutMs,
+    },
+    tls: chain.tls,
+    kvTransport: chain.kvTransport,
+    startupTimeoutMs: chain.startupTimeoutMs,
+    runTimeoutMs: chain.runTimeoutMs,
+    ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
+  };
 }
 
 export function runRequest(chain: ChainConfig, prompt: RunRequest['prompt']): RunRequest {

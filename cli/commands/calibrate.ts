@@ -1,12 +1,13 @@
 // `runahead calibrate`: fit a cost profile to benchmark runs made on the target hardware.
 import type { Command } from 'commander';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { CostProfileSchema, PROFILE_VERSION, type CostProfile } from '../../core/cost-model.ts';
 import { fitProfile, type MeasuredRun, type TransferFit } from '../../core/calibration.ts';
 import { BenchResultsSchema, type BenchResults } from '../bench/results.ts';
 import { modelConfig, shapeOf } from '../model-info.ts';
+import { readJsonInput } from '../json-input.ts';
 import { parseFlags, UsageError } from '../options.ts';
 
 const Flags = z.object({
@@ -26,33 +27,12 @@ const LinkBenchSchema = z.looseObject({
 
 /** The idle link's rate from a link benchmark's JSON, or undefined when it has none. */
 export async function readLinkGBps(path: string): Promise<number | undefined> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--link ${path}: ${(err as Error).message}`);
-  }
-  const r = LinkBenchSchema.safeParse(json);
-  if (!r.success)
-    throw new UsageError(
-      `--link ${path}: not a runahead bench link --json file (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
-    );
-  return r.data.socketGBps ?? r.data.grpcGBps ?? undefined;
+  const r = await readJsonInput('--link', path, LinkBenchSchema, 'a runahead bench link --json file');
+  return r.socketGBps ?? r.grpcGBps ?? undefined;
 }
 
-async function readResults(path: string): Promise<BenchResults> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--runs ${path}: ${(err as Error).message}`);
-  }
-  const r = BenchResultsSchema.safeParse(json);
-  if (!r.success)
-    throw new UsageError(
-      `--runs ${path}: not a runahead bench --json-out file (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
-    );
-  return r.data;
+function readResults(path: string): Promise<BenchResults> {
+  return readJsonInput('--runs', path, BenchResultsSchema, 'a runahead bench --json-out file');
 }
 
 export function registerCalibrate(program: Command): void {
@@ -119,19 +99,8 @@ export function registerCalibrate(program: Command): void {
     });
 }
 
-export async function readProfile(path: string): Promise<CostProfile> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--profile ${path}: ${(err as Error).message}`);
-  }
-  const r = CostProfileSchema.safeParse(json);
-  if (!r.success)
-    throw new UsageError(
-      `--profile ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  return r.data;
+export function readProfile(path: string): Promise<CostProfile> {
+  return readJsonInput('--profile', path, CostProfileSchema, 'a runahead calibrate profile');
 }
 
 const gbps = (x: number) => (x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));

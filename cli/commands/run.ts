@@ -7,7 +7,7 @@ import { parseFlags, UsageError } from '../options.ts';
 import { withEngineFlags, withPromptFlags } from '../engine-options.ts';
 import { progress } from '../progress.ts';
 import { FAILED_GRACE_MS, RankGroup } from '../launcher/rank-group.ts';
-import { runRequest, toPrompt, withChainFlags } from '../worker-flags.ts';
+import { groupOptionsOf, runRequest, toPrompt, withChainFlags } from '../worker-flags.ts';
 import { engineSpecOf } from '../engine-spec.ts';
 import { checkModel } from '../model-check.ts';
 import { readPromptText } from '../prompt-text.ts';
@@ -64,16 +64,7 @@ export function registerRun(program: Command): void {
         group = await RankGroup.start({
           ranks: f.ranks,
           spec,
-          limits: {
-            maxFrameBytes: chain.maxFrameBytes,
-            maxQueuedFrames: chain.maxQueuedFrames,
-            peerTimeoutMs: chain.peerTimeoutMs,
-          },
-          tls: chain.tls,
-          kvTransport: chain.kvTransport,
-          startupTimeoutMs: chain.startupTimeoutMs,
-          runTimeoutMs: chain.runTimeoutMs,
-          ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
+          ...groupOptionsOf(chain),
           ...(f.pinCores ? { pinCores: f.pinCores } : {}),
           onProgress: (d, t) => {
             bar.update(d, t, '');

@@ -4,9 +4,8 @@
 // from there — and run through rank 0 (cli/serve/). Everything checkable is checked before the ranks
 // load, in seconds.
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { CostProfileSchema, type CostProfile } from '../../core/cost-model.ts';
+import type { CostProfile } from '../../core/cost-model.ts';
 import { routePrompt, splitFrom, type RouteContext, type RoutePolicy } from '../../core/length-routing.ts';
 import { logger } from '../../core/log.ts';
 import { partitionProblem } from '../../core/partition-choice.ts';
@@ -23,7 +22,8 @@ import { COMPLETION_LIMIT_DEFAULTS } from '../serve/completions-api.ts';
 import { LocalGroup } from '../serve/local-group.ts';
 import { ServeFront } from '../serve/serve-front.ts';
 import { ServeMetrics } from '../serve/serve-metrics.ts';
-import { withChainFlags } from '../worker-flags.ts';
+import { groupOptionsOf, withChainFlags } from '../worker-flags.ts';
+import { readProfile } from './calibrate.ts';
 import { readPartitionTable } from './worker.ts';
 
 const int = (flag: string, min: number) =>
@@ -52,22 +52,12 @@ const ServeFlags = z.object({
 const CONCURRENCY = 1;
 
 async function readProfileFor(path: string, model: string): Promise<CostProfile> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--profile ${path}: ${(err as Error).message}`);
-  }
-  const r = CostProfileSchema.safeParse(json);
-  if (!r.success)
+  const profile = await readProfile(path);
+  if (profile.model !== model)
     throw new UsageError(
-      `--profile ${path}: not a runahead calibrate profile (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`,
+      `--profile ${path} is calibrated for ${profile.model}; this server serves ${model} (calibrate one for it with runahead bench and runahead calibrate)`,
     );
-  if (r.data.model !== model)
-    throw new UsageError(
-      `--profile ${path} is calibrated for ${r.data.model}; this server serves ${model} (calibrate one for it with runahead bench and runahead calibrate)`,
-    );
-  return r.data;
+  return profile;
 }
 
 /** --route with --profile or --single-below, as a policy; auto needs one of the two. */
@@ -157,16 +147,7 @@ export function registerServe(program: Command): void {
         backend = await LocalGroup.start({
           ranks: f.ranks,
           spec: engineSpecOf(engine),
-          limits: {
-            maxFrameBytes: chain.maxFrameBytes,
-            maxQueuedFrames: chain.maxQueuedFrames,
-            peerTimeoutMs: chain.peerTimeoutMs,
-          },
-          tls: chain.tls,
-          kvTransport: chain.kvTransport,
-          startupTimeoutMs: chain.startupTimeoutMs,
-          runTimeoutMs: chain.runTimeoutMs,
-          ...(chain.partitionTable ? { partitionTable: chain.partitionTable } : {}),
+          ...groupOptionsOf(chain),
           ...(f.pinCores ? { pinCores: f.pinCores } : {}),
           onProgress: (d, t) => {
             bar.update(d, t, '');
