@@ -8,6 +8,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes
 import { GROUP, PLURAL, VERSION } from '../../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpecInput, RunaheadJobStatus } from '../../core/api/v1alpha1/runahead-job.ts';
 import { ControlPlane } from '../support/control-plane.ts';
+import { createTestJob } from '../support/test-jobs.ts';
 import { chartIdentity } from '../support/chart-rbac.ts';
 import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { repoPath } from '../support/operator.ts';
@@ -40,25 +41,8 @@ async function namespace(name: string, labels?: Record<string, string>): Promise
 }
 
 async function createJob(ns: string, name: string, spec: Partial<RunaheadJobSpecInput> = {}): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: ns,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'RunaheadJob',
-      metadata: { name },
-      spec: {
-        ranks: 2,
-        model: { synthetic: { preset: 'tiny' } },
-        prompt: { syntheticTokens: 64 },
-        executionProvider: 'cpu',
-        image: 'registry.example.com/runahead/worker:test',
-        ...spec,
-      },
-    },
-  });
+  // An image from a registry the policies' tests allow by prefix.
+  await createTestJob(custom, ns, name, { image: 'registry.example.com/runahead/worker:test', ...spec });
 }
 
 async function getJob(ns: string, name: string): Promise<Job> {

@@ -11,6 +11,7 @@ import { ConflictError, Reconciler } from '../../operator/reconciler.ts';
 import { DEFAULT_OPERATOR_DEFAULTS } from '../../operator/desired-children.ts';
 import { logger } from '../../core/log.ts';
 import { ControlPlane } from '../support/control-plane.ts';
+import { createTestJob } from '../support/test-jobs.ts';
 import { chartIdentity } from '../support/chart-rbac.ts';
 import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { repoPath } from '../support/operator.ts';
@@ -50,25 +51,7 @@ async function namespace(name: string): Promise<string> {
 }
 
 async function createJob(ns: string, name: string, spec: Partial<RunaheadJobSpecInput> = {}): Promise<Job> {
-  return (await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: ns,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'RunaheadJob',
-      metadata: { name },
-      spec: {
-        ranks: 2,
-        model: { synthetic: { preset: 'tiny' } },
-        prompt: { syntheticTokens: 64 },
-        executionProvider: 'cpu',
-        image: 'runahead-worker:test',
-        ...spec,
-      },
-    },
-  })) as Job;
+  return (await createTestJob(custom, ns, name, spec)) as Job;
 }
 
 async function getJob(ns: string, name: string): Promise<Job | null> {

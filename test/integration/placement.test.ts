@@ -16,6 +16,7 @@ import {
 import { GROUP, PLURAL, VERSION } from '../../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpecInput, RunaheadJobStatus } from '../../core/api/v1alpha1/runahead-job.ts';
 import { ControlPlane } from '../support/control-plane.ts';
+import { createTestJob } from '../support/test-jobs.ts';
 import { chartIdentity } from '../support/chart-rbac.ts';
 import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { repoPath } from '../support/operator.ts';
@@ -80,25 +81,7 @@ async function createJob(
   spec: Partial<RunaheadJobSpecInput>,
   labels: Record<string, string> = {},
 ): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: ns,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'RunaheadJob',
-      metadata: { name, labels },
-      spec: {
-        ranks: 2,
-        model: { synthetic: { preset: 'tiny' } },
-        prompt: { syntheticTokens: 64 },
-        executionProvider: 'cpu',
-        image: 'runahead-worker:test',
-        ...spec,
-      },
-    },
-  });
+  await createTestJob(custom, ns, name, spec, labels);
 }
 
 async function status(ns: string, name: string): Promise<RunaheadJobStatus> {

@@ -10,6 +10,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes
 import { GROUP, PLURAL, VERSION } from '../../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpecInput, RunaheadJobStatus } from '../../core/api/v1alpha1/runahead-job.ts';
 import { ControlPlane } from '../support/control-plane.ts';
+import { createTestJob } from '../support/test-jobs.ts';
 import { chartIdentity } from '../support/chart-rbac.ts';
 import { eventually, eventuallyExpect } from '../support/eventually.ts';
 import { repoPath } from '../support/operator.ts';
@@ -62,24 +63,7 @@ afterAll(async () => {
 });
 
 async function createJob(name: string, spec: Partial<RunaheadJobSpecInput>): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: ns,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'RunaheadJob',
-      metadata: { name },
-      spec: {
-        model: { synthetic: { preset: 'tiny' } },
-        prompt: { syntheticTokens: 64 },
-        executionProvider: 'cuda',
-        image: 'runahead-worker:test',
-        ...spec,
-      },
-    },
-  });
+  await createTestJob(custom, ns, name, { executionProvider: 'cuda', ...spec });
 }
 
 async function pods(job: string): Promise<V1Pod[]> {
