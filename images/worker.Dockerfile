@@ -66,6 +66,7 @@ COPY bin bin
 # Numeric, so that Kubernetes can check runAsNonRoot; HOME is /tmp because the pod's root filesystem
 # may be read-only.
 USER 65532:65532
-EXPOSE 50051
+# The rank protocol (gRPC) and the K/V socket (core/api/v1alpha1/names.ts RANK_PORT, RANK_KV_PORT).
+EXPOSE 50051 50052
 ENTRYPOINT ["node", "/app/bin/runahead.js"]
 CMD ["worker", "--help"]
