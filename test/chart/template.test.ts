@@ -146,11 +146,16 @@ describe('helm template with default values', () => {
   );
 
   test(
-    'the CRD comes from crds/ only with --include-crds (Helm installs it once, never upgrades it)',
+    'the CRDs come from crds/ only with --include-crds (Helm installs it once, never upgrades it)',
     async () => {
       expect(kinds((await render()).manifests)).not.toContain('CustomResourceDefinition');
-      const crd = find((await render({ includeCrds: true })).manifests, 'CustomResourceDefinition');
-      expect(crd.metadata.name).toBe('runaheadjobs.runahead.dev');
+      const crds = (await render({ includeCrds: true })).manifests.filter(
+        (m) => m.kind === 'CustomResourceDefinition',
+      );
+      expect(crds.map((c) => c.metadata.name).sort()).toEqual([
+        'runaheadjobs.runahead.dev',
+        'runaheadservers.runahead.dev',
+      ]);
     },
     TIMEOUT,
   );
