@@ -63,7 +63,6 @@ const ServeFlags = z.object({
     .optional(),
 });
 
-
 /** One request holds the chain at a time: a rank node runs one run at a time (run-lifecycle.ts). */
 const CONCURRENCY = 1;
 
