@@ -44,6 +44,12 @@ const CORPUS: { name: string; manifest: Manifest; server: RegExp; zod: RegExp }[
     zod: /routing\.singleBelowTokens: .*required with policy auto/,
   },
   {
+    name: 'a gang scheduler pod group',
+    manifest: invalid((m) => (m.spec['placement'] = { podGroup: { scheduler: 'Volcano' } })),
+    server: /spec\.placement\.podGroup: .*placement\.podGroup is not supported on a RunaheadServer yet/,
+    zod: /placement\.podGroup: placement\.podGroup is not supported on a RunaheadServer yet/,
+  },
+  {
     name: 'maxUnavailable 0',
     manifest: invalid((m) => (m.spec['maxUnavailable'] = 0)),
     server: /spec\.maxUnavailable: Invalid value: 0: .*greater than or equal to 1/,

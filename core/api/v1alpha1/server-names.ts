@@ -13,8 +13,10 @@ export const SERVER_CRD_NAME = `${SERVER_PLURAL}.${GROUP}`;
 export const LABEL_SERVER = `${GROUP}/server`;
 export const LABEL_SERVER_GROUP = `${GROUP}/server-group`;
 export const LABEL_SERVER_REVISION = `${GROUP}/server-revision`;
-/** `rank` for a rank pod, `front` for the group's serving front (same label as the job's pods). */
+/** `rank` for a rank pod, `front` for the group's serving front (`runahead serve --ranks-at`). */
+export const LABEL_SERVER_ROLE = `${GROUP}/server-role`;
 export const SERVER_ROLES = ['rank', 'front'] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
 
 /** The port a group's front serves completions on, inside the pod; the Service maps spec.service.port. */
 export const FRONT_PORT = 8000;
@@ -25,12 +27,15 @@ export const MAX_SERVER_REPLICAS = 32;
 
 /** Names of a server's children, derived from its name (validated to leave room for them). */
 export const serverChildNames = {
-  /** The Service clients reach, over every group's front. */
+  /** The Service clients reach, over every ready group's front. */
   service: (server: string): string => server,
-  /** Headless Service giving group g's rank i the stable name `<server>-<g>-<i>.<server>-<g>-ranks`. */
-  groupService: (server: string, group: number): string => `${server}-${group}-ranks`,
-  rankPod: (server: string, group: number, rank: number): string => `${server}-${group}-${rank}`,
-  frontPod: (server: string, group: number): string => `${server}-${group}-front`,
+  /**
+   * Group g as the job code names a rank group (its "job" name): pods `<server>-g<g>-<rank>`, the
+   * headless Service `<server>-g<g>-ranks` giving them stable DNS names. The `g` keeps them apart from
+   * a RunaheadJob named `<server>-<n>`.
+   */
+  group: (server: string, group: number): string => `${server}-g${group}`,
+  frontPod: (server: string, group: number): string => `${server}-g${group}-front`,
 };
 
 /** The longest server name for which every child name is a DNS-1035 label (63 characters). */
