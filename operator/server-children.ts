@@ -198,7 +198,8 @@ export function frontArgv(server: ServerRef, group: number, defaults: OperatorDe
     ...['--max-frame-bytes', String(k.maxFrameBytes), '--max-queued-frames', String(k.maxQueuedFrames)],
     ...['--peer-timeout-ms', String(k.peerTimeoutMs), '--run-timeout-ms', String(k.runTimeoutMs)],
     ...(k.tls ? ['--tls-cert', k.tls.cert, '--tls-key', k.tls.key, '--tls-ca', k.tls.ca] : []),
-    ...['--host', '0.0.0.0', '--port', String(FRONT_PORT)],
+    // The pod's own IP (kubelet's $(VAR) expansion of the env below): what probes and the Service reach.
+    ...['--host', '$(POD_IP)', '--port', String(FRONT_PORT)],
     ...['--route', r.policy, ...(r.singleBelowTokens ? ['--single-below', String(r.singleBelowTokens)] : [])],
     ...['--max-queue', String(r.maxQueue), '--request-timeout-ms', String(r.requestTimeoutSeconds * 1000)],
     ...['--served-model-name', s.servedModelName ?? server.name],
@@ -229,6 +230,7 @@ export function desiredFrontPod(
     imagePullPolicy: worker.imagePullPolicy!,
     args: frontArgv(server, group, defaults),
     env: [
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'RUNAHEAD_SERVER', value: server.name },
       { name: 'RUNAHEAD_SERVER_GROUP', value: String(group) },
     ],

@@ -4,6 +4,7 @@ import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { CHART_DIR, find, kinds, render, renderRaw, type Manifest } from '../support/chart.ts';
 import { helm } from '../support/tools.ts';
+import { RANK_KV_PORT, RANK_PORT } from '../../core/api/v1alpha1/names.ts';
 
 const TIMEOUT = 60_000;
 
@@ -244,7 +245,7 @@ describe('helm template with non-default values', () => {
   );
 
   test(
-    'NetworkPolicy on: rank pods admit the rank port from rank pods only, in each job namespace',
+    'NetworkPolicy on: rank pods admit the rank and K/V ports from rank pods only, the rank port from fronts, in each job namespace',
     async () => {
       const { manifests } = await render({
         set: ['networkPolicy.enabled=true', 'networkPolicy.namespaces={team-a,team-b}'],
@@ -260,7 +261,17 @@ describe('helm template with non-default values', () => {
           podSelector: { matchLabels: ranks },
           policyTypes: ['Ingress'],
           ingress: [
-            { from: [{ podSelector: { matchLabels: ranks } }], ports: [{ protocol: 'TCP', port: 50051 }] },
+            {
+              from: [{ podSelector: { matchLabels: ranks } }],
+              ports: [
+                { protocol: 'TCP', port: RANK_PORT },
+                { protocol: 'TCP', port: RANK_KV_PORT },
+              ],
+            },
+            {
+              from: [{ podSelector: { matchLabels: { ...ranks, 'app.kubernetes.io/component': 'front' } } }],
+              ports: [{ protocol: 'TCP', port: RANK_PORT }],
+            },
           ],
         });
       const single = await render({ set: ['networkPolicy.enabled=true'] });

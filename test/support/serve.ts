@@ -54,13 +54,13 @@ export async function stopServe(server: Server | undefined): Promise<void> {
 export function call(
   port: number,
   path: string,
-  init: { method?: string; body?: unknown; signal?: AbortSignal } = {},
+  init: { method?: string; body?: unknown; signal?: AbortSignal; host?: string } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const body = init.body === undefined ? undefined : JSON.stringify(init.body);
     const req = request(
       {
-        host: '127.0.0.1',
+        host: init.host ?? '127.0.0.1',
         port,
         path,
         method: init.method ?? (body === undefined ? 'GET' : 'POST'),
