@@ -3,6 +3,7 @@
 // server, the server reconciler as its handler. Any change to a child enqueues its server, which is
 // then reconciled from the whole current state (level-triggered).
 import {
+  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
@@ -40,10 +41,19 @@ export class ServerController {
   readonly #log: Logger = logger('server-controller');
   readonly #concurrency: number;
   #running: Promise<void> | null = null;
+  readonly #custom: CustomObjectsApi;
+  readonly #namespace: string | undefined;
+  /**
+   * False when the API serves no RunaheadServers: a chart upgraded in place keeps its old CRDs (Helm
+   * installs crds/ only on install), and the job controller must not wait on a kind that is not there.
+   */
+  #enabled = true;
 
   constructor(options: ServerControllerOptions) {
     const { kubeConfig, namespace, metrics } = options;
     this.#concurrency = options.concurrency ?? 4;
+    this.#custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.#namespace = namespace;
     const onRestart = (resource: string) => {
       metrics.informerRestarted(resource);
     };
@@ -73,7 +83,7 @@ export class ServerController {
           new Set(ofServer(this.#services, ns, server).map((s) => s.metadata?.name ?? '')),
       },
       core: kubeConfig.makeApiClient(CoreV1Api),
-      custom: kubeConfig.makeApiClient(CustomObjectsApi),
+      custom: this.#custom,
       defaults: options.defaults,
       log: this.#log,
     });
@@ -91,14 +101,21 @@ export class ServerController {
   }
 
   get synced(): boolean {
-    return this.#informers.every((i) => i.hasSynced);
+    return !this.#enabled || this.#informers.every((i) => i.hasSynced);
   }
 
   get healthy(): boolean {
-    return this.#informers.every((i) => i.healthy);
+    return !this.#enabled || this.#informers.every((i) => i.healthy);
   }
 
   async start(): Promise<void> {
+    if (!(await this.#served())) {
+      this.#enabled = false;
+      this.#log.warn(
+        'the API serves no runaheadservers (CRD not installed: kubectl apply -f the chart’s crds/); RunaheadServers are not reconciled',
+      );
+      return;
+    }
     const informers = this.#informers;
     await Promise.all(informers.map((i) => i.start()));
     await Promise.all(informers.map((i) => i.waitForSync()));
@@ -111,7 +128,22 @@ export class ServerController {
     this.#log.info({ concurrency: this.#concurrency }, 'server controller started');
   }
 
+  /** Whether the API serves RunaheadServers (404: the CRD is not installed). */
+  async #served(): Promise<boolean> {
+    const list = { group: GROUP, version: VERSION, plural: SERVER_PLURAL, limit: 1 };
+    try {
+      if (this.#namespace)
+        await this.#custom.listNamespacedCustomObject({ ...list, namespace: this.#namespace });
+      else await this.#custom.listClusterCustomObject(list);
+      return true;
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return false;
+      throw err;
+    }
+  }
+
   async stop(): Promise<void> {
+    if (!this.#enabled) return;
     await this.#queue.shutDown();
     await this.#running;
     await Promise.all(this.#informers.map((i) => i.stop()));
