@@ -233,4 +233,18 @@ describe('planServer', () => {
     const partial = pods.filter((x) => x.name !== 'chat-g0-1');
     expect(summary(plan(server, partial).actions)).toEqual(['createPod chat-g0-1']);
   });
+
+  test("a server that breaks the admin's limits gets no pod, and says which limit", () => {
+    const server = serverWith({
+      model: { checkpoint: { volume: { hostPath: { path: '/data/models' } } } },
+    });
+    const p = plan(server, [], undefined, new Set());
+    expect(p.actions).toEqual([]);
+    const available = p.status.conditions?.find((c) => c.type === 'Available');
+    expect(available).toMatchObject({ status: 'False', reason: 'PolicyViolation' });
+    expect(available?.message).toMatch(/hostPath/);
+    expect(p.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'PolicyViolation' })]);
+    // Told once: the next reconcile records no second event.
+    expect(plan(server, [], p.status, new Set()).events).toEqual([]);
+  });
 });

@@ -19,10 +19,12 @@ import { LABEL_RANK } from '../core/api/v1alpha1/names.ts';
 import { clipMessage, setCondition } from './conditions.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
+import { jobPolicyProblem } from './policies/job-policies.ts';
 import {
   desiredClientService,
   desiredGroupPods,
   desiredGroupService,
+  groupJob,
   serverRevision,
   type ServerRef,
 } from './server-children.ts';
@@ -216,27 +218,59 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
   };
 }
 
+/** The client Service and every group's headless Service that do not exist yet. */
+function missingServices(input: ServerPlanInput): ServerAction[] {
+  const { server } = input;
+  const wanted = [
+    desiredClientService(server),
+    ...Array.from({ length: server.spec.replicas }, (_, g) => desiredGroupService(server, g)),
+  ];
+  return wanted
+    .filter((object) => !input.services.has(object.metadata!.name!))
+    .map((object) => ({ kind: 'createService', object }) as const);
+}
+
+/** A server the admin's policies refuse: no child, Available False with the policy's message. */
+function refusedServer(input: ServerPlanInput, revision: string, problem: string): ServerPlan {
+  const conditions: Condition[] = (input.status?.conditions ?? []).map((c) => ({ ...c }));
+  const message = clipMessage(problem);
+  const told = setCondition(
+    conditions,
+    ConditionType.Available,
+    'False',
+    Reason.PolicyViolation,
+    message,
+    input.now,
+    input.generation,
+  );
+  return {
+    status: {
+      ...input.status,
+      observedGeneration: input.generation,
+      conditions,
+      replicas: input.server.spec.replicas,
+      readyReplicas: 0,
+      revision,
+    },
+    actions: [],
+    events: told ? [{ type: 'Warning', reason: Reason.PolicyViolation, message }] : [],
+  };
+}
+
 export function planServer(input: ServerPlanInput): ServerPlan {
   const { server, defaults, now } = input;
   const spec = server.spec;
   const revision = serverRevision(spec);
+  // The cluster admin's limits (host paths, images, tolerations, priority class) are the job's: the
+  // server's pods are a job's rank pods. A server that breaks one gets no pod.
+  const problem = jobPolicyProblem(groupJob(server, 0).spec, defaults);
+  if (problem) return refusedServer(input, revision, problem);
   const actions: ServerAction[] = [];
   const events: PlannedEvent[] = [];
   const restarts = new Map((input.status?.groups ?? []).map((g) => [g.group, g.restarts]));
   const messages = new Map<number, string>();
 
-  for (const name of [
-    serverChildNames.service(server.name),
-    ...Array.from({ length: spec.replicas }, (_, g) => `${serverChildNames.group(server.name, g)}-ranks`),
-  ])
-    if (!input.services.has(name))
-      actions.push({
-        kind: 'createService',
-        object:
-          name === serverChildNames.service(server.name)
-            ? desiredClientService(server)
-            : desiredGroupService(server, Number(/-g(\d+)-ranks$/.exec(name)![1])),
-      });
+  actions.push(...missingServices(input));
 
   // Groups past spec.replicas go.
   actions.push(...deleteAll(input.pods.filter((p) => p.group >= spec.replicas)));
