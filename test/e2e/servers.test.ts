@@ -121,4 +121,43 @@ describe('RunaheadServer on the test cluster', () => {
       await cluster.kubectl(['get', 'events', '--field-selector', `involvedObject.name=${NAME}`]),
     ).toMatch(/RankPodDeleted/);
   });
+
+  it('a spec change rolls the group to the new revision, which serves', async () => {
+    const before = (await status())!.revision;
+    await cluster.kubectl([
+      'patch',
+      'runaheadserver',
+      NAME,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { routing: { maxQueue: 4 } } }),
+    ]);
+    await eventually(
+      'the group ready at the new revision',
+      async () => {
+        const s = await status();
+        return s?.revision !== before && s?.updatedReplicas === 1 && s.readyReplicas === 1;
+      },
+      60_000,
+      250,
+    ).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${await describeAll()}`, { cause: err });
+    });
+    const front = JSON.parse(await cluster.kubectl(['get', 'pod', `${NAME}-g0-front`, '-o', 'json'])) as {
+      metadata: { labels: Record<string, string> };
+      spec: { containers: { args: string[] }[] };
+    };
+    expect(front.metadata.labels['runahead.dev/server-revision']).toBe((await status())!.revision);
+    expect(front.spec.containers[0]!.args.join(' ')).toContain('--max-queue 4');
+    const r = await eventually(
+      'a completion after the roll',
+      async () => {
+        const c = await complete();
+        return c.status === 200 ? c : null;
+      },
+      20_000,
+      250,
+    );
+    expect(r.body.runahead?.ranks).toBe(2);
+  });
 });
