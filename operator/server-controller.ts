@@ -122,8 +122,8 @@ export class ServerController {
     for (const s of this.servers.list()) this.#enqueue(s.metadata?.namespace, s.metadata?.name);
     this.#running = this.#queue.run(this.#concurrency, async (key) => {
       const [namespace = '', name = ''] = key.split('/');
-      await this.#reconciler.reconcile(namespace, name);
-      return {};
+      const requeueAfterMs = await this.#reconciler.reconcile(namespace, name);
+      return requeueAfterMs === null ? {} : { requeueAfterMs };
     });
     this.#log.info({ concurrency: this.#concurrency }, 'server controller started');
   }

@@ -42,6 +42,8 @@ export interface ServerPod {
   readonly ready: boolean;
   readonly deleting: boolean;
   readonly schedulingGates: readonly string[];
+  /** Its IP, once it has one (a front's /metrics is read there). */
+  readonly ip: string | undefined;
   /** Why it is not running, when the kubelet or scheduler says ('' otherwise). */
   readonly message: string;
 }
@@ -80,6 +82,7 @@ export function observeServerPod(pod: V1Pod): ServerPod | null {
     ready: status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
     schedulingGates: (pod.spec?.schedulingGates ?? []).map((g) => g.name),
+    ip: status?.podIP,
     message: podMessage(status),
   };
 }

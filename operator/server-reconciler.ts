@@ -20,13 +20,14 @@ import {
   VERSION,
 } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
-import { SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
+import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
 import { ConflictError } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
-import { observeServerPod, planServer, type ServerAction } from './server-plan.ts';
+import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
+import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
 
 /** What the server reconciler reads: the informers' caches. */
 export interface ServerClusterView {
@@ -51,6 +52,33 @@ type RawServer = {
   status?: RunaheadServerStatus;
 };
 
+/** How often a serving server's TTFT percentiles are read again from its fronts. */
+export const TTFT_REFRESH_MS = 15_000;
+const SCRAPE_TIMEOUT_MS = 1000;
+
+/**
+ * TTFT percentiles over every ready front's /metrics (each since that front started); a front that
+ * does not answer in time is left out, and none answering keeps the last percentiles (null).
+ */
+async function scrapeTtft(pods: readonly ServerPod[]): Promise<TtftPercentiles | null> {
+  const fronts = pods.filter((p) => p.role === 'front' && p.ready && p.ip);
+  const texts = await Promise.all(
+    fronts.map(async (p) => {
+      try {
+        const host = p.ip!.includes(':') ? `[${p.ip!}]` : p.ip!;
+        const res = await fetch(`http://${host}:${FRONT_PORT}/metrics`, {
+          signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS),
+        });
+        return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  const answered = texts.filter((t): t is string => t !== null);
+  return answered.length > 0 ? ttftPercentiles(answered) : null;
+}
+
 const isCode = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
 
 export class ServerReconciler {
@@ -62,16 +90,17 @@ export class ServerReconciler {
     this.clock = deps.clock ?? (() => new Date());
   }
 
-  async reconcile(namespace: string, name: string): Promise<void> {
+  /** Reconciles the server; returns when to look again (TTFT from the fronts), null: on change only. */
+  async reconcile(namespace: string, name: string): Promise<number | null> {
     const { view, log } = this.deps;
     const raw = view.server(namespace, name) as RawServer | undefined;
     // Gone, or going: its children go with it through owner references.
-    if (!raw || raw.metadata?.deletionTimestamp) return;
+    if (!raw || raw.metadata?.deletionTimestamp) return null;
     const parsed = parseRunaheadServer(raw);
     if (!parsed.ok) {
       // The API server's CEL refuses these; one stored before the CRD changed is left alone.
       log.warn({ namespace, server: name, problem: parsed.message }, 'invalid RunaheadServer left alone');
-      return;
+      return null;
     }
     const uid = raw.metadata?.uid ?? '';
     const pods = view
@@ -84,7 +113,7 @@ export class ServerReconciler {
       status: raw.status,
       pods,
       services: view.servicesOfServer(namespace, name),
-      ttftMs: null,
+      ttftMs: await scrapeTtft(pods),
       now: this.clock(),
       defaults: this.deps.defaults,
     });
@@ -92,6 +121,7 @@ export class ServerReconciler {
     if (changed) await this.writeStatus(raw, namespace, name, plan.status);
     for (const action of plan.actions) await this.applyAction(namespace, name, action);
     for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
+    return (plan.status.readyReplicas ?? 0) > 0 ? TTFT_REFRESH_MS : null;
   }
 
   private async writeStatus(

@@ -89,6 +89,16 @@ describe('RunaheadServer on the test cluster', () => {
     expect(r.status).toBe(200);
     expect(r.body.runahead?.ranks).toBe(2);
     expect(r.body.runahead?.token_ids).toHaveLength(3);
+    // The operator reads the fronts' TTFT histograms into the status (every 15 s while serving).
+    const ttft = await eventually(
+      'TTFT percentiles in the status',
+      async () => (await status())?.ttftMs,
+      30_000,
+      500,
+    );
+    expect(ttft.requests).toBeGreaterThanOrEqual(1);
+    expect(ttft.p50).toBeGreaterThan(0);
+    expect(ttft.p99).toBeGreaterThanOrEqual(ttft.p50);
   });
 
   it('a deleted rank pod restarts its whole group, which serves again', async () => {
