@@ -8,6 +8,7 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
+  type V1Namespace,
   type V1Pod,
   type V1Service,
 } from '@kubernetes/client-node';
@@ -18,6 +19,7 @@ import type { OperatorDefaults } from './desired-children.ts';
 import { Informer } from './platform/informer.ts';
 import type { OperatorMetrics } from './platform/metrics.ts';
 import { WorkQueue } from './platform/work-queue.ts';
+import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
 import { ServerReconciler } from './server-reconciler.ts';
 
 export interface ServerControllerOptions {
@@ -36,6 +38,8 @@ export class ServerController {
   readonly servers: Informer<KubernetesObject>;
   readonly #pods: Informer<V1Pod>;
   readonly #services: Informer<V1Service>;
+  /** With --namespaces labelled: the namespaces that opted in (null: every namespace is served). */
+  readonly #namespaces: Informer<V1Namespace> | null;
   readonly #queue = new WorkQueue({ name: 'runaheadservers' });
   readonly #reconciler: ServerReconciler;
   readonly #log: Logger = logger('server-controller');
@@ -73,6 +77,15 @@ export class ServerController {
     this.servers = informer(GROUP, VERSION, SERVER_PLURAL);
     this.#pods = informer<V1Pod>('', 'v1', 'pods', CHILD_SELECTOR);
     this.#services = informer<V1Service>('', 'v1', 'services', CHILD_SELECTOR);
+    this.#namespaces =
+      options.defaults.namespacePolicy.namespaces === 'labelled'
+        ? new Informer<V1Namespace>({
+            kubeConfig,
+            resource: { group: '', version: 'v1', plural: 'namespaces' },
+            labelSelector: ENABLED_NAMESPACE_SELECTOR,
+            onRestart,
+          })
+        : null;
     const ofServer = <T extends KubernetesObject>(i: Informer<T>, ns: string, server: string) =>
       i.list(ns).filter((o) => o.metadata?.labels?.[LABEL_SERVER] === server);
     this.#reconciler = new ServerReconciler({
@@ -81,6 +94,7 @@ export class ServerController {
         podsOfServer: (ns, server) => ofServer(this.#pods, ns, server),
         servicesOfServer: (ns, server) =>
           new Set(ofServer(this.#services, ns, server).map((s) => s.metadata?.name ?? '')),
+        namespaceLabels: (ns) => this.#namespaces?.get('', ns)?.metadata?.labels,
       },
       core: kubeConfig.makeApiClient(CoreV1Api),
       custom: this.#custom,
@@ -94,10 +108,20 @@ export class ServerController {
       children.onChange((child) => {
         this.#enqueue(child.metadata?.namespace, child.metadata?.labels?.[LABEL_SERVER]);
       });
+    // A namespace labelled (or unlabelled): its servers are served (or left alone) from now on.
+    this.#namespaces?.onChange((namespace) => {
+      for (const s of this.servers.list(namespace.metadata?.name))
+        this.#enqueue(s.metadata?.namespace, s.metadata?.name);
+    });
   }
 
   get #informers(): Informer<KubernetesObject>[] {
-    return [this.servers, this.#pods, this.#services] as Informer<KubernetesObject>[];
+    return [
+      this.servers,
+      this.#pods,
+      this.#services,
+      ...(this.#namespaces ? [this.#namespaces] : []),
+    ] as Informer<KubernetesObject>[];
   }
 
   get synced(): boolean {

@@ -24,6 +24,7 @@ import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/ser
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
+import { namespaceProblem } from './policies/namespace-policy.ts';
 import { ConflictError } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
 import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
@@ -36,6 +37,8 @@ export interface ServerClusterView {
   podsOfServer(namespace: string, server: string): readonly V1Pod[];
   /** Names of the Services labelled with the server's name. */
   servicesOfServer(namespace: string, server: string): ReadonlySet<string>;
+  /** The namespace's labels; undefined when unknown (in `--namespaces labelled`: not opted in). */
+  namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
 }
 
 export interface ServerReconcilerDeps {
@@ -96,6 +99,11 @@ export class ServerReconciler {
     const raw = view.server(namespace, name) as RawServer | undefined;
     // Gone, or going: its children go with it through owner references.
     if (!raw || raw.metadata?.deletionTimestamp) return null;
+    // As a job in a namespace not opted in: left alone (no status, no children), quietly.
+    if (namespaceProblem(namespace, view.namespaceLabels(namespace), this.deps.defaults.namespacePolicy)) {
+      log.debug({ namespace, server: name }, 'server not served: its namespace has not opted in');
+      return null;
+    }
     const parsed = parseRunaheadServer(raw);
     if (!parsed.ok) {
       // The API server's CEL refuses these; one stored before the CRD changed is left alone.
