@@ -155,7 +155,10 @@ export function desiredClientService(server: ServerRef): V1Service {
 /** The group's headless Service (stable rank names), owned by the server. */
 export function desiredGroupService(server: ServerRef, group: number): V1Service {
   const service = desiredService(groupJob(server, group));
-  service.metadata!.ownerReferences = [ownerReference(server)];
+  const meta = service.metadata!;
+  // The server's label is how its controller's cache finds the Service (and knows it exists).
+  meta.labels = { ...meta.labels, [LABEL_SERVER]: server.name, [LABEL_SERVER_GROUP]: String(group) };
+  meta.ownerReferences = [ownerReference(server)];
   return service;
 }
 

@@ -90,6 +90,10 @@ describe('planServer', () => {
         (n) => `createPod ${n}`,
       ),
     ]);
+    // Every Service carries the server's label: the controller's cache finds them by it.
+    for (const a of p.actions)
+      if (a.kind === 'createService')
+        expect(a.object.metadata?.labels).toMatchObject({ 'runahead.dev/server': 'chat' });
     const pods = p.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
     const rank0 = pods.find((x) => x.metadata!.name === 'chat-g1-0')!;
     const args = rank0.spec!.containers[0]!.args!;
