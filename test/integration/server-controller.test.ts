@@ -2,7 +2,7 @@
 // RunaheadServers (a chart upgraded in place keeps its old CRDs) it reconciles nothing and leaves the
 // operator ready and healthy; with --namespaces labelled a server in a namespace not opted in gets
 // nothing until the namespace is labelled, then its Services and pods.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ServerController } from '../../operator/server-controller.ts';
@@ -11,6 +11,8 @@ import { OperatorMetrics } from '../../operator/platform/metrics.ts';
 import { ControlPlane } from '../support/control-plane.ts';
 import { eventually } from '../support/eventually.ts';
 import { installCrds, repoPath } from '../support/operator.ts';
+
+jest.setTimeout(60_000);
 
 describe('ServerController without the RunaheadServer CRD', () => {
   let cp: ControlPlane;
