@@ -1,7 +1,7 @@
 // The RunaheadServer CRD on a real API server: the example is accepted and stored with the same
 // defaults the operator's zod schema fills in, and invalid manifests are refused twice — by the API
 // server (CEL, schema) and by the operator's zod check — each naming the field.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { parseRunaheadServer } from '../../core/api/v1alpha1/runahead-server.ts';
@@ -9,6 +9,8 @@ import { SERVER_CRD_NAME } from '../../core/api/v1alpha1/server-names.ts';
 import { ControlPlane } from '../support/control-plane.ts';
 import { eventually } from '../support/eventually.ts';
 import { installCrds, repoPath } from '../support/operator.ts';
+
+jest.setTimeout(30_000);
 
 interface Manifest {
   apiVersion: string;
