@@ -77,10 +77,8 @@ export function withWorkerFlags(cmd: Command): Command {
 /** What a chain's flags set of a local rank group (run and serve start theirs alike). */
 export function groupOptionsOf(
   chain: ChainConfig,
-): Pick<
-  RankGroupOptions,
-  'limits' | 'tls' | 'kvTransport' | 'startupTimeoutMs' | 'runTimeoutMs' | 'partitionTable'
-> {
+): Required<Pick<RankGroupOptions, 'limits' | 'kvTransport' | 'startupTimeoutMs' | 'runTimeoutMs'>> &
+  Pick<RankGroupOptions, 'tls' | 'partitionTable'> {
   return {
     limits: {
       maxFrameBytes: chain.maxFrameBytes,

@@ -9,6 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseRunaheadJob, type RunaheadJob } from '../core/api/v1alpha1/runahead-job.ts';
 import { logger } from '../core/log.ts';
 import { Controller } from './controller.ts';
+import { ServerController } from './server-controller.ts';
 import { dashboardRoutes } from './dashboard/routes.ts';
 import { HttpServer } from './platform/http-server.ts';
 import { LeaderElector } from './platform/leader-election.ts';
@@ -58,21 +59,30 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   const log = logger('operator');
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const metrics = new OperatorMetrics();
+  const defaults = {
+    workerImage: config.workerImage,
+    clusterDomain: config.clusterDomain,
+    hostPathPolicy: { allowedHostPaths: config.allowedHostPaths },
+    imagePolicy: { allowedImagePrefixes: config.allowedImagePrefixes },
+    passThroughPolicy: {
+      allowTolerations: config.allowTolerations,
+      allowPriorityClass: config.allowPriorityClass,
+    },
+    namespacePolicy: { namespaces: config.namespaces },
+    gangCapacityCheck: config.gangCapacityCheck,
+  };
   const controller = new Controller({
     kubeConfig,
     namespace: config.namespace,
-    defaults: {
-      workerImage: config.workerImage,
-      clusterDomain: config.clusterDomain,
-      hostPathPolicy: { allowedHostPaths: config.allowedHostPaths },
-      imagePolicy: { allowedImagePrefixes: config.allowedImagePrefixes },
-      passThroughPolicy: {
-        allowTolerations: config.allowTolerations,
-        allowPriorityClass: config.allowPriorityClass,
-      },
-      namespacePolicy: { namespaces: config.namespaces },
-      gangCapacityCheck: config.gangCapacityCheck,
-    },
+    defaults,
+    metrics,
+    concurrency: config.concurrency,
+  });
+  // RunaheadServers: their own informers and queue, the same leader, defaults and policies' config.
+  const servers = new ServerController({
+    kubeConfig,
+    namespace: config.namespace,
+    defaults,
     metrics,
     concurrency: config.concurrency,
   });
@@ -85,10 +95,10 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
     host,
     port: Number(port),
     metrics,
-    liveness: [{ name: 'informers', check: () => controller.healthy }],
+    liveness: [{ name: 'informers', check: () => controller.healthy && servers.healthy }],
     // A standby replica is ready (it serves metrics and the dashboard of nothing); the leader once
     // its caches are synced.
-    readiness: [{ name: 'caches', check: () => !leading || controller.synced }],
+    readiness: [{ name: 'caches', check: () => !leading || (controller.synced && servers.synced) }],
   });
   const jobs = (): RunaheadJob[] =>
     controller.jobs
@@ -118,7 +128,7 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
     resolveDone = resolve;
   });
   const startController = () => {
-    controller.start().catch((err: unknown) => {
+    Promise.all([controller.start(), servers.start()]).catch((err: unknown) => {
       log.error({ err }, 'controller failed to start');
       exitCode = 1;
       resolveDone();
@@ -176,7 +186,7 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
 
-  await controller.stop().catch((err: unknown) => {
+  await Promise.all([controller.stop(), servers.stop()]).catch((err: unknown) => {
     log.error({ err }, 'controller stop failed');
   });
   if (elector)

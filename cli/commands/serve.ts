@@ -1,5 +1,6 @@
 // `runahead serve`: a warm rank group on this machine behind an OpenAI-style completions endpoint.
-// N ranks load the model once (the launcher's RankGroup, as `runahead run`), then every request is
+// N ranks load the model once (the launcher's RankGroup, as `runahead run`) — or, with --ranks-at,
+// ranks someone else runs (a RunaheadServer's rank pods) are reached by address — then every request is
 // routed by its length — one rank where the cost model says one is faster, the chain with its split
 // from there — and run through rank 0 (cli/serve/). Everything checkable is checked before the ranks
 // load, in seconds.
@@ -20,6 +21,7 @@ import { progress } from '../progress.ts';
 import { AdmissionQueue } from '../serve/admission-queue.ts';
 import { COMPLETION_LIMIT_DEFAULTS } from '../serve/completions-api.ts';
 import { LocalGroup } from '../serve/local-group.ts';
+import { RemoteGroup } from '../serve/remote-group.ts';
 import { ServeFront } from '../serve/serve-front.ts';
 import { ServeMetrics } from '../serve/serve-metrics.ts';
 import { groupOptionsOf, withChainFlags } from '../worker-flags.ts';
@@ -31,6 +33,9 @@ const int = (flag: string, min: number) =>
     .number({ error: `${flag} must be a number` })
     .int(`${flag} must be an integer`)
     .min(min, `${flag} must be ≥ ${min}`);
+
+/** host:port or [v6]:port, as --peers takes them. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[-a-zA-Z0-9_.]+):[0-9]{1,5}$/;
 
 const ServeFlags = z.object({
   ranks: int('--ranks', 1).max(64, '--ranks must be ≤ 64'),
@@ -46,6 +51,16 @@ const ServeFlags = z.object({
   requestTimeoutMs: int('--request-timeout-ms', 1),
   servedModelName: z.string().min(1).optional(),
   pinCores: int('--pin-cores', 1).optional(),
+  ranksAt: z
+    .string()
+    .transform((list) => list.split(',').filter((a) => a.length > 0))
+    .pipe(
+      z
+        .array(z.string().regex(HOST_PORT, '--ranks-at takes host:port addresses, comma-separated'))
+        .min(1, '--ranks-at must list every rank (host:port, comma-separated)')
+        .max(64, '--ranks-at lists at most 64 ranks'),
+    )
+    .optional(),
 });
 
 /** One request holds the chain at a time: a rank node runs one run at a time (run-lifecycle.ts). */
@@ -108,8 +123,21 @@ export function registerServe(program: Command): void {
     )
     .option('--served-model-name <name>', 'the model name clients send (default: --model)')
     .option('--pin-cores <k>', 'pin rank i to CPU cores [i·k, (i+1)·k) (Linux taskset)')
-    .action(async (flags: Record<string, unknown>) => {
-      const f = parseFlags(ServeFlags, flags);
+    .option(
+      '--ranks-at <addresses>',
+      'serve ranks already running (`runahead worker --serve`) at these host:port addresses, in rank order, instead of starting them',
+    )
+    .action(async (flags: Record<string, unknown>, command: Command) => {
+      const parsed = parseFlags(ServeFlags, flags);
+      if (parsed.ranksAt) {
+        if (command.getOptionValueSource('ranks') !== 'default' && parsed.ranks !== parsed.ranksAt.length)
+          throw new UsageError(
+            `--ranks ${parsed.ranks} but --ranks-at lists ${parsed.ranksAt.length} address(es); give only --ranks-at`,
+          );
+        if (parsed.pinCores)
+          throw new UsageError('--pin-cores pins ranks this command starts; with --ranks-at it starts none');
+      }
+      const f = { ...parsed, ranks: parsed.ranksAt?.length ?? parsed.ranks };
       if (flags.split !== undefined)
         throw new UsageError(
           '--split: a server splits each prompt by its length; use --partition even|balanced',
@@ -136,28 +164,39 @@ export function registerServe(program: Command): void {
         maxTokens: f.maxTokens,
       };
       const log = logger('serve');
-      const bar = progress(`loading model on ${f.ranks} rank(s)`);
       const queue = new AdmissionQueue({ concurrency: CONCURRENCY, capacity: f.maxQueue });
-      let backend: LocalGroup | null = null;
+      let backend: LocalGroup | RemoteGroup | null = null;
       const metrics = new ServeMetrics({
         queue: () => queue,
         ready: () => backend?.ready() ?? false,
       });
-      try {
-        backend = await LocalGroup.start({
-          ranks: f.ranks,
-          spec: engineSpecOf(engine),
-          ...groupOptionsOf(chain),
-          ...(f.pinCores ? { pinCores: f.pinCores } : {}),
-          onProgress: (d, t) => {
-            bar.update(d, t, '');
-          },
-          onRestarted: () => {
-            metrics.restarted();
-          },
+      const group = groupOptionsOf(chain);
+      if (f.ranksAt)
+        // The ranks load the model in their own pods; /readyz says when every one serves.
+        backend = new RemoteGroup({
+          addresses: f.ranksAt,
+          tls: chain.tls,
+          limits: group.limits,
+          runTimeoutMs: chain.runTimeoutMs,
         });
-      } finally {
-        bar.stop();
+      else {
+        const bar = progress(`loading model on ${f.ranks} rank(s)`);
+        try {
+          backend = await LocalGroup.start({
+            ranks: f.ranks,
+            spec: engineSpecOf(engine),
+            ...group,
+            ...(f.pinCores ? { pinCores: f.pinCores } : {}),
+            onProgress: (d, t) => {
+              bar.update(d, t, '');
+            },
+            onRestarted: () => {
+              metrics.restarted();
+            },
+          });
+        } finally {
+          bar.stop();
+        }
       }
       const front = await ServeFront.start({
         host: f.host,
@@ -180,7 +219,14 @@ export function registerServe(program: Command): void {
           : from <= f.ranks
             ? 'every prompt split'
             : `one rank below ${from} tokens`;
-      log.info({ logs: backend.logDir, port: front.port, splitFrom: from }, 'serving');
+      log.info(
+        {
+          ...(backend instanceof LocalGroup ? { logs: backend.logDir } : { ranksAt: f.ranksAt }),
+          port: front.port,
+          splitFrom: from,
+        },
+        'serving',
+      );
       process.stdout.write(
         `serving ${f.servedModelName ?? engine.model} on http://${f.host}:${front.port} (${f.ranks} rank(s), ${routing}; queue ${f.maxQueue}, concurrency ${CONCURRENCY})\n`,
       );

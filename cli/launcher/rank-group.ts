@@ -117,6 +117,49 @@ function tail(file: string, lines = 8): string {
   }
 }
 
+/**
+ * Ask rank 0 of `peers` to run `request`, streamed: `onFirstToken` hears the first token as soon as it
+ * exists, `onToken` each later one. Aborting `signal` cancels the call (the run stops on every rank)
+ * and rejects with its reason; a failed call rejects as a RankGroupError keeping its gRPC status. Any
+ * group that reaches its ranks over gRPC runs requests this way (the launcher's, a server's front).
+ */
+export function streamRun(
+  peers: Peers,
+  request: RunRequest,
+  options: StreamOptions,
+  runTimeoutMs: number,
+): Promise<RunResult> {
+  const { signal, onFirstToken, onToken } = options;
+  return new Promise<RunResult>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
+    const stream = peers
+      .client(0)
+      .runStream(request, new Metadata(), { deadline: Date.now() + runTimeoutMs + 10_000 });
+    let result: RunResult | null = null;
+    const cancel = () => {
+      stream.cancel();
+    };
+    signal?.addEventListener('abort', cancel, { once: true });
+    stream.on('data', (e: RunEvent) => {
+      if (e.event?.$case === 'firstToken') onFirstToken?.(e.event.value);
+      else if (e.event?.$case === 'token') onToken?.(e.event.value);
+      else if (e.event?.$case === 'result') result = e.event.value;
+    });
+    stream.on('error', (err: ServiceError) => {
+      signal?.removeEventListener('abort', cancel);
+      reject(signal?.aborted ? abortError(signal) : callError(err));
+    });
+    stream.on('end', () => {
+      signal?.removeEventListener('abort', cancel);
+      if (result) resolve(result);
+      else reject(new RankGroupError('rank 0 ended the run stream without a result'));
+    });
+  });
+}
+
 export class RankGroup {
   readonly processes: readonly RankProcess[];
   readonly logDir: string;
@@ -276,36 +319,7 @@ export class RankGroup {
    * Aborting `signal` cancels the call (the run stops on every rank) and rejects with its reason.
    */
   runStream(request: RunRequest, options: StreamOptions = {}): Promise<RunResult> {
-    const { signal, onFirstToken, onToken } = options;
-    const call = new Promise<RunResult>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(abortError(signal));
-        return;
-      }
-      const stream = this.peers
-        .client(0)
-        .runStream(request, new Metadata(), { deadline: Date.now() + this.runTimeoutMs + 10_000 });
-      let result: RunResult | null = null;
-      const cancel = () => {
-        stream.cancel();
-      };
-      signal?.addEventListener('abort', cancel, { once: true });
-      stream.on('data', (e: RunEvent) => {
-        if (e.event?.$case === 'firstToken') onFirstToken?.(e.event.value);
-        else if (e.event?.$case === 'token') onToken?.(e.event.value);
-        else if (e.event?.$case === 'result') result = e.event.value;
-      });
-      stream.on('error', (err: ServiceError) => {
-        signal?.removeEventListener('abort', cancel);
-        reject(signal?.aborted ? abortError(signal) : callError(err));
-      });
-      stream.on('end', () => {
-        signal?.removeEventListener('abort', cancel);
-        if (result) resolve(result);
-        else reject(new RankGroupError('rank 0 ended the run stream without a result'));
-      });
-    });
-    return Promise.race([call, this.died]);
+    return Promise.race([streamRun(this.peers, request, options, this.runTimeoutMs), this.died]);
   }
 
   /** Resolves with the error once a rank has exited unexpectedly (never after close()). */

@@ -13,10 +13,9 @@ import {
   type RankGroupOptions,
   type StreamOptions,
 } from '../launcher/rank-group.ts';
+import { allServing, HEALTH_POLL_MS } from './group-health.ts';
 import type { RankBackend } from './rank-backend.ts';
 
-/** How often readiness is asked of every rank. */
-const HEALTH_POLL_MS = 1000;
 /** Restart attempts back off from 1 s to 30 s. */
 const RESTART_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
 
@@ -153,17 +152,8 @@ export class LocalGroup implements RankBackend {
   private async poll(): Promise<void> {
     const clients = this.health;
     if (!this.group || clients.length === 0) return;
-    const answers = await Promise.all(
-      clients.map(
-        (c) =>
-          new Promise<boolean>((resolve) => {
-            c.check({ service: '' }, { deadline: Date.now() + HEALTH_POLL_MS }, (err, reply) => {
-              resolve(!err && reply?.status === 'SERVING');
-            });
-          }),
-      ),
-    );
-    if (clients === this.health) this.serving = answers.every(Boolean);
+    const serving = await allServing(clients);
+    if (clients === this.health) this.serving = serving;
   }
 
   private closeHealth(): void {

@@ -2,16 +2,19 @@
 // when the API's enums drift from what the worker really supports.
 import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { crdYaml, CRD_FILE } from '../../scripts/generate-crd.ts';
-import { structural } from '../../core/api/crd.ts';
+import { crdFile, crdYaml } from '../../scripts/generate-crd.ts';
+import { KINDS, structural } from '../../core/api/crd.ts';
 import { EXECUTION_PROVIDERS, SYNTHETIC_PRESETS } from '../../core/api/v1alpha1/runahead-job.ts';
 import { PRESETS } from '../../worker/model/presets.ts';
 import { EXECUTION_PROVIDERS as WORKER_EPS } from '../../worker/runtime/ort.ts';
 
 describe('crds/', () => {
-  test('the committed CRD is what the zod schemas generate (run `make generate` if not)', () => {
-    expect(readFileSync(CRD_FILE, 'utf8')).toBe(crdYaml());
-  });
+  test.each(KINDS.map((def) => [def.kind, def] as const))(
+    'the committed %s CRD is what the zod schemas generate (run `make generate` if not)',
+    (_, def) => {
+      expect(readFileSync(crdFile(def), 'utf8')).toBe(crdYaml(def));
+    },
+  );
 
   test('the API offers exactly the synthetic presets and execution providers the worker has', () => {
     expect([...SYNTHETIC_PRESETS].sort()).toEqual(Object.keys(PRESETS).sort());

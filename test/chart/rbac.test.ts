@@ -15,6 +15,8 @@ interface Rule {
 export const OPERATOR_RULES: readonly Rule[] = [
   { apiGroups: ['runahead.dev'], resources: ['runaheadjobs'], verbs: ['get', 'list', 'watch', 'delete'] },
   { apiGroups: ['runahead.dev'], resources: ['runaheadjobs/status'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: ['runahead.dev'], resources: ['runaheadservers'], verbs: ['list', 'watch'] },
+  { apiGroups: ['runahead.dev'], resources: ['runaheadservers/status'], verbs: ['update'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'create'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },

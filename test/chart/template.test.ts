@@ -147,11 +147,16 @@ describe('helm template with default values', () => {
   );
 
   test(
-    'the CRD comes from crds/ only with --include-crds (Helm installs it once, never upgrades it)',
+    'the CRDs come from crds/ only with --include-crds (Helm installs it once, never upgrades it)',
     async () => {
       expect(kinds((await render()).manifests)).not.toContain('CustomResourceDefinition');
-      const crd = find((await render({ includeCrds: true })).manifests, 'CustomResourceDefinition');
-      expect(crd.metadata.name).toBe('runaheadjobs.runahead.dev');
+      const crds = (await render({ includeCrds: true })).manifests.filter(
+        (m) => m.kind === 'CustomResourceDefinition',
+      );
+      expect(crds.map((c) => c.metadata.name).sort()).toEqual([
+        'runaheadjobs.runahead.dev',
+        'runaheadservers.runahead.dev',
+      ]);
     },
     TIMEOUT,
   );
@@ -240,7 +245,7 @@ describe('helm template with non-default values', () => {
   );
 
   test(
-    'NetworkPolicy on: rank pods admit the rank and K/V ports from rank pods only, in each job namespace',
+    'NetworkPolicy on: rank pods admit the rank and K/V ports from rank pods only, the rank port from fronts, in each job namespace',
     async () => {
       const { manifests } = await render({
         set: ['networkPolicy.enabled=true', 'networkPolicy.namespaces={team-a,team-b}'],
@@ -262,6 +267,10 @@ describe('helm template with non-default values', () => {
                 { protocol: 'TCP', port: RANK_PORT },
                 { protocol: 'TCP', port: RANK_KV_PORT },
               ],
+            },
+            {
+              from: [{ podSelector: { matchLabels: { ...ranks, 'app.kubernetes.io/component': 'front' } } }],
+              ports: [{ protocol: 'TCP', port: RANK_PORT }],
             },
           ],
         });

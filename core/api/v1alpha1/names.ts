@@ -56,6 +56,10 @@ export const ConditionType = {
   Complete: 'Complete',
   Failed: 'Failed',
   Suspended: 'Suspended',
+  /** RunaheadServer: at least one group serves (its front ready: every rank SERVING). */
+  Available: 'Available',
+  /** RunaheadServer: every group runs the current spec and is ready. */
+  Updated: 'Updated',
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -84,6 +88,12 @@ export const Reason = {
   JobSuspended: 'JobSuspended',
   JobResumed: 'JobResumed',
   TtlExpired: 'TtlExpired',
+  /** RunaheadServer reasons. */
+  GroupsReady: 'GroupsReady',
+  NoGroupReady: 'NoGroupReady',
+  RollingUpdate: 'RollingUpdate',
+  GroupsUpdated: 'GroupsUpdated',
+  GroupStarted: 'GroupStarted',
 } as const;
 export type ReasonName = (typeof Reason)[keyof typeof Reason];
 

@@ -23,7 +23,7 @@ export const MAX_RANKS = 64;
 /** The run timeout of a job that sets neither runTimeoutSeconds nor activeDeadlineSeconds. */
 export const DEFAULT_RUN_TIMEOUT_SECONDS = 3600;
 
-const cel = (rule: string, message: string, fieldPath?: string) => ({
+export const cel = (rule: string, message: string, fieldPath?: string) => ({
   rule,
   message,
   ...(fieldPath ? { fieldPath } : {}),
@@ -41,7 +41,7 @@ const Quantity = z
   .meta({ 'x-kubernetes-int-or-string': true, maxLength: 64 });
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const ObjectName = z
+export const ObjectName = z
   .string()
   .min(1)
   .max(253)
@@ -157,7 +157,7 @@ const CheckpointModel = z
     ],
   });
 
-const Model = z
+export const Model = z
   .strictObject({
     synthetic: SyntheticModel.optional(),
     checkpoint: CheckpointModel.optional(),
@@ -230,7 +230,7 @@ const Boundaries = z
     ],
   });
 
-const Partition = z
+export const Partition = z
   .strictObject({
     strategy: z
       .enum(PARTITION_STRATEGIES)
@@ -299,11 +299,11 @@ const ResourceList = z
       ),
     ],
   });
-const Resources = z
+export const Resources = z
   .strictObject({ limits: ResourceList.optional(), requests: ResourceList.optional() })
   .describe('Per-rank resources; default: one nvidia.com/gpu.');
 
-const Tls = z
+export const Tls = z
   .strictObject({
     secretName: ObjectName.describe(
       'A kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt: every rank presents tls.crt and accepts only peers signed by ca.crt.',
@@ -312,6 +312,47 @@ const Tls = z
   .describe('Mutual TLS between ranks.');
 
 // -------------------------------------------------------------------------------------------- spec
+
+function exactlyOneSet(obj: object, fields: readonly string[], path: string[], ctx: z.RefinementCtx): void {
+  const set = fields.filter((f) => (obj as Record<string, unknown>)[f] !== undefined);
+  if (set.length !== 1)
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: `${path.join('.')}: set exactly one of ${fields.join(', ')} (got ${set.length === 0 ? 'none' : set.join(', ')})`,
+    });
+}
+
+/**
+ * The zod side of the CEL rules on `model` and `partition`, for every spec that has them (a job's, a
+ * server's): the operator checks an object that reached it without the API server's validation.
+ */
+export function checkModelAndPartition(
+  spec: { model: z.infer<typeof Model>; partition: z.infer<typeof Partition> },
+  ctx: z.RefinementCtx,
+): void {
+  exactlyOneSet(spec.model, ['synthetic', 'checkpoint'], ['model'], ctx);
+  if (spec.model.checkpoint)
+    exactlyOneSet(
+      spec.model.checkpoint.volume,
+      ['persistentVolumeClaim', 'hostPath'],
+      ['model', 'checkpoint', 'volume'],
+      ctx,
+    );
+  const p = spec.partition;
+  if ((p.strategy === 'explicit') !== (p.boundaries !== undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['partition', 'boundaries'],
+      message: 'partition.boundaries is required with strategy explicit and only allowed with it',
+    });
+  if ((p.strategy === 'balanced') !== (p.tableConfigMapRef !== undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['partition', 'tableConfigMapRef'],
+      message: 'partition.tableConfigMapRef is required with strategy balanced and only allowed with it',
+    });
+}
 
 export const RunaheadJobSpecSchema = z
   .strictObject({
@@ -424,36 +465,9 @@ export const RunaheadJobSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     // The same rules as the CEL above and on the nested objects, for the operator's own check.
-    const one = (obj: object, fields: readonly string[], path: string[]) => {
-      const set = fields.filter((f) => (obj as Record<string, unknown>)[f] !== undefined);
-      if (set.length !== 1)
-        ctx.addIssue({
-          code: 'custom',
-          path,
-          message: `${path.join('.')}: set exactly one of ${fields.join(', ')} (got ${set.length === 0 ? 'none' : set.join(', ')})`,
-        });
-    };
-    one(spec.model, ['synthetic', 'checkpoint'], ['model']);
-    if (spec.model.checkpoint)
-      one(
-        spec.model.checkpoint.volume,
-        ['persistentVolumeClaim', 'hostPath'],
-        ['model', 'checkpoint', 'volume'],
-      );
-    one(spec.prompt, ['text', 'configMapKeyRef', 'syntheticTokens'], ['prompt']);
+    checkModelAndPartition(spec, ctx);
+    exactlyOneSet(spec.prompt, ['text', 'configMapKeyRef', 'syntheticTokens'], ['prompt'], ctx);
     const p = spec.partition;
-    if ((p.strategy === 'explicit') !== (p.boundaries !== undefined))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['partition', 'boundaries'],
-        message: 'partition.boundaries is required with strategy explicit and only allowed with it',
-      });
-    if ((p.strategy === 'balanced') !== (p.tableConfigMapRef !== undefined))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['partition', 'tableConfigMapRef'],
-        message: 'partition.tableConfigMapRef is required with strategy balanced and only allowed with it',
-      });
     if (p.boundaries) {
       const b = p.boundaries;
       if (b[0] !== 0)
@@ -497,7 +511,7 @@ export type RunaheadJobSpecInput = z.input<typeof RunaheadJobSpecSchema>;
 
 // ------------------------------------------------------------------------------------------ status
 
-const Condition = z.strictObject({
+export const Condition = z.strictObject({
   type: z.string().min(1).max(316),
   status: z.enum(['True', 'False', 'Unknown']),
   reason: z.string().max(1024),

@@ -1,0 +1,254 @@
+// Given a server and the state of its pods, expect these actions and this status (jobset's
+// table-driven style). Pure: no API server here.
+import { describe, expect, test } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import {
+  RunaheadServerSpecSchema,
+  type RunaheadServerSpecInput,
+  type RunaheadServerStatus,
+} from '../core/api/v1alpha1/runahead-server.ts';
+import { GANG_SCHEDULING_GATE } from '../core/api/v1alpha1/names.ts';
+import { DEFAULT_OPERATOR_DEFAULTS } from './desired-children.ts';
+import { desiredGroupPods, serverRevision, type ServerRef } from './server-children.ts';
+import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
+
+const NOW = new Date('2026-12-02T10:00:00Z');
+
+function serverWith(spec: Partial<RunaheadServerSpecInput> = {}): ServerRef {
+  return {
+    name: 'chat',
+    namespace: 'ns',
+    uid: 'uid-1',
+    spec: RunaheadServerSpecSchema.parse({
+      ranks: 2,
+      replicas: 2,
+      model: { synthetic: { preset: 'tiny' } },
+      executionProvider: 'cpu',
+      ...spec,
+    }),
+  };
+}
+
+/** Group `g`'s pods as the desired ones, observed with `state` (ready unless told). */
+function groupPods(
+  server: ServerRef,
+  g: number,
+  state: (pod: V1Pod) => { phase?: string; ready?: boolean; gone?: boolean } = () => ({}),
+  revisionOf: ServerRef = server,
+): ServerPod[] {
+  return desiredGroupPods(revisionOf, g, 0, serverRevision(revisionOf.spec), DEFAULT_OPERATOR_DEFAULTS)
+    .map((pod) => {
+      const s = state(pod);
+      if (s.gone) return null;
+      // A fresh object from desiredGroupPods: observed in place.
+      pod.metadata!.uid = `uid-${pod.metadata!.name!}`;
+      pod.status = {
+        phase: s.phase ?? 'Running',
+        conditions: [{ type: 'Ready', status: (s.ready ?? true) ? 'True' : 'False' }],
+      };
+      return observeServerPod(pod);
+    })
+    .filter((p): p is ServerPod => p !== null);
+}
+
+const SERVICES = new Set(['chat', 'chat-g0-ranks', 'chat-g1-ranks']);
+
+function plan(
+  server: ServerRef,
+  pods: readonly ServerPod[],
+  status?: RunaheadServerStatus,
+  services: ReadonlySet<string> = SERVICES,
+) {
+  return planServer({
+    server,
+    generation: 3,
+    status,
+    pods,
+    services,
+    ttftMs: null,
+    now: NOW,
+    defaults: DEFAULT_OPERATOR_DEFAULTS,
+  });
+}
+
+const summary = (actions: readonly ServerAction[]) =>
+  actions.map((a) =>
+    a.kind === 'createPod' || a.kind === 'createService'
+      ? `${a.kind} ${a.object.metadata!.name!}`
+      : `${a.kind} ${a.name}`,
+  );
+
+describe('planServer', () => {
+  test('a new server: its Services, then every group whole — ranks in --serve mode and a front', () => {
+    const server = serverWith();
+    const p = plan(server, [], undefined, new Set());
+    expect(summary(p.actions)).toEqual([
+      'createService chat',
+      'createService chat-g0-ranks',
+      'createService chat-g1-ranks',
+      ...['chat-g0-0', 'chat-g0-1', 'chat-g0-front', 'chat-g1-0', 'chat-g1-1', 'chat-g1-front'].map(
+        (n) => `createPod ${n}`,
+      ),
+    ]);
+    // Every Service carries the server's label: the controller's cache finds them by it.
+    for (const a of p.actions)
+      if (a.kind === 'createService')
+        expect(a.object.metadata?.labels).toMatchObject({ 'runahead.dev/server': 'chat' });
+    const pods = p.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+    const rank0 = pods.find((x) => x.metadata!.name === 'chat-g1-0')!;
+    const args = rank0.spec!.containers[0]!.args!;
+    expect(args).toContain('--serve');
+    expect(args).not.toContain('--prompt-tokens');
+    expect(args.join(' ')).toContain(
+      '--peers chat-g1-0.chat-g1-ranks.ns.svc.cluster.local:50051,chat-g1-1.chat-g1-ranks.ns.svc.cluster.local:50051',
+    );
+    expect(rank0.spec!.subdomain).toBe('chat-g1-ranks');
+    expect(rank0.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'RunaheadServer', name: 'chat', uid: 'uid-1', controller: true }),
+    ]);
+    const front = pods.find((x) => x.metadata!.name === 'chat-g1-front')!;
+    const c = front.spec!.containers[0]!;
+    expect(c.args!.slice(0, 3)).toEqual([
+      'serve',
+      '--ranks-at',
+      'chat-g1-0.chat-g1-ranks.ns.svc.cluster.local:50051,chat-g1-1.chat-g1-ranks.ns.svc.cluster.local:50051',
+    ]);
+    expect(c.args!.join(' ')).toMatch(/--route split .*--served-model-name chat$/);
+    expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(JSON.stringify(c.resources)).not.toContain('gpu');
+    expect(front.metadata!.labels).not.toHaveProperty(['runahead.dev/rank']);
+    expect(front.metadata!.labels).toMatchObject({ 'runahead.dev/server-role': 'front' });
+    expect(p.status).toMatchObject({
+      replicas: 2,
+      readyReplicas: 0,
+      endpoint: 'http://chat.ns.svc.cluster.local:8000/v1/completions',
+    });
+    expect(p.events.map((e) => e.reason)).toEqual(['GroupStarted', 'GroupStarted']);
+  });
+
+  test('every pod ready: nothing to do, the server is Available and Updated', () => {
+    const server = serverWith();
+    const p = plan(server, [...groupPods(server, 0), ...groupPods(server, 1)]);
+    expect(p.actions).toEqual([]);
+    expect(p.status).toMatchObject({
+      readyReplicas: 2,
+      updatedReplicas: 2,
+      revision: serverRevision(server.spec),
+    });
+    expect(p.status.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Available', 'True', 'GroupsReady'],
+      ['Updated', 'True', 'GroupsUpdated'],
+    ]);
+  });
+
+  test('a failed rank pod restarts its whole group, and only that group', () => {
+    const server = serverWith();
+    const pods = [
+      ...groupPods(server, 0),
+      ...groupPods(server, 1, (pod) =>
+        pod.metadata!.name === 'chat-g1-1' ? { phase: 'Failed', ready: false } : {},
+      ),
+    ];
+    const p = plan(server, pods);
+    expect(summary(p.actions)).toEqual([
+      'deletePod chat-g1-0',
+      'deletePod chat-g1-1',
+      'deletePod chat-g1-front',
+    ]);
+    expect(p.status.groups).toEqual([
+      expect.objectContaining({ group: 0, ready: true, restarts: 0 }),
+      expect.objectContaining({ group: 1, ready: false, restarts: 1 }),
+    ]);
+    expect(p.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'RankFailed' })]);
+    expect(p.status.conditions?.find((c) => c.type === 'Available')?.status).toBe('True');
+  });
+
+  test('a rank pod deleted from a running group restarts the group; the next attempt is labelled', () => {
+    const server = serverWith({ replicas: 1 });
+    const pods = groupPods(server, 0, (pod) => ({ gone: pod.metadata!.name === 'chat-g0-0' }));
+    const p = plan(server, pods);
+    expect(summary(p.actions)).toEqual(['deletePod chat-g0-1', 'deletePod chat-g0-front']);
+    expect(p.events[0]).toMatchObject({
+      reason: 'RankPodDeleted',
+      message: expect.stringContaining('chat-g0-0'),
+    });
+    // Once every old pod is gone, the group comes back whole, as attempt 1.
+    const again = plan(server, [], p.status);
+    const created = again.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+    expect(created.map((x) => x.metadata!.name)).toEqual(['chat-g0-0', 'chat-g0-1', 'chat-g0-front']);
+    expect(created[0]!.metadata!.labels).toMatchObject({ 'runahead.dev/attempt': '1' });
+    expect(again.status.groups?.[0]?.restarts).toBe(1);
+  });
+
+  test('a group not started yet gets back only the pod missing from it (a create the cache has not seen)', () => {
+    const server = serverWith({ replicas: 1 });
+    const pods = groupPods(server, 0, (pod) =>
+      pod.metadata!.name === 'chat-g0-front' ? { gone: true } : { phase: 'Pending', ready: false },
+    );
+    expect(summary(plan(server, pods).actions)).toEqual(['createPod chat-g0-front']);
+  });
+
+  test('a spec change rolls one ready group at a time (maxUnavailable 1)', () => {
+    const old = serverWith();
+    const changed = serverWith({ dtype: 'float32' });
+    expect(serverRevision(changed.spec)).not.toBe(serverRevision(old.spec));
+    const both = [...groupPods(changed, 0, () => ({}), old), ...groupPods(changed, 1, () => ({}), old)];
+    const first = plan(changed, both);
+    expect(summary(first.actions)).toEqual([
+      'deletePod chat-g0-0',
+      'deletePod chat-g0-1',
+      'deletePod chat-g0-front',
+    ]);
+    expect(first.status).toMatchObject({ readyReplicas: 2, updatedReplicas: 0 });
+    expect(first.status.conditions?.find((c) => c.type === 'Updated')?.reason).toBe('RollingUpdate');
+    // Group 0 loading the new revision: group 1 waits.
+    const loading = [
+      ...groupPods(changed, 0, () => ({ ready: false })),
+      ...groupPods(changed, 1, () => ({}), old),
+    ];
+    expect(plan(changed, loading).actions).toEqual([]);
+    // Group 0 ready at the new revision: group 1 goes.
+    const next = [...groupPods(changed, 0), ...groupPods(changed, 1, () => ({}), old)];
+    expect(summary(plan(changed, next).actions)).toEqual([
+      'deletePod chat-g1-0',
+      'deletePod chat-g1-1',
+      'deletePod chat-g1-front',
+    ]);
+  });
+
+  test('replicas, maxUnavailable and the Service change no pod (same revision); fewer replicas delete groups', () => {
+    const server = serverWith();
+    const resized = serverWith({ replicas: 1, maxUnavailable: 2, service: { port: 9000 } });
+    expect(serverRevision(resized.spec)).toBe(serverRevision(server.spec));
+    const p = plan(resized, [...groupPods(server, 0), ...groupPods(server, 1)]);
+    expect(summary(p.actions)).toEqual([
+      'deletePod chat-g1-0',
+      'deletePod chat-g1-1',
+      'deletePod chat-g1-front',
+    ]);
+    expect(p.status.endpoint).toBe('http://chat.ns.svc.cluster.local:9000/v1/completions');
+  });
+
+  test("the gang's gate is lifted once every rank pod of the group exists", () => {
+    const server = serverWith({ replicas: 1, placement: { gang: true } });
+    const pods = groupPods(server, 0, () => ({ phase: 'Pending', ready: false }));
+    expect(pods.filter((x) => x.schedulingGates.includes(GANG_SCHEDULING_GATE))).toHaveLength(2);
+    expect(summary(plan(server, pods).actions)).toEqual(['ungatePod chat-g0-0', 'ungatePod chat-g0-1']);
+    const partial = pods.filter((x) => x.name !== 'chat-g0-1');
+    expect(summary(plan(server, partial).actions)).toEqual(['createPod chat-g0-1']);
+  });
+
+  test("a server that breaks the admin's limits gets no pod, and says which limit", () => {
+    const server = serverWith({
+      model: { checkpoint: { volume: { hostPath: { path: '/data/models' } } } },
+    });
+    const p = plan(server, [], undefined, new Set());
+    expect(p.actions).toEqual([]);
+    const available = p.status.conditions?.find((c) => c.type === 'Available');
+    expect(available).toMatchObject({ status: 'False', reason: 'PolicyViolation' });
+    expect(available?.message).toMatch(/hostPath/);
+    expect(p.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'PolicyViolation' })]);
+    // Told once: the next reconcile records no second event.
+    expect(plan(server, [], p.status, new Set()).events).toEqual([]);
+  });
+});

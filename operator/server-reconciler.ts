@@ -1,0 +1,244 @@
+// One reconcile of one RunaheadServer: read its pods and Services from the informers' caches, let
+// the pure planner decide (server-plan.ts), then apply — status first (it carries each group's
+// restart count, which must survive a crash between writes), then the children, then the Events.
+// The status is written with the resourceVersion the plan was made from: a plan from a stale cache
+// is refused (409) and made again from fresh data.
+import {
+  ApiException,
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Api,
+  type CustomObjectsApi,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  API_VERSION,
+  FIELD_MANAGER,
+  GANG_SCHEDULING_GATE,
+  GROUP,
+  VERSION,
+} from '../core/api/v1alpha1/names.ts';
+import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
+import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
+import type { Logger } from '../core/log.ts';
+import type { OperatorDefaults } from './desired-children.ts';
+import type { PlannedEvent } from './job-plan.ts';
+import { namespaceProblem } from './policies/namespace-policy.ts';
+import { ConflictError } from './reconciler.ts';
+import { serverRef } from './server-children.ts';
+import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
+import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
+
+/** What the server reconciler reads: the informers' caches. */
+export interface ServerClusterView {
+  server(namespace: string, name: string): unknown;
+  /** Pods labelled with the server's name (ownership is checked here). */
+  podsOfServer(namespace: string, server: string): readonly V1Pod[];
+  /** Names of the Services labelled with the server's name. */
+  servicesOfServer(namespace: string, server: string): ReadonlySet<string>;
+  /** The namespace's labels; undefined when unknown (in `--namespaces labelled`: not opted in). */
+  namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
+}
+
+export interface ServerReconcilerDeps {
+  readonly view: ServerClusterView;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly defaults: OperatorDefaults;
+  readonly log: Logger;
+  readonly clock?: () => Date;
+}
+
+type RawServer = {
+  metadata?: { uid?: string; generation?: number; deletionTimestamp?: unknown; resourceVersion?: string };
+  status?: RunaheadServerStatus;
+};
+
+/** How often a serving server's TTFT percentiles are read again from its fronts. */
+export const TTFT_REFRESH_MS = 15_000;
+const SCRAPE_TIMEOUT_MS = 1000;
+
+/**
+ * TTFT percentiles over every ready front's /metrics (each since that front started); a front that
+ * does not answer in time is left out, and none answering keeps the last percentiles (null).
+ */
+async function scrapeTtft(pods: readonly ServerPod[]): Promise<TtftPercentiles | null> {
+  const fronts = pods.filter((p) => p.role === 'front' && p.ready && p.ip);
+  const texts = await Promise.all(
+    fronts.map(async (p) => {
+      try {
+        const host = p.ip!.includes(':') ? `[${p.ip!}]` : p.ip!;
+        const res = await fetch(`http://${host}:${FRONT_PORT}/metrics`, {
+          signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS),
+        });
+        return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  const answered = texts.filter((t): t is string => t !== null);
+  return answered.length > 0 ? ttftPercentiles(answered) : null;
+}
+
+const isCode = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
+
+export class ServerReconciler {
+  private readonly deps: ServerReconcilerDeps;
+  private readonly clock: () => Date;
+
+  constructor(deps: ServerReconcilerDeps) {
+    this.deps = deps;
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  /** Reconciles the server; returns when to look again (TTFT from the fronts), null: on change only. */
+  async reconcile(namespace: string, name: string): Promise<number | null> {
+    const { view, log } = this.deps;
+    const raw = view.server(namespace, name) as RawServer | undefined;
+    // Gone, or going: its children go with it through owner references.
+    if (!raw || raw.metadata?.deletionTimestamp) return null;
+    // As a job in a namespace not opted in: left alone (no status, no children), quietly.
+    if (namespaceProblem(namespace, view.namespaceLabels(namespace), this.deps.defaults.namespacePolicy)) {
+      log.debug({ namespace, server: name }, 'server not served: its namespace has not opted in');
+      return null;
+    }
+    const parsed = parseRunaheadServer(raw);
+    if (!parsed.ok) {
+      // The API server's CEL refuses these; one stored before the CRD changed is left alone.
+      log.warn({ namespace, server: name, problem: parsed.message }, 'invalid RunaheadServer left alone');
+      return null;
+    }
+    const uid = raw.metadata?.uid ?? '';
+    const pods = view
+      .podsOfServer(namespace, name)
+      .filter((p) => p.metadata?.ownerReferences?.some((o) => o.uid === uid))
+      .flatMap((p) => observeServerPod(p) ?? []);
+    const plan = planServer({
+      server: serverRef(parsed.server),
+      generation: raw.metadata?.generation ?? 0,
+      status: raw.status,
+      pods,
+      services: view.servicesOfServer(namespace, name),
+      ttftMs: await scrapeTtft(pods),
+      now: this.clock(),
+      defaults: this.deps.defaults,
+    });
+    const changed = !isDeepStrictEqual(withoutUndefined(plan.status), withoutUndefined(raw.status ?? {}));
+    if (changed) await this.writeStatus(raw, namespace, name, plan.status);
+    for (const action of plan.actions) await this.applyAction(namespace, name, action);
+    for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
+    return (plan.status.readyReplicas ?? 0) > 0 ? TTFT_REFRESH_MS : null;
+  }
+
+  private async writeStatus(
+    raw: RawServer,
+    namespace: string,
+    name: string,
+    status: RunaheadServerStatus,
+  ): Promise<void> {
+    try {
+      await this.deps.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: SERVER_PLURAL,
+        name,
+        body: { ...raw, status },
+        fieldManager: FIELD_MANAGER,
+      });
+    } catch (err) {
+      if (isCode(err, 409))
+        throw new ConflictError(`status of ${namespace}/${name} changed meanwhile; reconciling again`);
+      if (isCode(err, 404)) return;
+      throw err;
+    }
+  }
+
+  private async applyAction(namespace: string, server: string, action: ServerAction): Promise<void> {
+    const { core, log } = this.deps;
+    try {
+      switch (action.kind) {
+        case 'createService':
+          await core.createNamespacedService({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
+          return;
+        case 'createPod':
+          await core.createNamespacedPod({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
+          log.info({ namespace, server, pod: action.object.metadata?.name }, 'created server pod');
+          return;
+        case 'deletePod':
+          await core.deleteNamespacedPod({
+            namespace,
+            name: action.name,
+            body: { preconditions: { uid: action.uid } },
+          });
+          log.info({ namespace, server, pod: action.name }, 'deleted server pod');
+          return;
+        case 'ungatePod':
+          // As the job's reconciler: only our gate goes, and only from the pod we saw (uid).
+          await core.patchNamespacedPod(
+            {
+              namespace,
+              name: action.name,
+              fieldManager: FIELD_MANAGER,
+              body: {
+                metadata: { uid: action.uid },
+                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
+              },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+          );
+          return;
+      }
+    } catch (err) {
+      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
+      if (action.kind.startsWith('create') && isCode(err, 409)) return;
+      if (
+        (action.kind === 'deletePod' || action.kind === 'ungatePod') &&
+        (isCode(err, 404) || isCode(err, 409))
+      )
+        return;
+      throw err;
+    }
+  }
+
+  private async recordEvent(raw: RawServer, namespace: string, name: string, e: PlannedEvent): Promise<void> {
+    const now = this.clock();
+    try {
+      await this.deps.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject: {
+            apiVersion: API_VERSION,
+            kind: SERVER_KIND,
+            name,
+            namespace,
+            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
+          },
+          reason: e.reason,
+          message: e.message.slice(0, 1024),
+          type: e.type,
+          source: { component: FIELD_MANAGER },
+          reportingComponent: FIELD_MANAGER,
+          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      // Events are best effort: losing one must not fail the reconcile.
+      this.deps.log.warn(
+        { namespace, server: name, reason: e.reason, err: (err as Error).message },
+        'could not record event',
+      );
+    }
+  }
+}
+
+/** Status as compared: JSON-equal (undefined fields do not count). */
+function withoutUndefined(x: unknown): unknown {
+  return JSON.parse(JSON.stringify(x)) as unknown;
+}
