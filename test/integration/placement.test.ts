@@ -338,9 +338,16 @@ describe('startupTimeoutSeconds', () => {
       },
       20_000,
     );
-    const reasons = (await events(ns, 'stuck')).map((e) => e.reason);
-    expect(reasons).toEqual(
-      expect.arrayContaining(['GroupReleased', 'RankFailed', 'GroupRestarting', 'BackoffLimitExceeded']),
+    // Events are written after the status they mirror: read until the last one is there.
+    await eventuallyExpect(
+      'the job’s events',
+      async () => (await events(ns, 'stuck')).map((e) => e.reason),
+      (reasons) => {
+        expect(reasons).toEqual(
+          expect.arrayContaining(['GroupReleased', 'RankFailed', 'GroupRestarting', 'BackoffLimitExceeded']),
+        );
+      },
+      20_000,
     );
   }, 120_000);
 });
