@@ -205,6 +205,18 @@ describe('K/V sockets', () => {
     release();
   });
 
+  it('let a stream still open end, with its answer, when the receiving rank closes', async () => {
+    // A receiving rank whose own run is over may stop while the sender's end of stream is on its way.
+    const { run, server } = await receiver();
+    const { link: l } = link(server.port);
+    await l.enqueue(frames(0, 16, 16));
+    await eventually('the frame arrives', () => run.frames.length === 1);
+    const closing = server.close(5000);
+    expect(await l.finish()).toEqual({ frames: 1, bytes: 2 * 16 * 32 });
+    await closing;
+    expect(run.closed).toEqual([null]);
+  });
+
   it('name the rank when it takes no K/V socket', async () => {
     const errors: Error[] = [];
     const l = new KvLink(

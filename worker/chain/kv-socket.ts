@@ -43,6 +43,8 @@ const SEND_BUFFER_BYTES = 8 << 20;
 const MAX_CONNECTIONS = 256;
 /** How long a connection may stay open without a hello (a slot of MAX_CONNECTIONS held by nobody). */
 const HELLO_TIMEOUT_MS = 30_000;
+/** How long a closing rank lets open K/V streams finish (as RankNode.stop gives gRPC calls). */
+const CLOSE_GRACE_MS = 2000;
 /** How long a refused sender may keep writing before its socket is dropped. */
 const HANG_UP_GRACE_MS = 5000;
 
@@ -97,13 +99,22 @@ export class KvSocketServer {
   }
 
   /** Stop listening and drop every connection (their runs hear that their streams closed). */
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => {
+  /**
+   * Stop taking connections, give open streams up to `graceMs` to end (a sender's last frames and
+   * end of stream may still be on their way when this rank's own run is over: its answer is what
+   * the sender's run waits for — as gRPC's tryShutdown lets StreamKv calls finish), then drop the
+   * rest (their runs hear that their streams closed).
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
       this.server.close(() => {
         resolve();
       });
     });
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.sockets) s.destroy();
+    await closed;
   }
 }
 
@@ -119,7 +130,7 @@ export function serveKvSocket<S extends KvSink>(
   let over = false;
   let greeted = false;
   socket.setTimeout(HELLO_TIMEOUT_MS, () => {
-    if (receiver.state.phase === 'hello') socket.destroy();
+    if (!greeted) socket.destroy();
   });
   const receiver = new KvReceiver(ctx, {
     answer: (err, summary) => {
@@ -152,13 +163,16 @@ export function serveKvSocket<S extends KvSink>(
       receiver.closed(null, null);
       return false;
     }
-    // K and V are views of `bytes`, which the reader reuses: the sink copies what it keeps.
-    await receiver.receive(KvMessage.decode(bytes));
-    const phase = receiver.state.phase;
-    if (phase === 'frames' && !greeted) {
+    // The first message arrived: from here the run's own deadlines apply. A hello may wait for its
+    // run much longer than the hello timeout (runFor: a Start that comes once every rank has loaded
+    // its model) while the sender has nothing to send yet; dropping it then failed whole groups.
+    if (!greeted) {
       greeted = true;
       socket.setTimeout(0);
     }
+    // K and V are views of `bytes`, which the reader reuses: the sink copies what it keeps.
+    await receiver.receive(KvMessage.decode(bytes));
+    const phase = receiver.state.phase;
     if (phase === 'answered' || phase === 'closed') over = true;
     return !over;
   };
@@ -271,6 +285,8 @@ export function socketFrameWriter(o: SocketWriterOptions): KvFrameWriter {
           const end = KvSocketEnd.decode(bytes);
           if (end.code === (status.OK as number)) settle?.resolve(end.summary ?? { frames: 0, bytes: 0 });
           else fail(`rank ${toRank} ended the stream: ${end.error}`);
+          // The stream is over either way: close this end too (the receiver closed its own).
+          s.end();
         }
       } catch (err) {
         fail(`a malformed answer (${(err as Error).message})`);
