@@ -1,7 +1,8 @@
 // A RunaheadServer end to end, as a user runs it: `kubectl apply` of a server on a real API server
 // with the operator as a process and the test node agent running its pods (rank pods as `runahead
-// worker --serve`, the front as `runahead serve --ranks-at`); a completion through the front's
-// address; a rank pod deleted → the whole group is started again and serves again.
+// worker --serve`, the front as `runahead serve --ranks-at`); completions through the server's
+// Service (the node's kube-proxy role: test/support/service-proxy.ts); a rank pod deleted → the
+// whole group is started again and serves again through the same Service; a rolling change.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { stringify } from 'yaml';
 import type { RunaheadServerStatus } from '../../core/api/v1alpha1/runahead-server.ts';
@@ -53,13 +54,14 @@ describe('RunaheadServer on the test cluster', () => {
       metadata: { uid: string };
       status?: { podIP?: string };
     };
-  /** POST a completion to the group's front, at its pod IP and port (the Service's endpoint). */
+  /** POST a completion to the server's Service, at the address its port has on the node. */
   const complete = async () => {
-    const ip = (await podJson(`${NAME}-g0-front`)).status?.podIP;
-    if (!ip) throw new Error('the front has no IP yet');
-    const r = await call(8000, '/v1/completions', {
-      host: ip,
+    const service = await cluster.agent.serviceAddress('default', NAME, 8000);
+    const r = await call(service.port, '/v1/completions', {
+      host: service.host,
       body: { model: NAME, prompt: [1, 17, 42, 99, 7, 8, 9, 10], max_tokens: 3 },
+    }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message} (${service.lastError})`, { cause: err });
     });
     return { status: r.status, body: JSON.parse(r.body) as CompletionReply };
   };
@@ -69,7 +71,7 @@ describe('RunaheadServer on the test cluster', () => {
       await cluster.kubectl(['get', 'pods', '-o', 'wide']).catch((e: unknown) => String(e)),
     ].join('\n');
 
-  it('serves completions through the front once the group is ready', async () => {
+  it('serves completions through its Service once the group is ready', async () => {
     await cluster.apply(stringify(MANIFEST));
     await eventually(
       'the server Available with 1 ready group',

@@ -12,6 +12,8 @@
 // translated for the local process by pod-sandbox.ts: volumes are materialized in a per-pod directory and the paths under
 // their mountPaths rewritten, every pod gets its own loopback IP (127.x.y.z), `0.0.0.0:<port>`
 // becomes that IP, and pod DNS names become the pods' IPs. Nothing else about the product changes.
+// A Service is reached as kube-proxy makes it reachable: `serviceAddress()` gives the Service port an
+// address on this node that forwards each connection to a ready pod the Service selects.
 //
 // Not emulated: images (every container runs `image` below: this checkout's `runahead`), users and
 // security contexts, resource limits (requests are only counted for scheduling), liveness and
@@ -52,6 +54,7 @@ import { ROOT, RUNAHEAD_BIN } from './cli.ts';
 import { LoopbackRange } from './loopback-range.ts';
 import { probeOnce } from './pod-probe.ts';
 import { awaitsDefaultScheduler } from './scheduler.ts';
+import { ServiceProxy } from './service-proxy.ts';
 import { recordLog } from './test-logs.ts';
 import {
   TERMINATION_MESSAGE_MAX_BYTES,
@@ -215,6 +218,8 @@ export class NodeAgent {
   readonly #addresses: LoopbackRange;
   /** Pod DNS name (`<hostname>.<subdomain>.<namespace>`) → its IP, stable across the pod's incarnations. */
   readonly #reserved = new Map<string, string>();
+  /** `<namespace>/<name>:<port>` → the proxy serving that Service port on this node. */
+  readonly #services = new Map<string, Promise<ServiceProxy>>();
   readonly #eventsSent = new Set<string>();
   readonly #unschedulable = new Map<string, string>();
   #watch: AbortController | null = null;
@@ -280,6 +285,9 @@ export class NodeAgent {
     }
     await Promise.all([...this.#runtimes.values()].flatMap((rt) => (rt.child ? [rt.exited] : [])));
     await Promise.all([...this.#runtimes.values()].map((rt) => rt.statusWrites));
+    await Promise.all(
+      [...this.#services.values()].map((p) => p.then((proxy) => proxy.close()).catch(() => undefined)),
+    );
     if (options.deleteNode ?? true)
       await this.#core.deleteNode({ name: this.nodeName }).catch(() => undefined);
     rmSync(this.dir, { recursive: true, force: true });
@@ -608,6 +616,28 @@ export class NodeAgent {
   }
 
   // ---------------------------------------------------------------------------------------- network
+
+  /**
+   * The address a client on this node dials for the Service's port `port` (its ClusterIP and port in
+   * a cluster): a loopback address of the agent's own, kept for the Service, at that port; each
+   * connection goes to a ready pod the Service selects (service-proxy.ts, kube-proxy's job).
+   */
+  serviceAddress(namespace: string, name: string, port: number): Promise<ServiceProxy> {
+    const key = `${namespace}/${name}:${port}`;
+    let proxy = this.#services.get(key);
+    if (!proxy) {
+      proxy = ServiceProxy.start(
+        this.#core,
+        this.#reserve(`service:${name}.${namespace}`),
+        namespace,
+        name,
+        port,
+      );
+      this.#services.set(key, proxy);
+      proxy.catch(() => this.#services.delete(key));
+    }
+    return proxy;
+  }
 
   /** A pod with a hostname and subdomain has the IP its DNS name resolves to; any other a fresh one. */
   #ipFor(pod: V1Pod): string {
