@@ -103,6 +103,10 @@ const isCreate = (a: ChildAction): a is CreateAction =>
 const isPodGroupUnavailable = (a: ChildAction, err: unknown) =>
   a.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403));
 
+/** What to install or allow, said after a PodGroup create refused with 404 or 403. */
+export const podGroupUnavailableHint = (scheduler: string, apiVersion: string) =>
+  ` (spec.placement.podGroup ${scheduler} needs ${apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`;
+
 export interface ReconcilerDeps {
   readonly view: ClusterView;
   readonly core: CoreV1Api;
@@ -273,7 +277,7 @@ export class Reconciler {
     }[action.kind];
     const hint =
       action.kind === 'createPodGroup' && isPodGroupUnavailable(action, err)
-        ? ` (spec.placement.podGroup ${action.scheduler} needs ${action.object.apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`
+        ? podGroupUnavailableHint(action.scheduler, action.object.apiVersion)
         : '';
     const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}${hint}`;
     this.log.warn({ namespace, job: name, refused: clip(message) }, 'job failed: a child was refused');
@@ -468,7 +472,7 @@ export class Reconciler {
 }
 
 /** The API server's own message when it has one (ApiException's body is its Status object). */
-function apiErrorMessage(err: unknown): string {
+export function apiErrorMessage(err: unknown): string {
   if (err instanceof ApiException) {
     const body: unknown = typeof err.body === 'string' ? safeJson(err.body) : err.body;
     if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string')

@@ -2,12 +2,19 @@
 // group's front, and per rank group the job's own children — its headless Service and rank pods,
 // built by desired-children.ts from a job spec made of the server's (so placement, volumes, TLS,
 // resources and policies are the job's, not a second copy) — with the ranks in --serve mode, plus
-// one front pod (`runahead serve --ranks-at <the group's ranks>`).
+// one front pod (`runahead serve --ranks-at <the group's ranks>`), and with placement.podGroup the
+// group's PodGroup, as the job makes it for one attempt.
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Pod, V1Service } from '@kubernetes/client-node';
 import { workerArgv } from '../core/worker-config.ts';
 import { partitionFlags } from '../core/partition-choice.ts';
-import { API_VERSION, LABEL_ATTEMPT, LABEL_JOB, LABEL_RANK } from '../core/api/v1alpha1/names.ts';
+import {
+  API_VERSION,
+  LABEL_ATTEMPT,
+  LABEL_COSCHEDULING_POD_GROUP,
+  LABEL_JOB,
+  LABEL_RANK,
+} from '../core/api/v1alpha1/names.ts';
 import { LABEL_MANAGED_BY, LABEL_NAME, LABEL_COMPONENT, MANAGED_BY } from '../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpec } from '../core/api/v1alpha1/runahead-job.ts';
 import type { RunaheadServer, RunaheadServerSpec } from '../core/api/v1alpha1/runahead-server.ts';
@@ -24,11 +31,13 @@ import {
 } from '../core/api/v1alpha1/server-names.ts';
 import {
   desiredPod,
+  desiredPodGroup,
   desiredService,
   rankAddresses,
   workerConfig,
   type JobRef,
   type OperatorDefaults,
+  type PodGroupObject,
 } from './desired-children.ts';
 
 /** A server as the planner needs it: validated spec and identity. */
@@ -162,6 +171,28 @@ export function desiredGroupService(server: ServerRef, group: number): V1Service
   return service;
 }
 
+/**
+ * The PodGroup of attempt `attempt` of group `group` (spec.placement.podGroup; null without one):
+ * the job's, `<server>-g<group>-a<attempt>`, the name the group's rank pods carry, owned by the
+ * server. Its minMember is `ranks`: the front does not count. The gang is what holds GPUs and must
+ * start together (a chain with a rank missing serves nothing while the others hold the model); the
+ * front holds no GPU, is scheduled anywhere by the default scheduler, and waits for the ranks on its
+ * own (/readyz), so making it a member would only tie it to the gang scheduler.
+ */
+export function desiredServerPodGroup(
+  server: ServerRef,
+  group: number,
+  attempt: number,
+): PodGroupObject | null {
+  const podGroup = desiredPodGroup(groupJob(server, group), attempt);
+  if (!podGroup) return null;
+  // A fresh object from desiredPodGroup: changed in place here, nobody else holds it.
+  const meta = podGroup.metadata;
+  meta.labels = { ...meta.labels, [LABEL_SERVER]: server.name, [LABEL_SERVER_GROUP]: String(group) };
+  meta.ownerReferences = [ownerReference(server)];
+  return podGroup;
+}
+
 /** Rank `rank` of group `group`, as the job makes it, serving (`runahead worker --serve`). */
 export function desiredRankPod(
   server: ServerRef,
@@ -221,8 +252,9 @@ export function desiredFrontPod(
   defaults: OperatorDefaults,
 ): V1Pod {
   const rank0 = desiredPod(groupJob(server, group), 0, 0, defaults);
-  // Not a rank: without the rank labels, the job's controller and observePod pass it by.
-  const rankOnly = new Set([LABEL_RANK, LABEL_ATTEMPT, LABEL_JOB]);
+  // Not a rank: without the rank labels, the job's controller and observePod pass it by; nor a
+  // member of the gang's PodGroup (desiredServerPodGroup says why).
+  const rankOnly = new Set([LABEL_RANK, LABEL_ATTEMPT, LABEL_JOB, LABEL_COSCHEDULING_POD_GROUP]);
   const labels = Object.fromEntries(
     Object.entries(rank0.metadata!.labels ?? {}).filter(([k]) => !rankOnly.has(k)),
   );

@@ -17,15 +17,17 @@ import {
   FIELD_MANAGER,
   GANG_SCHEDULING_GATE,
   GROUP,
+  Reason,
   VERSION,
 } from '../core/api/v1alpha1/names.ts';
+import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
-import { ConflictError } from './reconciler.ts';
+import { apiErrorMessage, ConflictError, podGroupUnavailableHint } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
 import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
 import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
@@ -127,7 +129,20 @@ export class ServerReconciler {
     });
     const changed = !isDeepStrictEqual(withoutUndefined(plan.status), withoutUndefined(raw.status ?? {}));
     if (changed) await this.writeStatus(raw, namespace, name, plan.status);
-    for (const action of plan.actions) await this.applyAction(namespace, name, action);
+    for (const action of plan.actions)
+      try {
+        await this.applyAction(namespace, name, action);
+      } catch (err) {
+        // No PodGroup, no pod: they would wait for it forever. Said on the server; retried with
+        // backoff, so installing the scheduler's CRD or allowing it in the chart is enough.
+        if (action.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403)))
+          await this.recordEvent(raw, namespace, name, {
+            type: 'Warning',
+            reason: Reason.ChildRejected,
+            message: `could not create PodGroup ${action.object.metadata.name ?? ''}: ${apiErrorMessage(err)}${podGroupUnavailableHint(action.scheduler, action.object.apiVersion)}`,
+          });
+        throw err;
+      }
     for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
     return (plan.status.readyReplicas ?? 0) > 0 ? TTFT_REFRESH_MS : null;
   }
@@ -157,12 +172,46 @@ export class ServerReconciler {
   }
 
   private async applyAction(namespace: string, server: string, action: ServerAction): Promise<void> {
-    const { core, log } = this.deps;
+    const { core, custom, log } = this.deps;
     try {
       switch (action.kind) {
         case 'createService':
           await core.createNamespacedService({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
           return;
+        case 'createPodGroup': {
+          const api = POD_GROUP_APIS[action.scheduler];
+          await custom.createNamespacedCustomObject({
+            group: api.group,
+            version: api.version,
+            namespace,
+            plural: api.plural,
+            body: action.object,
+            fieldManager: FIELD_MANAGER,
+          });
+          log.info({ namespace, server, podGroup: action.object.metadata.name }, 'created PodGroup');
+          return;
+        }
+        case 'deletePodGroup': {
+          const api = POD_GROUP_APIS[action.scheduler];
+          try {
+            await custom.deleteNamespacedCustomObject({
+              group: api.group,
+              version: api.version,
+              namespace,
+              plural: api.plural,
+              name: action.name,
+            });
+          } catch (err) {
+            // Not allowed (a chart from before servers had PodGroups grants create only): the group
+            // still restarts; the PodGroup goes with the server (owner reference).
+            if (!isCode(err, 403)) throw err;
+            log.warn(
+              { namespace, server, podGroup: action.name, err: apiErrorMessage(err) },
+              'could not delete PodGroup',
+            );
+          }
+          return;
+        }
         case 'createPod':
           await core.createNamespacedPod({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
           log.info({ namespace, server, pod: action.object.metadata?.name }, 'created server pod');
@@ -195,7 +244,7 @@ export class ServerReconciler {
       // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
       if (action.kind.startsWith('create') && isCode(err, 409)) return;
       if (
-        (action.kind === 'deletePod' || action.kind === 'ungatePod') &&
+        (action.kind === 'deletePod' || action.kind === 'ungatePod' || action.kind === 'deletePodGroup') &&
         (isCode(err, 404) || isCode(err, 409))
       )
         return;
