@@ -28,7 +28,6 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadJob, type RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
-import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
@@ -43,6 +42,7 @@ import {
 import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
+import { createPodGroup, isPodGroupUnavailable, podGroupUnavailableHint } from './pod-groups.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
@@ -96,16 +96,9 @@ const isCreate = (a: ChildAction): a is CreateAction =>
   a.kind === 'createService' ||
   a.kind === 'createPodGroup';
 
-/**
- * A PodGroup the API server does not serve (404: the scheduler's CRD is not installed) or the
- * operator may not create (403: the chart's operator.podGroups does not name it): no retry helps.
- */
-const isPodGroupUnavailable = (a: ChildAction, err: unknown) =>
-  a.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403));
-
-/** What to install or allow, said after a PodGroup create refused with 404 or 403. */
-export const podGroupUnavailableHint = (scheduler: string, apiVersion: string) =>
-  ` (spec.placement.podGroup ${scheduler} needs ${apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`;
+/** A PodGroup create that no retry helps (pod-groups.ts): the job fails. */
+const isPodGroupRefused = (a: ChildAction, err: unknown) =>
+  a.kind === 'createPodGroup' && isPodGroupUnavailable(err);
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
@@ -238,7 +231,7 @@ export class Reconciler {
       try {
         await this.applyAction(namespace, name, action);
       } catch (err) {
-        if (isCreate(action) && (isRefusal(err) || isPodGroupUnavailable(action, err))) {
+        if (isCreate(action) && (isRefusal(err) || isPodGroupRefused(action, err))) {
           // Invalid as written (a 422 echoing the field, a ConfigMap over 1 MiB): no retry can
           // help, so the job fails now, once, instead of a new event on every retry.
           await this.refuse(current ?? raw, namespace, name, action, err);
@@ -276,7 +269,7 @@ export class Reconciler {
       createPodGroup: 'PodGroup',
     }[action.kind];
     const hint =
-      action.kind === 'createPodGroup' && isPodGroupUnavailable(action, err)
+      action.kind === 'createPodGroup' && isPodGroupUnavailable(err)
         ? podGroupUnavailableHint(action.scheduler, action.object.apiVersion)
         : '';
     const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}${hint}`;
@@ -336,18 +329,9 @@ export class Reconciler {
             fieldManager: FIELD_MANAGER,
           });
           return;
-        case 'createPodGroup': {
-          const api = POD_GROUP_APIS[action.scheduler];
-          await this.custom.createNamespacedCustomObject({
-            group: api.group,
-            version: api.version,
-            namespace,
-            plural: api.plural,
-            body: action.object,
-            fieldManager: FIELD_MANAGER,
-          });
+        case 'createPodGroup':
+          await createPodGroup(this.custom, namespace, action.scheduler, action.object);
           return;
-        }
         case 'createPod':
           await this.core.createNamespacedPod({
             namespace,

@@ -20,14 +20,19 @@ import {
   Reason,
   VERSION,
 } from '../core/api/v1alpha1/names.ts';
-import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
-import { apiErrorMessage, ConflictError, podGroupUnavailableHint } from './reconciler.ts';
+import {
+  createPodGroup,
+  deletePodGroup,
+  isPodGroupUnavailable,
+  podGroupUnavailableHint,
+} from './pod-groups.ts';
+import { apiErrorMessage, ConflictError } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
 import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
 import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
@@ -135,7 +140,7 @@ export class ServerReconciler {
       } catch (err) {
         // No PodGroup, no pod: they would wait for it forever. Said on the server; retried with
         // backoff, so installing the scheduler's CRD or allowing it in the chart is enough.
-        if (action.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403)))
+        if (action.kind === 'createPodGroup' && isPodGroupUnavailable(err))
           await this.recordEvent(raw, namespace, name, {
             type: 'Warning',
             reason: Reason.ChildRejected,
@@ -178,29 +183,13 @@ export class ServerReconciler {
         case 'createService':
           await core.createNamespacedService({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
           return;
-        case 'createPodGroup': {
-          const api = POD_GROUP_APIS[action.scheduler];
-          await custom.createNamespacedCustomObject({
-            group: api.group,
-            version: api.version,
-            namespace,
-            plural: api.plural,
-            body: action.object,
-            fieldManager: FIELD_MANAGER,
-          });
+        case 'createPodGroup':
+          await createPodGroup(custom, namespace, action.scheduler, action.object);
           log.info({ namespace, server, podGroup: action.object.metadata.name }, 'created PodGroup');
           return;
-        }
-        case 'deletePodGroup': {
-          const api = POD_GROUP_APIS[action.scheduler];
+        case 'deletePodGroup':
           try {
-            await custom.deleteNamespacedCustomObject({
-              group: api.group,
-              version: api.version,
-              namespace,
-              plural: api.plural,
-              name: action.name,
-            });
+            await deletePodGroup(custom, namespace, action.scheduler, action.name);
           } catch (err) {
             // Not allowed (a chart from before servers had PodGroups grants create only): the group
             // still restarts; the PodGroup goes with the server (owner reference).
@@ -211,7 +200,6 @@ export class ServerReconciler {
             );
           }
           return;
-        }
         case 'createPod':
           await core.createNamespacedPod({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
           log.info({ namespace, server, pod: action.object.metadata?.name }, 'created server pod');

@@ -87,6 +87,27 @@ async function createJob(
   await createTestJob(custom, ns, name, spec, labels);
 }
 
+/** A two-rank RunaheadServer whose groups are pod groups of `scheduler`. */
+async function createServer(ns: string, name: string, scheduler: string): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: SERVER_PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SERVER_KIND,
+      metadata: { name },
+      spec: {
+        ranks: 2,
+        model: { synthetic: { preset: 'tiny' } },
+        executionProvider: 'cpu',
+        placement: { podGroup: { scheduler } },
+      },
+    },
+  });
+}
+
 async function status(ns: string, name: string): Promise<RunaheadJobStatus> {
   const job = (await custom.getNamespacedCustomObject({
     group: GROUP,
@@ -411,23 +432,7 @@ describe('gang schedulers: pod groups', () => {
 
   test('a RunaheadServer: one PodGroup per group and attempt, of its ranks, owned by the server; replaced when the group restarts', async () => {
     const ns = await namespace('volcano-server');
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural: SERVER_PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: SERVER_KIND,
-        metadata: { name: 'chat' },
-        spec: {
-          ranks: 2,
-          model: { synthetic: { preset: 'tiny' } },
-          executionProvider: 'cpu',
-          placement: { podGroup: { scheduler: 'Volcano' } },
-        },
-      },
-    });
+    await createServer(ns, 'chat', 'Volcano');
     const podGroup = (name: string) =>
       custom.getNamespacedCustomObject({
         group: 'scheduling.volcano.sh',
@@ -501,23 +506,7 @@ describe('gang schedulers: pod groups', () => {
 
   test('a RunaheadServer whose PodGroup may not be created gets no pod and says what to install or allow', async () => {
     const ns = await namespace('cosched-server');
-    await custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural: SERVER_PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: SERVER_KIND,
-        metadata: { name: 'cs' },
-        spec: {
-          ranks: 2,
-          model: { synthetic: { preset: 'tiny' } },
-          executionProvider: 'cpu',
-          placement: { podGroup: { scheduler: 'Coscheduling' } },
-        },
-      },
-    });
+    await createServer(ns, 'cs', 'Coscheduling');
     await eventuallyExpect(
       'the Warning on the server',
       () => events(ns, 'cs'),
