@@ -43,6 +43,7 @@ import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
 import { createPodGroup, isPodGroupUnavailable, podGroupUnavailableHint } from './pod-groups.ts';
+import { recordEvent } from './platform/events.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
@@ -408,50 +409,20 @@ export class Reconciler {
   }
 
   /** True when recorded (or, with a fixed `eventName`, recorded before). */
-  private async recordEvent(
+  private recordEvent(
     raw: RawJob,
     namespace: string,
     name: string,
     e: PlannedEvent,
     eventName?: string,
   ): Promise<boolean> {
-    const now = this.clock();
-    try {
-      await this.core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: {
-            ...(eventName ? { name: eventName } : { generateName: `${name}.` }),
-            namespace,
-          },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: KIND,
-            name,
-            namespace,
-            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
-          },
-          reason: e.reason,
-          message: e.message.slice(0, 1024),
-          type: e.type,
-          source: { component: FIELD_MANAGER },
-          reportingComponent: FIELD_MANAGER,
-          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-      return true;
-    } catch (err) {
-      if (eventName && isCode(err, 409)) return true;
-      // Events are best effort: losing one must not fail the reconcile.
-      this.log.warn(
-        { namespace, job: name, reason: e.reason, err: (err as Error).message },
-        'could not record event',
-      );
-      return false;
-    }
+    return recordEvent({ apiVersion: API_VERSION, kind: KIND, namespace, name, uid: raw.metadata?.uid }, e, {
+      core: this.core,
+      log: this.log,
+      logContext: { namespace, job: name },
+      now: this.clock(),
+      eventName,
+    });
   }
 }
 

@@ -25,6 +25,7 @@ import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/ser
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
+import { recordEvent } from './platform/events.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import {
   createPodGroup,
@@ -241,37 +242,16 @@ export class ServerReconciler {
   }
 
   private async recordEvent(raw: RawServer, namespace: string, name: string, e: PlannedEvent): Promise<void> {
-    const now = this.clock();
-    try {
-      await this.deps.core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: SERVER_KIND,
-            name,
-            namespace,
-            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
-          },
-          reason: e.reason,
-          message: e.message.slice(0, 1024),
-          type: e.type,
-          source: { component: FIELD_MANAGER },
-          reportingComponent: FIELD_MANAGER,
-          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      // Events are best effort: losing one must not fail the reconcile.
-      this.deps.log.warn(
-        { namespace, server: name, reason: e.reason, err: (err as Error).message },
-        'could not record event',
-      );
-    }
+    await recordEvent(
+      { apiVersion: API_VERSION, kind: SERVER_KIND, namespace, name, uid: raw.metadata?.uid },
+      e,
+      {
+        core: this.deps.core,
+        log: this.deps.log,
+        logContext: { namespace, server: name },
+        now: this.clock(),
+      },
+    );
   }
 }
 
