@@ -6,19 +6,11 @@
 // group forever), the terminal phase before the pods are cleaned up. It is written with the
 // resourceVersion the plan was made from, so a plan made from a stale cache is refused (409) and
 // made again from fresh data instead of overwriting someone else's write.
-import {
-  ApiException,
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   API_VERSION,
   FIELD_MANAGER,
-  GANG_SCHEDULING_GATE,
   GROUP,
   KIND,
   LABEL_JOB,
@@ -44,6 +36,7 @@ import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
 import { createPodGroup, isPodGroupUnavailable, podGroupUnavailableHint } from './pod-groups.ts';
 import { recordEvent } from './platform/events.ts';
+import { deleteSeenPod, goalReached, liftGangGate } from './pod-writes.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
@@ -342,28 +335,11 @@ export class Reconciler {
           this.log.info({ namespace, job, pod: action.object.metadata?.name }, 'created rank pod');
           return;
         case 'deletePod':
-          await this.core.deleteNamespacedPod({
-            namespace,
-            name: action.name,
-            body: { preconditions: { uid: action.uid } },
-          });
+          await deleteSeenPod(this.core, namespace, action.name, action.uid);
           this.log.info({ namespace, job, pod: action.name }, 'deleted rank pod');
           return;
         case 'ungatePod':
-          // Strategic merge on the gates' list key: only our gate goes (Kueue's, say, stays); the uid
-          // is a precondition, so a pod recreated under the same name is left alone (409).
-          await this.core.patchNamespacedPod(
-            {
-              namespace,
-              name: action.name,
-              fieldManager: FIELD_MANAGER,
-              body: {
-                metadata: { uid: action.uid },
-                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
-              },
-            },
-            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-          );
+          await liftGangGate(this.core, namespace, action.name, action.uid);
           this.log.info({ namespace, job, pod: action.name }, 'lifted the gang gate of rank pod');
           return;
         case 'deleteJob':
@@ -379,13 +355,7 @@ export class Reconciler {
           return;
       }
     } catch (err) {
-      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
-      if (action.kind.startsWith('create') && isCode(err, 409)) return;
-      if (
-        (action.kind === 'deletePod' || action.kind === 'deleteJob' || action.kind === 'ungatePod') &&
-        (isCode(err, 404) || isCode(err, 409))
-      )
-        return;
+      if (goalReached(action.kind, err)) return;
       throw err;
     }
   }

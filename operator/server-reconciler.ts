@@ -3,29 +3,16 @@
 // restart count, which must survive a crash between writes), then the children, then the Events.
 // The status is written with the resourceVersion the plan was made from: a plan from a stale cache
 // is refused (409) and made again from fresh data.
-import {
-  ApiException,
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  API_VERSION,
-  FIELD_MANAGER,
-  GANG_SCHEDULING_GATE,
-  GROUP,
-  Reason,
-  VERSION,
-} from '../core/api/v1alpha1/names.ts';
+import { API_VERSION, FIELD_MANAGER, GROUP, Reason, VERSION } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
 import { recordEvent } from './platform/events.ts';
+import { deleteSeenPod, goalReached, liftGangGate } from './pod-writes.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import {
   createPodGroup,
@@ -206,37 +193,15 @@ export class ServerReconciler {
           log.info({ namespace, server, pod: action.object.metadata?.name }, 'created server pod');
           return;
         case 'deletePod':
-          await core.deleteNamespacedPod({
-            namespace,
-            name: action.name,
-            body: { preconditions: { uid: action.uid } },
-          });
+          await deleteSeenPod(core, namespace, action.name, action.uid);
           log.info({ namespace, server, pod: action.name }, 'deleted server pod');
           return;
         case 'ungatePod':
-          // As the job's reconciler: only our gate goes, and only from the pod we saw (uid).
-          await core.patchNamespacedPod(
-            {
-              namespace,
-              name: action.name,
-              fieldManager: FIELD_MANAGER,
-              body: {
-                metadata: { uid: action.uid },
-                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
-              },
-            },
-            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-          );
+          await liftGangGate(core, namespace, action.name, action.uid);
           return;
       }
     } catch (err) {
-      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
-      if (action.kind.startsWith('create') && isCode(err, 409)) return;
-      if (
-        (action.kind === 'deletePod' || action.kind === 'ungatePod' || action.kind === 'deletePodGroup') &&
-        (isCode(err, 404) || isCode(err, 409))
-      )
-        return;
+      if (goalReached(action.kind, err)) return;
       throw err;
     }
   }
