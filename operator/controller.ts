@@ -27,7 +27,7 @@ import type { RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
 import { logger, type Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import { ConflictError, Reconciler, type ClusterView, type ReconcileObserver } from './reconciler.ts';
-import { Informer } from './platform/informer.ts';
+import { coreResource, InformerFactory, type Informer } from './platform/informer.ts';
 import { WorkQueue } from './platform/work-queue.ts';
 import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
 import type { OperatorMetrics } from './platform/metrics.ts';
@@ -69,42 +69,18 @@ export class Controller {
     this.#log = logger('controller');
     this.#metrics = metrics;
     this.#concurrency = options.concurrency ?? 4;
-    const onRestart = (resource: string) => {
-      metrics.informerRestarted(resource);
-    };
-    const informer = <T extends KubernetesObject>(
-      group: string,
-      version: string,
-      plural: string,
-      labelSelector?: string,
-    ) =>
-      new Informer<T>({
-        kubeConfig,
-        resource: { group, version, plural },
-        namespace,
-        labelSelector,
-        onRestart,
-      });
-    this.jobs = informer<Job>(GROUP, VERSION, PLURAL);
-    this.#pods = informer<V1Pod>('', 'v1', 'pods', CHILD_SELECTOR);
-    this.#services = informer<V1Service>('', 'v1', 'services', CHILD_SELECTOR);
-    this.#configMaps = informer<V1ConfigMap>('', 'v1', 'configmaps', CHILD_SELECTOR);
+    const informers = new InformerFactory({ kubeConfig, namespace, metrics });
+    this.jobs = informers.namespaced<Job>({ group: GROUP, version: VERSION, plural: PLURAL });
+    this.#pods = informers.namespaced<V1Pod>(coreResource('pods'), CHILD_SELECTOR);
+    this.#services = informers.namespaced<V1Service>(coreResource('services'), CHILD_SELECTOR);
+    this.#configMaps = informers.namespaced<V1ConfigMap>(coreResource('configmaps'), CHILD_SELECTOR);
     // Cluster-scoped, and only the labelled ones: a namespace losing its label leaves the cache.
     this.#namespaces =
       options.defaults.namespacePolicy.namespaces === 'labelled'
-        ? new Informer<V1Namespace>({
-            kubeConfig,
-            resource: { group: '', version: 'v1', plural: 'namespaces' },
-            labelSelector: ENABLED_NAMESPACE_SELECTOR,
-            onRestart,
-          })
+        ? informers.cluster<V1Namespace>(coreResource('namespaces'), ENABLED_NAMESPACE_SELECTOR)
         : null;
     this.#nodes = options.defaults.gangCapacityCheck
-      ? new Informer<V1Node>({
-          kubeConfig,
-          resource: { group: '', version: 'v1', plural: 'nodes' },
-          onRestart,
-        })
+      ? informers.cluster<V1Node>(coreResource('nodes'))
       : null;
     this.#queue = new WorkQueue({ name: 'runaheadjobs' });
     metrics.trackWorkQueueDepth(() => this.#queue.depth);

@@ -29,7 +29,6 @@ import {
   type RunaheadJobSpec,
 } from '../core/api/v1alpha1/runahead-job.ts';
 import {
-  API_VERSION,
   KIND,
   LABEL_ATTEMPT,
   LABEL_COMPONENT,
@@ -46,6 +45,7 @@ import {
 } from '../core/api/v1alpha1/names.ts';
 import { TERMINATION_MESSAGE_PATH } from '../core/api/termination-message.ts';
 import { podGroupName, rankPlacement } from './rank-placement.ts';
+import { childMeta, ownerRef, type OwnerRef } from './owned-objects.ts';
 import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 
 export interface OperatorDefaults {
@@ -83,24 +83,9 @@ const TABLE_FILE = `${CONFIG_DIR}/partition/table.json`;
 const TLS_DIR = `${CONFIG_DIR}/tls`;
 
 /** A job as the planner needs it: validated spec, identity, its labels (Kueue's queue name). */
-export interface JobRef {
-  readonly name: string;
-  readonly namespace: string;
-  readonly uid: string;
-  /** The job's own labels (absent: none). */
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly spec: RunaheadJobSpec;
-}
+export type JobRef = OwnerRef<RunaheadJobSpec>;
 
-export function jobRef(job: RunaheadJob): JobRef {
-  return {
-    name: job.metadata.name,
-    namespace: job.metadata.namespace ?? 'default',
-    uid: job.metadata.uid ?? '',
-    labels: job.metadata.labels ?? {},
-    spec: job.spec,
-  };
-}
+export const jobRef = (job: RunaheadJob): JobRef => ownerRef(job);
 
 export function jobLabels(job: JobRef): Record<string, string> {
   return {
@@ -111,19 +96,8 @@ export function jobLabels(job: JobRef): Record<string, string> {
   };
 }
 
-function ownerReference(job: JobRef) {
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND,
-    name: job.name,
-    uid: job.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
-}
-
 function meta(job: JobRef, name: string, labels: Record<string, string> = jobLabels(job)) {
-  return { name, namespace: job.namespace, labels, ownerReferences: [ownerReference(job)] };
+  return childMeta(KIND, job, name, labels);
 }
 
 /** host:port of every rank, by rank, through the headless Service. */

@@ -2,7 +2,7 @@
 // each rank pod gets.
 import { describe, expect, test } from '@jest/globals';
 import { RunaheadJobSpecSchema, type RunaheadJobSpecInput } from '../core/api/v1alpha1/runahead-job.ts';
-import { mergeAffinity, podGroupName, rankPlacement, type PlacedJob } from './rank-placement.ts';
+import { mergeAffinity, podGroupName, podGroupOf, rankPlacement, type PlacedJob } from './rank-placement.ts';
 
 function job(spec: Partial<RunaheadJobSpecInput>, labels: Record<string, string> = {}): PlacedJob {
   return {
@@ -130,6 +130,16 @@ describe('rank placement', () => {
     expect(volcano.schedulerName).toBe('vc-gpu');
     expect(volcano.annotations).toEqual({ 'scheduling.k8s.io/group-name': 'chain-a0' });
     expect(podGroupName('a'.repeat(52), 100).length).toBeLessThanOrEqual(63);
+    // Read back from a pod: which PodGroup, of which scheduler.
+    expect(podGroupOf(cosched.labels, cosched.annotations)).toEqual({
+      name: 'chain-a2',
+      scheduler: 'Coscheduling',
+    });
+    expect(podGroupOf(volcano.labels, volcano.annotations)).toEqual({
+      name: 'chain-a0',
+      scheduler: 'Volcano',
+    });
+    expect(podGroupOf(rankPlacement(job({}), 0, 0).labels, undefined)).toBeNull();
   });
 
   test('a job in a Kueue queue labels its pods as one Kueue pod group of all ranks, in its topology', () => {

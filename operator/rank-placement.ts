@@ -25,7 +25,11 @@ import {
   LABEL_RANK,
   MANAGED_BY,
 } from '../core/api/v1alpha1/names.ts';
-import { DEFAULT_SCHEDULER_NAMES, type Placement } from '../core/api/v1alpha1/placement.ts';
+import {
+  DEFAULT_SCHEDULER_NAMES,
+  type Placement,
+  type PodGroupScheduler,
+} from '../core/api/v1alpha1/placement.ts';
 import type { RunaheadJobSpec } from '../core/api/v1alpha1/runahead-job.ts';
 
 /** Kueue's pod-group integration (kueue.x-k8s.io, "plain pods" in groups). */
@@ -56,6 +60,24 @@ export interface RankPlacement {
 /** One name per group and attempt (a restarted group is a new gang): a label value of ≤ 57 characters. */
 export function podGroupName(job: string, attempt: number): string {
   return `${job}-a${attempt}`;
+}
+
+/** The gang scheduler's PodGroup a pod names, read back from what rankPlacement put on it. */
+export interface PodGroupRef {
+  readonly name: string;
+  readonly scheduler: PodGroupScheduler;
+}
+
+/** The PodGroup a pod was created in (rankPlacement's label or annotation); null: none. */
+export function podGroupOf(
+  labels: Readonly<Record<string, string>> | undefined,
+  annotations: Readonly<Record<string, string>> | undefined,
+): PodGroupRef | null {
+  const cosched = labels?.[LABEL_COSCHEDULING_POD_GROUP];
+  if (cosched !== undefined) return { name: cosched, scheduler: 'Coscheduling' };
+  const volcano = annotations?.[ANNOTATION_VOLCANO_GROUP];
+  if (volcano !== undefined) return { name: volcano, scheduler: 'Volcano' };
+  return null;
 }
 
 const ours = { [LABEL_MANAGED_BY]: MANAGED_BY };

@@ -6,19 +6,11 @@
 // group forever), the terminal phase before the pods are cleaned up. It is written with the
 // resourceVersion the plan was made from, so a plan made from a stale cache is refused (409) and
 // made again from fresh data instead of overwriting someone else's write.
-import {
-  ApiException,
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   API_VERSION,
   FIELD_MANAGER,
-  GANG_SCHEDULING_GATE,
   GROUP,
   KIND,
   LABEL_JOB,
@@ -28,7 +20,6 @@ import {
   childNames,
 } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadJob, type RunaheadJobStatus } from '../core/api/v1alpha1/runahead-job.ts';
-import { POD_GROUP_APIS } from '../core/api/v1alpha1/placement.ts';
 import type { Logger } from '../core/log.ts';
 import { jobRef, type OperatorDefaults } from './desired-children.ts';
 import {
@@ -43,6 +34,9 @@ import {
 import { clipMessage as clip } from './conditions.ts';
 import { observePod, type ObservedPod } from './observed-pods.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
+import { createPodGroup, isPodGroupUnavailable, podGroupUnavailableHint } from './pod-groups.ts';
+import { recordEvent } from './platform/events.ts';
+import { deleteSeenPod, goalReached, liftGangGate } from './pod-writes.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
 import type { ClusterCapacity } from './policies/capacity-policy.ts';
 
@@ -96,12 +90,9 @@ const isCreate = (a: ChildAction): a is CreateAction =>
   a.kind === 'createService' ||
   a.kind === 'createPodGroup';
 
-/**
- * A PodGroup the API server does not serve (404: the scheduler's CRD is not installed) or the
- * operator may not create (403: the chart's operator.podGroups does not name it): no retry helps.
- */
-const isPodGroupUnavailable = (a: ChildAction, err: unknown) =>
-  a.kind === 'createPodGroup' && (isCode(err, 404) || isCode(err, 403));
+/** A PodGroup create that no retry helps (pod-groups.ts): the job fails. */
+const isPodGroupRefused = (a: ChildAction, err: unknown) =>
+  a.kind === 'createPodGroup' && isPodGroupUnavailable(err);
 
 export interface ReconcilerDeps {
   readonly view: ClusterView;
@@ -234,7 +225,7 @@ export class Reconciler {
       try {
         await this.applyAction(namespace, name, action);
       } catch (err) {
-        if (isCreate(action) && (isRefusal(err) || isPodGroupUnavailable(action, err))) {
+        if (isCreate(action) && (isRefusal(err) || isPodGroupRefused(action, err))) {
           // Invalid as written (a 422 echoing the field, a ConfigMap over 1 MiB): no retry can
           // help, so the job fails now, once, instead of a new event on every retry.
           await this.refuse(current ?? raw, namespace, name, action, err);
@@ -272,8 +263,8 @@ export class Reconciler {
       createPodGroup: 'PodGroup',
     }[action.kind];
     const hint =
-      action.kind === 'createPodGroup' && isPodGroupUnavailable(action, err)
-        ? ` (spec.placement.podGroup ${action.scheduler} needs ${action.object.apiVersion} PodGroups installed and the operator allowed to create them, chart value operator.podGroups; or remove spec.placement.podGroup)`
+      action.kind === 'createPodGroup' && isPodGroupUnavailable(err)
+        ? podGroupUnavailableHint(action.scheduler, action.object.apiVersion)
         : '';
     const message = `the API server refused ${kind} ${action.object.metadata?.name ?? ''}: ${apiErrorMessage(err)}${hint}`;
     this.log.warn({ namespace, job: name, refused: clip(message) }, 'job failed: a child was refused');
@@ -332,18 +323,9 @@ export class Reconciler {
             fieldManager: FIELD_MANAGER,
           });
           return;
-        case 'createPodGroup': {
-          const api = POD_GROUP_APIS[action.scheduler];
-          await this.custom.createNamespacedCustomObject({
-            group: api.group,
-            version: api.version,
-            namespace,
-            plural: api.plural,
-            body: action.object,
-            fieldManager: FIELD_MANAGER,
-          });
+        case 'createPodGroup':
+          await createPodGroup(this.custom, namespace, action.scheduler, action.object);
           return;
-        }
         case 'createPod':
           await this.core.createNamespacedPod({
             namespace,
@@ -353,28 +335,11 @@ export class Reconciler {
           this.log.info({ namespace, job, pod: action.object.metadata?.name }, 'created rank pod');
           return;
         case 'deletePod':
-          await this.core.deleteNamespacedPod({
-            namespace,
-            name: action.name,
-            body: { preconditions: { uid: action.uid } },
-          });
+          await deleteSeenPod(this.core, namespace, action.name, action.uid);
           this.log.info({ namespace, job, pod: action.name }, 'deleted rank pod');
           return;
         case 'ungatePod':
-          // Strategic merge on the gates' list key: only our gate goes (Kueue's, say, stays); the uid
-          // is a precondition, so a pod recreated under the same name is left alone (409).
-          await this.core.patchNamespacedPod(
-            {
-              namespace,
-              name: action.name,
-              fieldManager: FIELD_MANAGER,
-              body: {
-                metadata: { uid: action.uid },
-                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
-              },
-            },
-            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-          );
+          await liftGangGate(this.core, namespace, action.name, action.uid);
           this.log.info({ namespace, job, pod: action.name }, 'lifted the gang gate of rank pod');
           return;
         case 'deleteJob':
@@ -390,13 +355,7 @@ export class Reconciler {
           return;
       }
     } catch (err) {
-      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
-      if (action.kind.startsWith('create') && isCode(err, 409)) return;
-      if (
-        (action.kind === 'deletePod' || action.kind === 'deleteJob' || action.kind === 'ungatePod') &&
-        (isCode(err, 404) || isCode(err, 409))
-      )
-        return;
+      if (goalReached(action.kind, err)) return;
       throw err;
     }
   }
@@ -420,55 +379,25 @@ export class Reconciler {
   }
 
   /** True when recorded (or, with a fixed `eventName`, recorded before). */
-  private async recordEvent(
+  private recordEvent(
     raw: RawJob,
     namespace: string,
     name: string,
     e: PlannedEvent,
     eventName?: string,
   ): Promise<boolean> {
-    const now = this.clock();
-    try {
-      await this.core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: {
-            ...(eventName ? { name: eventName } : { generateName: `${name}.` }),
-            namespace,
-          },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: KIND,
-            name,
-            namespace,
-            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
-          },
-          reason: e.reason,
-          message: e.message.slice(0, 1024),
-          type: e.type,
-          source: { component: FIELD_MANAGER },
-          reportingComponent: FIELD_MANAGER,
-          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-      return true;
-    } catch (err) {
-      if (eventName && isCode(err, 409)) return true;
-      // Events are best effort: losing one must not fail the reconcile.
-      this.log.warn(
-        { namespace, job: name, reason: e.reason, err: (err as Error).message },
-        'could not record event',
-      );
-      return false;
-    }
+    return recordEvent({ apiVersion: API_VERSION, kind: KIND, namespace, name, uid: raw.metadata?.uid }, e, {
+      core: this.core,
+      log: this.log,
+      logContext: { namespace, job: name },
+      now: this.clock(),
+      eventName,
+    });
   }
 }
 
 /** The API server's own message when it has one (ApiException's body is its Status object). */
-function apiErrorMessage(err: unknown): string {
+export function apiErrorMessage(err: unknown): string {
   if (err instanceof ApiException) {
     const body: unknown = typeof err.body === 'string' ? safeJson(err.body) : err.body;
     if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string')

@@ -2,13 +2,22 @@
 // group's front, and per rank group the job's own children — its headless Service and rank pods,
 // built by desired-children.ts from a job spec made of the server's (so placement, volumes, TLS,
 // resources and policies are the job's, not a second copy) — with the ranks in --serve mode, plus
-// one front pod (`runahead serve --ranks-at <the group's ranks>`).
+// one front pod (`runahead serve --ranks-at <the group's ranks>`), and with placement.podGroup the
+// group's PodGroup, as the job makes it for one attempt.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Container, V1ObjectMeta, V1Pod, V1Service } from '@kubernetes/client-node';
 import { workerArgv } from '../core/worker-config.ts';
 import { partitionFlags } from '../core/partition-choice.ts';
-import { API_VERSION, LABEL_ATTEMPT, LABEL_JOB, LABEL_RANK } from '../core/api/v1alpha1/names.ts';
-import { LABEL_MANAGED_BY, LABEL_NAME, LABEL_COMPONENT, MANAGED_BY } from '../core/api/v1alpha1/names.ts';
+import {
+  LABEL_ATTEMPT,
+  LABEL_COMPONENT,
+  LABEL_COSCHEDULING_POD_GROUP,
+  LABEL_JOB,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  LABEL_RANK,
+  MANAGED_BY,
+} from '../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpec } from '../core/api/v1alpha1/runahead-job.ts';
 import type { RunaheadServer, RunaheadServerSpec } from '../core/api/v1alpha1/runahead-server.ts';
 import {
@@ -24,31 +33,20 @@ import {
 } from '../core/api/v1alpha1/server-names.ts';
 import {
   desiredPod,
+  desiredPodGroup,
   desiredService,
   rankAddresses,
   workerConfig,
   type JobRef,
   type OperatorDefaults,
+  type PodGroupObject,
 } from './desired-children.ts';
+import { childMeta, controllerReference, ownerRef, type OwnerRef } from './owned-objects.ts';
 
 /** A server as the planner needs it: validated spec and identity. */
-export interface ServerRef {
-  readonly name: string;
-  readonly namespace: string;
-  readonly uid: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly spec: RunaheadServerSpec;
-}
+export type ServerRef = OwnerRef<RunaheadServerSpec>;
 
-export function serverRef(server: RunaheadServer): ServerRef {
-  return {
-    name: server.metadata.name,
-    namespace: server.metadata.namespace ?? 'default',
-    uid: server.metadata.uid ?? '',
-    labels: server.metadata.labels ?? {},
-    spec: server.spec,
-  };
-}
+export const serverRef = (server: RunaheadServer): ServerRef => ownerRef(server);
 
 /** What the front pod asks: a front only tokenizes and routes, the model runs on the ranks. */
 const FRONT_RESOURCES = { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } };
@@ -106,24 +104,26 @@ export function groupJob(server: ServerRef, group: number): JobRef {
   };
 }
 
-function ownerReference(server: ServerRef) {
-  return {
-    apiVersion: API_VERSION,
-    kind: SERVER_KIND,
-    name: server.name,
-    uid: server.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+/** What finds a group's children in the server controller's cache. */
+function groupLabels(server: ServerRef, group: number) {
+  return { [LABEL_SERVER]: server.name, [LABEL_SERVER_GROUP]: String(group) };
 }
 
 function serverLabels(server: ServerRef, group: number, role: ServerRole, revision: string) {
   return {
-    [LABEL_SERVER]: server.name,
-    [LABEL_SERVER_GROUP]: String(group),
+    ...groupLabels(server, group),
     [LABEL_SERVER_ROLE]: role,
     [LABEL_SERVER_REVISION]: revision,
   };
+}
+
+/**
+ * A child the job code made for a group, handed to the server: `labels` added and the server as its
+ * owner. Changed in place: the job code makes a fresh object each call, nobody else holds it.
+ */
+function ownedByServer(meta: V1ObjectMeta, server: ServerRef, labels: Record<string, string>): void {
+  meta.labels = { ...meta.labels, ...labels };
+  meta.ownerReferences = [controllerReference(SERVER_KIND, server)];
 }
 
 /** The client Service: every ready front of every group, on spec.service.port. */
@@ -131,12 +131,11 @@ export function desiredClientService(server: ServerRef): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: {
-      name: serverChildNames.service(server.name),
-      namespace: server.namespace,
-      labels: { [LABEL_SERVER]: server.name, [LABEL_NAME]: 'runahead', [LABEL_MANAGED_BY]: MANAGED_BY },
-      ownerReferences: [ownerReference(server)],
-    },
+    metadata: childMeta(SERVER_KIND, server, serverChildNames.service(server.name), {
+      [LABEL_SERVER]: server.name,
+      [LABEL_NAME]: 'runahead',
+      [LABEL_MANAGED_BY]: MANAGED_BY,
+    }),
     spec: {
       type: server.spec.service.type,
       selector: { [LABEL_SERVER]: server.name, [LABEL_SERVER_ROLE]: 'front', [LABEL_MANAGED_BY]: MANAGED_BY },
@@ -155,11 +154,27 @@ export function desiredClientService(server: ServerRef): V1Service {
 /** The group's headless Service (stable rank names), owned by the server. */
 export function desiredGroupService(server: ServerRef, group: number): V1Service {
   const service = desiredService(groupJob(server, group));
-  const meta = service.metadata!;
   // The server's label is how its controller's cache finds the Service (and knows it exists).
-  meta.labels = { ...meta.labels, [LABEL_SERVER]: server.name, [LABEL_SERVER_GROUP]: String(group) };
-  meta.ownerReferences = [ownerReference(server)];
+  ownedByServer(service.metadata!, server, groupLabels(server, group));
   return service;
+}
+
+/**
+ * The PodGroup of attempt `attempt` of group `group` (spec.placement.podGroup; null without one):
+ * the job's, `<server>-g<group>-a<attempt>`, the name the group's rank pods carry, owned by the
+ * server. Its minMember is `ranks`: the front does not count. The gang is what holds GPUs and must
+ * start together (a chain with a rank missing serves nothing while the others hold the model); the
+ * front holds no GPU, is scheduled anywhere by the default scheduler, and waits for the ranks on its
+ * own (/readyz), so making it a member would only tie it to the gang scheduler.
+ */
+export function desiredServerPodGroup(
+  server: ServerRef,
+  group: number,
+  attempt: number,
+): PodGroupObject | null {
+  const podGroup = desiredPodGroup(groupJob(server, group), attempt);
+  if (podGroup) ownedByServer(podGroup.metadata, server, groupLabels(server, group));
+  return podGroup;
 }
 
 /** Rank `rank` of group `group`, as the job makes it, serving (`runahead worker --serve`). */
@@ -172,11 +187,8 @@ export function desiredRankPod(
   defaults: OperatorDefaults,
 ): V1Pod {
   const job = groupJob(server, group);
-  // A fresh object from desiredPod: changed in place here, nobody else holds it.
   const pod = desiredPod(job, rank, attempt, defaults);
-  const meta = pod.metadata!;
-  meta.labels = { ...meta.labels, ...serverLabels(server, group, 'rank', revision) };
-  meta.ownerReferences = [ownerReference(server)];
+  ownedByServer(pod.metadata!, server, serverLabels(server, group, 'rank', revision));
   pod.spec!.containers[0]!.args = workerArgv({
     ...workerConfig(job, rank, defaults),
     serve: true,
@@ -221,8 +233,9 @@ export function desiredFrontPod(
   defaults: OperatorDefaults,
 ): V1Pod {
   const rank0 = desiredPod(groupJob(server, group), 0, 0, defaults);
-  // Not a rank: without the rank labels, the job's controller and observePod pass it by.
-  const rankOnly = new Set([LABEL_RANK, LABEL_ATTEMPT, LABEL_JOB]);
+  // Not a rank: without the rank labels, the job's controller and observePod pass it by; nor a
+  // member of the gang's PodGroup (desiredServerPodGroup says why).
+  const rankOnly = new Set([LABEL_RANK, LABEL_ATTEMPT, LABEL_JOB, LABEL_COSCHEDULING_POD_GROUP]);
   const labels = Object.fromEntries(
     Object.entries(rank0.metadata!.labels ?? {}).filter(([k]) => !rankOnly.has(k)),
   );
@@ -262,12 +275,11 @@ export function desiredFrontPod(
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: {
-      name: serverChildNames.frontPod(server.name, group),
-      namespace: server.namespace,
-      labels: { ...labels, [LABEL_COMPONENT]: 'front', ...serverLabels(server, group, 'front', revision) },
-      ownerReferences: [ownerReference(server)],
-    },
+    metadata: childMeta(SERVER_KIND, server, serverChildNames.frontPod(server.name, group), {
+      ...labels,
+      [LABEL_COMPONENT]: 'front',
+      ...serverLabels(server, group, 'front', revision),
+    }),
     spec: Object.assign(spec, { restartPolicy: 'Never', containers: [front] }),
   };
 }

@@ -16,7 +16,7 @@ import { GROUP, LABEL_MANAGED_BY, MANAGED_BY, VERSION } from '../core/api/v1alph
 import { LABEL_SERVER, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import { logger, type Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
-import { Informer } from './platform/informer.ts';
+import { coreResource, InformerFactory, type Informer } from './platform/informer.ts';
 import type { OperatorMetrics } from './platform/metrics.ts';
 import { WorkQueue } from './platform/work-queue.ts';
 import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
@@ -58,33 +58,13 @@ export class ServerController {
     this.#concurrency = options.concurrency ?? 4;
     this.#custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.#namespace = namespace;
-    const onRestart = (resource: string) => {
-      metrics.informerRestarted(resource);
-    };
-    const informer = <T extends KubernetesObject>(
-      group: string,
-      version: string,
-      plural: string,
-      labelSelector?: string,
-    ) =>
-      new Informer<T>({
-        kubeConfig,
-        resource: { group, version, plural },
-        namespace,
-        labelSelector,
-        onRestart,
-      });
-    this.servers = informer(GROUP, VERSION, SERVER_PLURAL);
-    this.#pods = informer<V1Pod>('', 'v1', 'pods', CHILD_SELECTOR);
-    this.#services = informer<V1Service>('', 'v1', 'services', CHILD_SELECTOR);
+    const informers = new InformerFactory({ kubeConfig, namespace, metrics });
+    this.servers = informers.namespaced({ group: GROUP, version: VERSION, plural: SERVER_PLURAL });
+    this.#pods = informers.namespaced<V1Pod>(coreResource('pods'), CHILD_SELECTOR);
+    this.#services = informers.namespaced<V1Service>(coreResource('services'), CHILD_SELECTOR);
     this.#namespaces =
       options.defaults.namespacePolicy.namespaces === 'labelled'
-        ? new Informer<V1Namespace>({
-            kubeConfig,
-            resource: { group: '', version: 'v1', plural: 'namespaces' },
-            labelSelector: ENABLED_NAMESPACE_SELECTOR,
-            onRestart,
-          })
+        ? informers.cluster<V1Namespace>(coreResource('namespaces'), ENABLED_NAMESPACE_SELECTOR)
         : null;
     const ofServer = <T extends KubernetesObject>(i: Informer<T>, ns: string, server: string) =>
       i.list(ns).filter((o) => o.metadata?.labels?.[LABEL_SERVER] === server);

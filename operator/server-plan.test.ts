@@ -29,14 +29,15 @@ function serverWith(spec: Partial<RunaheadServerSpecInput> = {}): ServerRef {
   };
 }
 
-/** Group `g`'s pods as the desired ones, observed with `state` (ready unless told). */
+/** Group `g`'s pods (attempt `attempt`) as the desired ones, observed with `state` (ready unless told). */
 function groupPods(
   server: ServerRef,
   g: number,
   state: (pod: V1Pod) => { phase?: string; ready?: boolean; gone?: boolean } = () => ({}),
   revisionOf: ServerRef = server,
+  attempt = 0,
 ): ServerPod[] {
-  return desiredGroupPods(revisionOf, g, 0, serverRevision(revisionOf.spec), DEFAULT_OPERATOR_DEFAULTS)
+  return desiredGroupPods(revisionOf, g, attempt, serverRevision(revisionOf.spec), DEFAULT_OPERATOR_DEFAULTS)
     .map((pod) => {
       const s = state(pod);
       if (s.gone) return null;
@@ -73,7 +74,7 @@ function plan(
 
 const summary = (actions: readonly ServerAction[]) =>
   actions.map((a) =>
-    a.kind === 'createPod' || a.kind === 'createService'
+    a.kind === 'createPod' || a.kind === 'createService' || a.kind === 'createPodGroup'
       ? `${a.kind} ${a.object.metadata!.name!}`
       : `${a.kind} ${a.name}`,
   );
@@ -250,5 +251,162 @@ describe('planServer', () => {
     expect(p.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'PolicyViolation' })]);
     // Told once: the next reconcile records no second event.
     expect(plan(server, [], p.status, new Set()).events).toEqual([]);
+  });
+});
+
+describe('planServer with placement.podGroup', () => {
+  // gang off: the gate's ungating is tested above, and would only add lines here.
+  const volcano = (spec: Partial<RunaheadServerSpecInput> = {}) =>
+    serverWith({ replicas: 1, placement: { gang: false, podGroup: { scheduler: 'Volcano' } }, ...spec });
+
+  test('a new group: its PodGroup of the ranks, owned by the server, before the pods that name it', () => {
+    const server = volcano();
+    const p = plan(server, []);
+    expect(summary(p.actions)).toEqual([
+      'createPodGroup chat-g0-a0',
+      'createPod chat-g0-0',
+      'createPod chat-g0-1',
+      'createPod chat-g0-front',
+    ]);
+    const podGroup = p.actions[0]!;
+    expect(podGroup).toMatchObject({
+      kind: 'createPodGroup',
+      scheduler: 'Volcano',
+      object: {
+        apiVersion: 'scheduling.volcano.sh/v1beta1',
+        kind: 'PodGroup',
+        metadata: {
+          name: 'chat-g0-a0',
+          namespace: 'ns',
+          labels: { 'runahead.dev/server': 'chat', 'runahead.dev/server-group': '0' },
+          ownerReferences: [
+            expect.objectContaining({ kind: 'RunaheadServer', name: 'chat', uid: 'uid-1', controller: true }),
+          ],
+        },
+        // The ranks only: the front is no member (desiredServerPodGroup says why).
+        spec: { minMember: 2 },
+      },
+    });
+    const pods = p.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+    for (const rank of pods.slice(0, 2)) {
+      expect(rank.metadata!.annotations).toEqual({ 'scheduling.k8s.io/group-name': 'chat-g0-a0' });
+      expect(rank.spec!.schedulerName).toBe('volcano');
+    }
+    const front = pods[2]!;
+    expect(front.metadata!.annotations).toBeUndefined();
+    expect(front.spec!.schedulerName).toBeUndefined();
+  });
+
+  test('Coscheduling: the ranks carry its label, the front does not; its timeout is startupTimeoutSeconds', () => {
+    const server = volcano({
+      placement: { gang: false, podGroup: { scheduler: 'Coscheduling' } },
+      startupTimeoutSeconds: 300,
+    });
+    const p = plan(server, []);
+    const podGroup = p.actions.find((a) => a.kind === 'createPodGroup');
+    expect(podGroup).toMatchObject({
+      scheduler: 'Coscheduling',
+      object: {
+        apiVersion: 'scheduling.x-k8s.io/v1alpha1',
+        spec: { minMember: 2, scheduleTimeoutSeconds: 300 },
+      },
+    });
+    const pods = p.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
+    expect(pods.map((x) => x.metadata!.labels!['scheduling.x-k8s.io/pod-group'])).toEqual([
+      'chat-g0-a0',
+      'chat-g0-a0',
+      undefined,
+    ]);
+  });
+
+  test('observed pods name their PodGroup', () => {
+    const [rank, , front] = groupPods(volcano(), 0);
+    expect(rank!.podGroup).toEqual({ name: 'chat-g0-a0', scheduler: 'Volcano' });
+    expect(front!.podGroup).toBeNull();
+  });
+
+  test('a restart deletes the PodGroup before the pods; the next attempt gets a new one', () => {
+    const server = volcano();
+    const pods = groupPods(server, 0, (pod) =>
+      pod.metadata!.name === 'chat-g0-1' ? { phase: 'Failed', ready: false } : {},
+    );
+    const p = plan(server, pods);
+    expect(summary(p.actions)).toEqual([
+      'deletePodGroup chat-g0-a0',
+      'deletePod chat-g0-0',
+      'deletePod chat-g0-1',
+      'deletePod chat-g0-front',
+    ]);
+    expect(p.actions[0]).toMatchObject({ scheduler: 'Volcano' });
+    // Old pods still going: nothing created, the PodGroup not deleted again.
+    const going = pods.map((x) => ({ ...x, deleting: true }));
+    expect(plan(server, going, p.status).actions).toEqual([]);
+    expect(summary(plan(server, [], p.status).actions)).toEqual([
+      'createPodGroup chat-g0-a1',
+      'createPod chat-g0-0',
+      'createPod chat-g0-1',
+      'createPod chat-g0-front',
+    ]);
+  });
+
+  test('a roll replaces the PodGroup: the same attempt, so the same name, with the new revision’s spec', () => {
+    const cosched = (startupTimeoutSeconds: number) =>
+      volcano({ placement: { gang: false, podGroup: { scheduler: 'Coscheduling' } }, startupTimeoutSeconds });
+    const old = cosched(600);
+    const changed = cosched(120);
+    const first = plan(
+      changed,
+      groupPods(changed, 0, () => ({}), old),
+    );
+    expect(summary(first.actions)).toEqual([
+      'deletePodGroup chat-g0-a0',
+      'deletePod chat-g0-0',
+      'deletePod chat-g0-1',
+      'deletePod chat-g0-front',
+    ]);
+    expect(first.events.map((e) => e.reason)).toEqual(['RollingUpdate']);
+    const next = plan(changed, [], first.status);
+    expect(next.actions[0]).toMatchObject({
+      kind: 'createPodGroup',
+      object: { metadata: { name: 'chat-g0-a0' }, spec: { minMember: 2, scheduleTimeoutSeconds: 120 } },
+    });
+  });
+
+  test('a group scaled away takes its PodGroup; a podGroup removed from the spec, the old one', () => {
+    const server = volcano({ replicas: 2 });
+    const both = [...groupPods(server, 0), ...groupPods(server, 1, () => ({}), server, 4)];
+    expect(summary(plan(volcano(), both).actions)).toEqual([
+      'deletePodGroup chat-g1-a4',
+      'deletePod chat-g1-0',
+      'deletePod chat-g1-1',
+      'deletePod chat-g1-front',
+    ]);
+    const plain = serverWith({ replicas: 1 });
+    expect(
+      summary(
+        plan(
+          plain,
+          groupPods(plain, 0, () => ({}), volcano()),
+        ).actions,
+      ),
+    ).toEqual([
+      'deletePodGroup chat-g0-a0',
+      'deletePod chat-g0-0',
+      'deletePod chat-g0-1',
+      'deletePod chat-g0-front',
+    ]);
+  });
+
+  test('only a missing front: no PodGroup; a missing rank: the PodGroup again (409 is done)', () => {
+    const server = volcano();
+    const pending = (gone: string) =>
+      groupPods(server, 0, (pod) =>
+        pod.metadata!.name === gone ? { gone: true } : { phase: 'Pending', ready: false },
+      );
+    expect(summary(plan(server, pending('chat-g0-front')).actions)).toEqual(['createPod chat-g0-front']);
+    expect(summary(plan(server, pending('chat-g0-1')).actions)).toEqual([
+      'createPodGroup chat-g0-a0',
+      'createPod chat-g0-1',
+    ]);
   });
 });

@@ -3,7 +3,15 @@
 // whole — a rank pod (or the front) that failed or went away once the group had started restarts the
 // whole group, since the chain's state lives in all its ranks (as a job's group restarts); a spec
 // change rolls the groups to the new revision at most `maxUnavailable` unready groups at a time.
+//
+// With placement.podGroup each group has the gang scheduler's PodGroup of its attempt, created just
+// before its rank pods. Unlike a job's (a new one per attempt, all left to the garbage collector with
+// the job), a server's lives as long as its group's pods: a server runs for months and restarts
+// without bound, and a roll keeps the attempt — so the same name — while the new revision may change
+// minMember (ranks) or the timeout. Every pod deletion of a group deletes the PodGroups its pods name
+// first, and the next pods get a fresh one.
 import type { V1Pod, V1PodStatus, V1Service } from '@kubernetes/client-node';
+import type { PodGroupScheduler } from '../core/api/v1alpha1/placement.ts';
 import { GANG_SCHEDULING_GATE, ConditionType, Reason } from '../core/api/v1alpha1/names.ts';
 import type { Condition } from '../core/api/v1alpha1/runahead-job.ts';
 import type { GroupStatus, RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
@@ -17,13 +25,15 @@ import {
 } from '../core/api/v1alpha1/server-names.ts';
 import { LABEL_RANK } from '../core/api/v1alpha1/names.ts';
 import { clipMessage, setCondition } from './conditions.ts';
-import type { OperatorDefaults } from './desired-children.ts';
+import type { OperatorDefaults, PodGroupObject } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
 import { jobPolicyProblem } from './policies/job-policies.ts';
+import { podGroupOf, type PodGroupRef } from './rank-placement.ts';
 import {
   desiredClientService,
   desiredGroupPods,
   desiredGroupService,
+  desiredServerPodGroup,
   groupJob,
   serverRevision,
   type ServerRef,
@@ -46,6 +56,8 @@ export interface ServerPod {
   readonly ip: string | undefined;
   /** Why it is not running, when the kubelet or scheduler says ('' otherwise). */
   readonly message: string;
+  /** The gang scheduler's PodGroup it was created in (placement.podGroup), null: none. */
+  readonly podGroup: PodGroupRef | null;
 }
 
 const intLabel = (pod: V1Pod, label: string): number | null => {
@@ -84,11 +96,18 @@ export function observeServerPod(pod: V1Pod): ServerPod | null {
     schedulingGates: (pod.spec?.schedulingGates ?? []).map((g) => g.name),
     ip: status?.podIP,
     message: podMessage(status),
+    podGroup: podGroupOf(labels, pod.metadata?.annotations),
   };
 }
 
 export type ServerAction =
   | { readonly kind: 'createService'; readonly object: V1Service }
+  | {
+      readonly kind: 'createPodGroup';
+      readonly object: PodGroupObject;
+      readonly scheduler: PodGroupScheduler;
+    }
+  | { readonly kind: 'deletePodGroup'; readonly name: string; readonly scheduler: PodGroupScheduler }
   | { readonly kind: 'createPod'; readonly object: V1Pod }
   | { readonly kind: 'deletePod'; readonly name: string; readonly uid: string }
   | { readonly kind: 'ungatePod'; readonly name: string; readonly uid: string };
@@ -113,8 +132,39 @@ export interface ServerPlan {
 }
 
 const finished = (p: ServerPod) => p.phase === 'Failed' || p.phase === 'Succeeded';
-const deleteAll = (pods: readonly ServerPod[]): ServerAction[] =>
-  pods.filter((p) => !p.deleting).map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const);
+
+/**
+ * Deletes `pods` (those not going already) and, first, the PodGroups they name: a crash in between
+ * leaves pods that still name them, so the next reconcile deletes them again (404 is done).
+ */
+function deleteAll(pods: readonly ServerPod[]): ServerAction[] {
+  const going = pods.filter((p) => !p.deleting);
+  const podGroups = new Map(going.flatMap((p) => (p.podGroup ? [[p.podGroup.name, p.podGroup]] : [])));
+  return [
+    ...[...podGroups.values()].map((g) => ({ kind: 'deletePodGroup', ...g }) as const),
+    ...going.map((p) => ({ kind: 'deletePod', name: p.name, uid: p.uid }) as const),
+  ];
+}
+
+/**
+ * `pods` to create for group `group`, after the group's PodGroup when one of them is a rank pod (the
+ * gang scheduler waits for it; an existing one, 409, is the goal reached).
+ */
+function createGroup(
+  server: ServerRef,
+  group: number,
+  attempt: number,
+  pods: readonly V1Pod[],
+): ServerAction[] {
+  const podGroup = pods.some((p) => p.metadata?.labels?.[LABEL_SERVER_ROLE] === 'rank')
+    ? desiredServerPodGroup(server, group, attempt)
+    : null;
+  const scheduler = server.spec.placement?.podGroup?.scheduler;
+  return [
+    ...(podGroup && scheduler ? [{ kind: 'createPodGroup', object: podGroup, scheduler } as const] : []),
+    ...pods.map((object) => ({ kind: 'createPod', object }) as const),
+  ];
+}
 
 interface GroupView {
   readonly group: number;
@@ -159,9 +209,7 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
   const failed = live.find(finished);
   if (all.length === 0)
     return {
-      actions: desiredGroupPods(server, g, restarts, revision, defaults).map(
-        (object) => ({ kind: 'createPod', object }) as const,
-      ),
+      actions: createGroup(server, g, restarts, desiredGroupPods(server, g, restarts, revision, defaults)),
       events: [
         {
           type: 'Normal',
@@ -196,10 +244,12 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
   }
   const deletingNames = new Set(all.filter((p) => p.deleting).map((p) => p.name));
   const groupRevision = live[0]?.revision ?? revision;
-  if (missing.length > 0)
-    for (const object of desiredGroupPods(server, g, restarts, groupRevision, defaults))
-      if (missing.includes(object.metadata!.name!) && !deletingNames.has(object.metadata!.name!))
-        actions.push({ kind: 'createPod', object });
+  if (missing.length > 0) {
+    const creatable = desiredGroupPods(server, g, restarts, groupRevision, defaults).filter(
+      (object) => missing.includes(object.metadata!.name!) && !deletingNames.has(object.metadata!.name!),
+    );
+    actions.push(...createGroup(server, g, restarts, creatable));
+  }
   const rankPods = live.filter((p) => p.role === 'rank');
   if (rankPods.length === spec.ranks)
     for (const p of rankPods)

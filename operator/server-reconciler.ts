@@ -3,29 +3,24 @@
 // restart count, which must survive a crash between writes), then the children, then the Events.
 // The status is written with the resourceVersion the plan was made from: a plan from a stale cache
 // is refused (409) and made again from fresh data.
-import {
-  ApiException,
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Api,
-  type CustomObjectsApi,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  API_VERSION,
-  FIELD_MANAGER,
-  GANG_SCHEDULING_GATE,
-  GROUP,
-  VERSION,
-} from '../core/api/v1alpha1/names.ts';
+import { API_VERSION, FIELD_MANAGER, GROUP, Reason, VERSION } from '../core/api/v1alpha1/names.ts';
 import { parseRunaheadServer, type RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import { FRONT_PORT, SERVER_KIND, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.ts';
 import type { Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import type { PlannedEvent } from './job-plan.ts';
+import { recordEvent } from './platform/events.ts';
+import { deleteSeenPod, goalReached, liftGangGate } from './pod-writes.ts';
 import { namespaceProblem } from './policies/namespace-policy.ts';
-import { ConflictError } from './reconciler.ts';
+import {
+  createPodGroup,
+  deletePodGroup,
+  isPodGroupUnavailable,
+  podGroupUnavailableHint,
+} from './pod-groups.ts';
+import { apiErrorMessage, ConflictError } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
 import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
 import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
@@ -127,7 +122,20 @@ export class ServerReconciler {
     });
     const changed = !isDeepStrictEqual(withoutUndefined(plan.status), withoutUndefined(raw.status ?? {}));
     if (changed) await this.writeStatus(raw, namespace, name, plan.status);
-    for (const action of plan.actions) await this.applyAction(namespace, name, action);
+    for (const action of plan.actions)
+      try {
+        await this.applyAction(namespace, name, action);
+      } catch (err) {
+        // No PodGroup, no pod: they would wait for it forever. Said on the server; retried with
+        // backoff, so installing the scheduler's CRD or allowing it in the chart is enough.
+        if (action.kind === 'createPodGroup' && isPodGroupUnavailable(err))
+          await this.recordEvent(raw, namespace, name, {
+            type: 'Warning',
+            reason: Reason.ChildRejected,
+            message: `could not create PodGroup ${action.object.metadata.name ?? ''}: ${apiErrorMessage(err)}${podGroupUnavailableHint(action.scheduler, action.object.apiVersion)}`,
+          });
+        throw err;
+      }
     for (const e of plan.events) await this.recordEvent(raw, namespace, name, e);
     return (plan.status.readyReplicas ?? 0) > 0 ? TTFT_REFRESH_MS : null;
   }
@@ -157,84 +165,58 @@ export class ServerReconciler {
   }
 
   private async applyAction(namespace: string, server: string, action: ServerAction): Promise<void> {
-    const { core, log } = this.deps;
+    const { core, custom, log } = this.deps;
     try {
       switch (action.kind) {
         case 'createService':
           await core.createNamespacedService({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
+          return;
+        case 'createPodGroup':
+          await createPodGroup(custom, namespace, action.scheduler, action.object);
+          log.info({ namespace, server, podGroup: action.object.metadata.name }, 'created PodGroup');
+          return;
+        case 'deletePodGroup':
+          try {
+            await deletePodGroup(custom, namespace, action.scheduler, action.name);
+          } catch (err) {
+            // Not allowed (a chart from before servers had PodGroups grants create only): the group
+            // still restarts; the PodGroup goes with the server (owner reference).
+            if (!isCode(err, 403)) throw err;
+            log.warn(
+              { namespace, server, podGroup: action.name, err: apiErrorMessage(err) },
+              'could not delete PodGroup',
+            );
+          }
           return;
         case 'createPod':
           await core.createNamespacedPod({ namespace, body: action.object, fieldManager: FIELD_MANAGER });
           log.info({ namespace, server, pod: action.object.metadata?.name }, 'created server pod');
           return;
         case 'deletePod':
-          await core.deleteNamespacedPod({
-            namespace,
-            name: action.name,
-            body: { preconditions: { uid: action.uid } },
-          });
+          await deleteSeenPod(core, namespace, action.name, action.uid);
           log.info({ namespace, server, pod: action.name }, 'deleted server pod');
           return;
         case 'ungatePod':
-          // As the job's reconciler: only our gate goes, and only from the pod we saw (uid).
-          await core.patchNamespacedPod(
-            {
-              namespace,
-              name: action.name,
-              fieldManager: FIELD_MANAGER,
-              body: {
-                metadata: { uid: action.uid },
-                spec: { schedulingGates: [{ name: GANG_SCHEDULING_GATE, $patch: 'delete' }] },
-              },
-            },
-            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-          );
+          await liftGangGate(core, namespace, action.name, action.uid);
           return;
       }
     } catch (err) {
-      // Already there (a create the cache had not seen yet) or already gone: the goal is reached.
-      if (action.kind.startsWith('create') && isCode(err, 409)) return;
-      if (
-        (action.kind === 'deletePod' || action.kind === 'ungatePod') &&
-        (isCode(err, 404) || isCode(err, 409))
-      )
-        return;
+      if (goalReached(action.kind, err)) return;
       throw err;
     }
   }
 
   private async recordEvent(raw: RawServer, namespace: string, name: string, e: PlannedEvent): Promise<void> {
-    const now = this.clock();
-    try {
-      await this.deps.core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: SERVER_KIND,
-            name,
-            namespace,
-            ...(raw.metadata?.uid ? { uid: raw.metadata.uid } : {}),
-          },
-          reason: e.reason,
-          message: e.message.slice(0, 1024),
-          type: e.type,
-          source: { component: FIELD_MANAGER },
-          reportingComponent: FIELD_MANAGER,
-          reportingInstance: process.env['POD_NAME'] ?? 'runahead-operator',
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      // Events are best effort: losing one must not fail the reconcile.
-      this.deps.log.warn(
-        { namespace, server: name, reason: e.reason, err: (err as Error).message },
-        'could not record event',
-      );
-    }
+    await recordEvent(
+      { apiVersion: API_VERSION, kind: SERVER_KIND, namespace, name, uid: raw.metadata?.uid },
+      e,
+      {
+        core: this.deps.core,
+        log: this.deps.log,
+        logContext: { namespace, server: name },
+        now: this.clock(),
+      },
+    );
   }
 }
 

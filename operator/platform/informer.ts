@@ -297,3 +297,51 @@ function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/** A kind of the core API group (pods, services, namespaces…). */
+export const coreResource = (plural: string): ResourceRef => ({ group: '', version: 'v1', plural });
+
+/** What every informer of one controller shares. */
+export interface InformerFactoryOptions {
+  readonly kubeConfig: KubeConfig;
+  /** Namespaced kinds are watched in this namespace only; in all namespaces when undefined. */
+  readonly namespace?: string | undefined;
+  /** Counts each informer's restarts (OperatorMetrics). */
+  readonly metrics: { informerRestarted(resource: string): void };
+}
+
+/** Makes a controller's informers: one client, one watched namespace, one restart counter. */
+export class InformerFactory {
+  readonly #options: InformerFactoryOptions;
+
+  constructor(options: InformerFactoryOptions) {
+    this.#options = options;
+  }
+
+  /** A namespaced kind, in the watched namespace (or all). */
+  namespaced<T extends KubernetesObject>(resource: ResourceRef, labelSelector?: string): Informer<T> {
+    return this.#make(resource, this.#options.namespace, labelSelector);
+  }
+
+  /** A cluster-scoped kind (namespaces, nodes). */
+  cluster<T extends KubernetesObject>(resource: ResourceRef, labelSelector?: string): Informer<T> {
+    return this.#make(resource, undefined, labelSelector);
+  }
+
+  #make<T extends KubernetesObject>(
+    resource: ResourceRef,
+    namespace: string | undefined,
+    labelSelector: string | undefined,
+  ): Informer<T> {
+    const { kubeConfig, metrics } = this.#options;
+    return new Informer<T>({
+      kubeConfig,
+      resource,
+      namespace,
+      labelSelector,
+      onRestart: (r) => {
+        metrics.informerRestarted(r);
+      },
+    });
+  }
+}

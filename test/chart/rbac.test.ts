@@ -61,13 +61,13 @@ describe('chart RBAC', () => {
     );
   });
 
-  test("operator.podGroups adds exactly create on the named schedulers' podgroups", async () => {
+  test("operator.podGroups adds exactly create and delete on the named schedulers' podgroups", async () => {
     const { manifests } = await render({ set: ['operator.podGroups={Coscheduling,Volcano}'] });
     expect(permissions(rulesOf(find(manifests, 'ClusterRole')))).toEqual(
       permissions([
         ...OPERATOR_RULES,
-        { apiGroups: ['scheduling.x-k8s.io'], resources: ['podgroups'], verbs: ['create'] },
-        { apiGroups: ['scheduling.volcano.sh'], resources: ['podgroups'], verbs: ['create'] },
+        { apiGroups: ['scheduling.x-k8s.io'], resources: ['podgroups'], verbs: ['create', 'delete'] },
+        { apiGroups: ['scheduling.volcano.sh'], resources: ['podgroups'], verbs: ['create', 'delete'] },
       ]),
     );
     const volcano = await render({ set: ['operator.podGroups={Volcano}'] });

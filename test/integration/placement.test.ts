@@ -1,11 +1,13 @@
-// spec.placement and startupTimeoutSeconds on a real API server, with the operator as a real process
-// under the chart's ServiceAccount (so the chart's RBAC is proven sufficient for lifting the gate).
+// spec.placement and startupTimeoutSeconds on a real API server (jobs, and a server's PodGroups),
+// with the operator as a real process under the chart's ServiceAccount (so the chart's RBAC is
+// proven sufficient for lifting the gate and for creating and deleting PodGroups).
 // kube-scheduler does not run here: the API server itself keeps gated pods out of scheduling
 // (PodScheduled=False, SchedulingGated) and refuses a binding for them, a ResourceQuota refuses
 // a group's last pod the way a full quota does, and the test writes what the scheduler would
 // (PodScheduled=False, Unschedulable) where a rank cannot be placed.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import {
+  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -15,6 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../../core/api/v1alpha1/names.ts';
 import type { RunaheadJobSpecInput, RunaheadJobStatus } from '../../core/api/v1alpha1/runahead-job.ts';
+import { SERVER_KIND, SERVER_PLURAL } from '../../core/api/v1alpha1/server-names.ts';
 import { ControlPlane } from '../support/control-plane.ts';
 import { createTestJob } from '../support/test-jobs.ts';
 import { chartIdentity } from '../support/chart-rbac.ts';
@@ -82,6 +85,27 @@ async function createJob(
   labels: Record<string, string> = {},
 ): Promise<void> {
   await createTestJob(custom, ns, name, spec, labels);
+}
+
+/** A two-rank RunaheadServer whose groups are pod groups of `scheduler`. */
+async function createServer(ns: string, name: string, scheduler: string): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ns,
+    plural: SERVER_PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SERVER_KIND,
+      metadata: { name },
+      spec: {
+        ranks: 2,
+        model: { synthetic: { preset: 'tiny' } },
+        executionProvider: 'cpu',
+        placement: { podGroup: { scheduler } },
+      },
+    },
+  });
 }
 
 async function status(ns: string, name: string): Promise<RunaheadJobStatus> {
@@ -404,5 +428,98 @@ describe('gang schedulers: pod groups', () => {
       ) as unknown as string,
     });
     expect(await pods(ns, 'cs')).toEqual([]);
+  }, 60_000);
+
+  test('a RunaheadServer: one PodGroup per group and attempt, of its ranks, owned by the server; replaced when the group restarts', async () => {
+    const ns = await namespace('volcano-server');
+    await createServer(ns, 'chat', 'Volcano');
+    const podGroup = (name: string) =>
+      custom.getNamespacedCustomObject({
+        group: 'scheduling.volcano.sh',
+        version: 'v1beta1',
+        namespace: ns,
+        plural: 'podgroups',
+        name,
+      }) as Promise<{ spec: unknown; metadata: { ownerReferences: unknown[] } }>;
+    const serverPods = async () =>
+      (await core.listNamespacedPod({ namespace: ns, labelSelector: 'runahead.dev/server=chat' })).items.sort(
+        (a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!),
+      );
+    const first = await eventually('the PodGroup of attempt 0', () => podGroup('chat-g0-a0'), 20_000);
+    // The ranks only: the front holds no GPU and is scheduled anywhere (desiredServerPodGroup).
+    expect(first.spec).toEqual({ minMember: 2 });
+    expect(first.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'RunaheadServer', name: 'chat', controller: true }),
+    ]);
+    const ps = await eventuallyExpect(
+      'two ungated rank pods and a front',
+      serverPods,
+      (found) => {
+        expect(found.map((p) => [p.metadata!.name, gates(p)])).toEqual([
+          ['chat-g0-0', []],
+          ['chat-g0-1', []],
+          ['chat-g0-front', []],
+        ]);
+      },
+      20_000,
+    );
+    for (const p of ps.slice(0, 2)) {
+      expect(p.spec!.schedulerName).toBe('volcano');
+      expect(p.metadata!.annotations).toMatchObject({ 'scheduling.k8s.io/group-name': 'chat-g0-a0' });
+    }
+    expect(ps[2]!.spec!.schedulerName).toBe('default-scheduler');
+    expect(ps[2]!.metadata!.annotations ?? {}).not.toHaveProperty(['scheduling.k8s.io/group-name']);
+
+    // A rank of the running group goes away: the group restarts as attempt 1, in a new PodGroup,
+    // and the old one is deleted (the chart allows it).
+    await markRunning(core, ps[0]!, false);
+    await core.deleteNamespacedPod({ namespace: ns, name: 'chat-g0-1' });
+    const second = await eventually('the PodGroup of attempt 1', () => podGroup('chat-g0-a1'), 30_000);
+    expect(second.spec).toEqual({ minMember: 2 });
+    await eventuallyExpect(
+      'the PodGroup of attempt 0 deleted',
+      () =>
+        podGroup('chat-g0-a0').then(
+          () => 'present',
+          (err: unknown) => (err instanceof ApiException ? err.code : err),
+        ),
+      (found) => {
+        expect(found).toBe(404);
+      },
+      20_000,
+    );
+    await eventuallyExpect(
+      'the rank pods of attempt 1 name it',
+      serverPods,
+      (found) => {
+        expect(
+          found.map((p) => [p.metadata!.name, p.metadata!.annotations?.['scheduling.k8s.io/group-name']]),
+        ).toEqual([
+          ['chat-g0-0', 'chat-g0-a1'],
+          ['chat-g0-1', 'chat-g0-a1'],
+          ['chat-g0-front', undefined],
+        ]);
+      },
+      30_000,
+    );
+  }, 90_000);
+
+  test('a RunaheadServer whose PodGroup may not be created gets no pod and says what to install or allow', async () => {
+    const ns = await namespace('cosched-server');
+    await createServer(ns, 'cs', 'Coscheduling');
+    await eventuallyExpect(
+      'the Warning on the server',
+      () => events(ns, 'cs'),
+      (es) => {
+        expect(es).toContainEqual({
+          reason: 'ChildRejected',
+          message: expect.stringMatching(
+            /^could not create PodGroup cs-g0-a0: .*\(spec\.placement\.podGroup Coscheduling needs scheduling\.x-k8s\.io\/v1alpha1 PodGroups installed/,
+          ) as unknown as string,
+        });
+      },
+      20_000,
+    );
+    expect((await core.listNamespacedPod({ namespace: ns })).items).toEqual([]);
   }, 60_000);
 });

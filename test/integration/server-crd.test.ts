@@ -26,7 +26,7 @@ const base: Manifest = {
   spec: { ranks: 2, model: { synthetic: { preset: 'tiny' } }, executionProvider: 'cpu' },
 };
 
-function invalid(edit: (m: Manifest) => void): Manifest {
+function edited(edit: (m: Manifest) => void): Manifest {
   const m = structuredClone(base);
   edit(m);
   return m;
@@ -35,31 +35,25 @@ function invalid(edit: (m: Manifest) => void): Manifest {
 const CORPUS: { name: string; manifest: Manifest; server: RegExp; zod: RegExp }[] = [
   {
     name: 'explicit partition',
-    manifest: invalid((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [0, 1, 2] })),
+    manifest: edited((m) => (m.spec['partition'] = { strategy: 'explicit', boundaries: [0, 1, 2] })),
     server: /spec\.partition\.strategy: .*a server splits each prompt by its own length/,
     zod: /partition\.strategy: .*use even or balanced/,
   },
   {
     name: 'auto routing without singleBelowTokens',
-    manifest: invalid((m) => (m.spec['routing'] = { policy: 'auto' })),
+    manifest: edited((m) => (m.spec['routing'] = { policy: 'auto' })),
     server: /spec\.routing\.singleBelowTokens: .*required with policy auto/,
     zod: /routing\.singleBelowTokens: .*required with policy auto/,
   },
   {
-    name: 'a gang scheduler pod group',
-    manifest: invalid((m) => (m.spec['placement'] = { podGroup: { scheduler: 'Volcano' } })),
-    server: /spec\.placement\.podGroup: .*placement\.podGroup is not supported on a RunaheadServer yet/,
-    zod: /placement\.podGroup: placement\.podGroup is not supported on a RunaheadServer yet/,
-  },
-  {
     name: 'maxUnavailable 0',
-    manifest: invalid((m) => (m.spec['maxUnavailable'] = 0)),
+    manifest: edited((m) => (m.spec['maxUnavailable'] = 0)),
     server: /spec\.maxUnavailable: Invalid value: 0: .*greater than or equal to 1/,
     zod: /maxUnavailable: /,
   },
   {
     name: 'two model sources',
-    manifest: invalid(
+    manifest: edited(
       (m) =>
         (m.spec['model'] = {
           synthetic: { preset: 'tiny' },
@@ -71,7 +65,7 @@ const CORPUS: { name: string; manifest: Manifest; server: RegExp; zod: RegExp }[
   },
   {
     name: 'a name too long for its pods',
-    manifest: invalid((m) => (m.metadata.name = 'a'.repeat(51))),
+    manifest: edited((m) => (m.metadata.name = 'a'.repeat(51))),
     server: /metadata\.name must be a DNS-1035 label of at most 50 characters/,
     zod: /metadata\.name: must be at most 50 characters/,
   },
@@ -132,6 +126,17 @@ describe('RunaheadServer CRD on a real API server', () => {
         JSON.stringify({ spec: { ranks: 4, dtype: 'float32' } }),
       ]),
     ).resolves.toMatch(/patched/);
+  });
+
+  test('a gang scheduler pod group is accepted by the API server and by the operator', async () => {
+    const manifest = edited((m) => {
+      m.metadata.name = 'ganged';
+      m.spec['placement'] = { podGroup: { scheduler: 'Volcano' } };
+    });
+    await expect(
+      cp.kubectl(['apply', '--server-side', '-f', '-', '-n', 'default'], stringify(manifest)),
+    ).resolves.toMatch(/serverside-applied/);
+    expect(parseRunaheadServer(manifest).ok).toBe(true);
   });
 
   test.each(CORPUS)('$name is refused by the API server and by the operator', async (c) => {

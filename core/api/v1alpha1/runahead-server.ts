@@ -71,10 +71,6 @@ const Routing = z
 const EXPLICIT_MESSAGE =
   'partition.strategy explicit fixes one prompt length; a server splits each prompt by its own length: use even or balanced';
 
-/** A server's groups make no PodGroup objects (yet): a pod naming one would wait for it forever. */
-const POD_GROUP_MESSAGE =
-  'placement.podGroup is not supported on a RunaheadServer yet; placement.gang keeps each group whole';
-
 export const RunaheadServerSpecSchema = z
   .strictObject({
     ranks: job.ranks,
@@ -118,13 +114,10 @@ export const RunaheadServerSpecSchema = z
   .meta({
     'x-kubernetes-validations': [
       cel("self.partition.strategy != 'explicit'", EXPLICIT_MESSAGE, '.partition.strategy'),
-      cel('!has(self.placement) || !has(self.placement.podGroup)', POD_GROUP_MESSAGE, '.placement.podGroup'),
     ],
   })
   .superRefine((spec, ctx) => {
     checkModelAndPartition(spec, ctx);
-    if (spec.placement?.podGroup)
-      ctx.addIssue({ code: 'custom', path: ['placement', 'podGroup'], message: POD_GROUP_MESSAGE });
     if (spec.partition.strategy === 'explicit')
       ctx.addIssue({ code: 'custom', path: ['partition', 'strategy'], message: EXPLICIT_MESSAGE });
     if ((spec.routing.policy === 'auto') !== (spec.routing.singleBelowTokens !== undefined))
