@@ -236,6 +236,7 @@ function finishedJob(
       computeMs: r.computeMs,
       waitMs: r.waitMs,
       sendMs: r.sendMs,
+      criticalSendMs: r.criticalSendMs,
       bytesSent: r.bytesSent,
     })),
     result: status.phase === 'Succeeded' ? 'succeeded' : 'failed',

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseRunaheadJob, type RunaheadJob } from '../core/api/v1alpha1/runahead-job.ts';
+import { parseRunaheadServer, type RunaheadServer } from '../core/api/v1alpha1/runahead-server.ts';
 import { logger } from '../core/log.ts';
 import { Controller } from './controller.ts';
 import { ServerController } from './server-controller.ts';
@@ -105,7 +106,12 @@ export async function runOperator(config: OperatorConfig): Promise<number> {
       .list()
       .map((j) => parseRunaheadJob(j))
       .flatMap((r) => (r.ok ? [r.job] : []));
-  for (const route of dashboardRoutes(jobs)) http.addRoute(route.path, route.handler);
+  const listServers = (): RunaheadServer[] =>
+    servers.servers
+      .list()
+      .map((s) => parseRunaheadServer(s))
+      .flatMap((r) => (r.ok ? [r.server] : []));
+  for (const route of dashboardRoutes(jobs, Date.now, listServers)) http.addRoute(route.path, route.handler);
   log.info(
     {
       address: `${host}:${http.port}`,

@@ -17,9 +17,10 @@ import { LABEL_SERVER, SERVER_PLURAL } from '../core/api/v1alpha1/server-names.t
 import { logger, type Logger } from '../core/log.ts';
 import type { OperatorDefaults } from './desired-children.ts';
 import { coreResource, InformerFactory, type Informer } from './platform/informer.ts';
-import type { OperatorMetrics } from './platform/metrics.ts';
+import type { OperatorMetrics, ServerObservation } from './platform/metrics.ts';
 import { WorkQueue } from './platform/work-queue.ts';
 import { ENABLED_NAMESPACE_SELECTOR } from './policies/namespace-policy.ts';
+import type { RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import { ServerReconciler } from './server-reconciler.ts';
 
 export interface ServerControllerOptions {
@@ -80,6 +81,17 @@ export class ServerController {
       custom: this.#custom,
       defaults: options.defaults,
       log: this.#log,
+      observer: {
+        status: (ns, name, replicas, status) => {
+          metrics.setServer(serverObservation(ns, name, replicas, status));
+        },
+        groupRestarted: (ns, name, _group, reason) => {
+          metrics.serverGroupRestarted(ns, name, reason);
+        },
+        serverGone: (ns, name) => {
+          metrics.forgetServer(ns, name);
+        },
+      },
     });
     this.servers.onChange((s) => {
       this.#enqueue(s.metadata?.namespace, s.metadata?.name);
@@ -156,4 +168,21 @@ export class ServerController {
   #enqueue(namespace: string | undefined, name: string | undefined): void {
     if (namespace && name) this.#queue.add(`${namespace}/${name}`);
   }
+}
+
+/** The per-server gauges' figures from the status the reconciler wrote. */
+export function serverObservation(
+  namespace: string,
+  server: string,
+  replicas: number,
+  status: RunaheadServerStatus,
+): ServerObservation {
+  return {
+    namespace,
+    server,
+    desired: replicas,
+    ready: status.readyReplicas ?? 0,
+    updated: status.updatedReplicas ?? 0,
+    ttftMs: status.ttftMs,
+  };
 }

@@ -161,6 +161,7 @@ describe('planServer', () => {
       expect.objectContaining({ group: 1, ready: false, restarts: 1 }),
     ]);
     expect(p.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'RankFailed' })]);
+    expect(p.restarted).toEqual([{ group: 1, reason: 'RankFailed' }]);
     expect(p.status.conditions?.find((c) => c.type === 'Available')?.status).toBe('True');
   });
 
@@ -173,12 +174,14 @@ describe('planServer', () => {
       reason: 'RankPodDeleted',
       message: expect.stringContaining('chat-g0-0'),
     });
+    expect(p.restarted).toEqual([{ group: 0, reason: 'RankPodDeleted' }]);
     // Once every old pod is gone, the group comes back whole, as attempt 1.
     const again = plan(server, [], p.status);
     const created = again.actions.flatMap((a) => (a.kind === 'createPod' ? [a.object] : []));
     expect(created.map((x) => x.metadata!.name)).toEqual(['chat-g0-0', 'chat-g0-1', 'chat-g0-front']);
     expect(created[0]!.metadata!.labels).toMatchObject({ 'runahead.dev/attempt': '1' });
     expect(again.status.groups?.[0]?.restarts).toBe(1);
+    expect(again.restarted).toEqual([]);
   });
 
   test('a group not started yet gets back only the pod missing from it (a create the cache has not seen)', () => {

@@ -125,10 +125,15 @@ export interface ServerPlanInput {
   readonly defaults: OperatorDefaults;
 }
 
+/** Why a group was restarted: the reason of its Warning event. */
+export type GroupRestartReason = typeof Reason.RankFailed | typeof Reason.RankPodDeleted;
+
 export interface ServerPlan {
   readonly status: RunaheadServerStatus;
   readonly actions: readonly ServerAction[];
   readonly events: readonly PlannedEvent[];
+  /** Groups this plan restarts (each one's status.groups[].restarts goes up by one), for metrics. */
+  readonly restarted: readonly { readonly group: number; readonly reason: GroupRestartReason }[];
 }
 
 const finished = (p: ServerPod) => p.phase === 'Failed' || p.phase === 'Succeeded';
@@ -188,6 +193,8 @@ interface GroupPlan {
   readonly actions: ServerAction[];
   readonly events: PlannedEvent[];
   readonly restarts: number;
+  /** Set when this plan restarts the group. */
+  readonly restartReason: GroupRestartReason | null;
   readonly message: string | null;
   readonly view: GroupView;
 }
@@ -218,6 +225,7 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
         },
       ],
       restarts,
+      restartReason: null,
       message: null,
       view: { group: g, whole: false, ready: false, revision, live: [] },
     };
@@ -226,18 +234,14 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
       ? `pod ${failed.name} ${failed.phase.toLowerCase()}${failed.message ? ` (${failed.message})` : ''}`
       : `pod ${missing.join(', ')} went away`;
     const restarting = live.length > 0;
+    const reason = failed ? Reason.RankFailed : Reason.RankPodDeleted;
     return {
       actions: deleteAll(live),
       events: restarting
-        ? [
-            {
-              type: 'Warning',
-              reason: failed ? Reason.RankFailed : Reason.RankPodDeleted,
-              message: `group ${g}: ${why}; restarting the whole group`,
-            },
-          ]
+        ? [{ type: 'Warning', reason, message: `group ${g}: ${why}; restarting the whole group` }]
         : [],
       restarts: restarting ? restarts + 1 : restarts,
+      restartReason: restarting ? reason : null,
       message: `restarting: ${why}`,
       view: { group: g, whole: false, ready: false, revision: null, live: [] },
     };
@@ -262,6 +266,7 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
     actions,
     events: [],
     restarts,
+    restartReason: null,
     message: ready
       ? null
       : waiting
@@ -307,6 +312,7 @@ function refusedServer(input: ServerPlanInput, revision: string, problem: string
     },
     actions: [],
     events: told ? [{ type: 'Warning', reason: Reason.PolicyViolation, message }] : [],
+    restarted: [],
   };
 }
 
@@ -320,6 +326,7 @@ export function planServer(input: ServerPlanInput): ServerPlan {
   if (problem) return refusedServer(input, revision, problem);
   const actions: ServerAction[] = [];
   const events: PlannedEvent[] = [];
+  const restarted: ServerPlan['restarted'][number][] = [];
   const restarts = new Map((input.status?.groups ?? []).map((g) => [g.group, g.restarts]));
   const messages = new Map<number, string>();
 
@@ -334,6 +341,7 @@ export function planServer(input: ServerPlanInput): ServerPlan {
     actions.push(...r.actions);
     events.push(...r.events);
     restarts.set(g, r.restarts);
+    if (r.restartReason) restarted.push({ group: g, reason: r.restartReason });
     if (r.message) messages.set(g, r.message);
     views.push(r.view);
   }
@@ -396,5 +404,5 @@ export function planServer(input: ServerPlanInput): ServerPlan {
     groups,
     ...(ttftMs ? { ttftMs } : {}),
   };
-  return { status, actions, events };
+  return { status, actions, events, restarted };
 }

@@ -22,7 +22,13 @@ import {
 } from './pod-groups.ts';
 import { apiErrorMessage, ConflictError } from './reconciler.ts';
 import { serverRef } from './server-children.ts';
-import { observeServerPod, planServer, type ServerAction, type ServerPod } from './server-plan.ts';
+import {
+  observeServerPod,
+  planServer,
+  type GroupRestartReason,
+  type ServerAction,
+  type ServerPod,
+} from './server-plan.ts';
 import { ttftPercentiles, type TtftPercentiles } from './ttft-percentiles.ts';
 
 /** What the server reconciler reads: the informers' caches. */
@@ -36,12 +42,23 @@ export interface ServerClusterView {
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
 }
 
+/** What the server reconciler reports, for metrics. */
+export interface ServerReconcileObserver {
+  /** The server's status as written (or found already written), on every reconcile of it. */
+  status(namespace: string, name: string, replicas: number, status: RunaheadServerStatus): void;
+  /** A group restarted, once per restart the status counts (reported after that status is written). */
+  groupRestarted(namespace: string, name: string, group: number, reason: GroupRestartReason): void;
+  /** The server is gone, going, or no longer served: its series go. */
+  serverGone(namespace: string, name: string): void;
+}
+
 export interface ServerReconcilerDeps {
   readonly view: ServerClusterView;
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly defaults: OperatorDefaults;
   readonly log: Logger;
+  readonly observer: ServerReconcileObserver;
   readonly clock?: () => Date;
 }
 
@@ -90,19 +107,24 @@ export class ServerReconciler {
 
   /** Reconciles the server; returns when to look again (TTFT from the fronts), null: on change only. */
   async reconcile(namespace: string, name: string): Promise<number | null> {
-    const { view, log } = this.deps;
+    const { view, log, observer } = this.deps;
     const raw = view.server(namespace, name) as RawServer | undefined;
     // Gone, or going: its children go with it through owner references.
-    if (!raw || raw.metadata?.deletionTimestamp) return null;
+    if (!raw || raw.metadata?.deletionTimestamp) {
+      observer.serverGone(namespace, name);
+      return null;
+    }
     // As a job in a namespace not opted in: left alone (no status, no children), quietly.
     if (namespaceProblem(namespace, view.namespaceLabels(namespace), this.deps.defaults.namespacePolicy)) {
       log.debug({ namespace, server: name }, 'server not served: its namespace has not opted in');
+      observer.serverGone(namespace, name);
       return null;
     }
     const parsed = parseRunaheadServer(raw);
     if (!parsed.ok) {
       // The API server's CEL refuses these; one stored before the CRD changed is left alone.
       log.warn({ namespace, server: name, problem: parsed.message }, 'invalid RunaheadServer left alone');
+      observer.serverGone(namespace, name);
       return null;
     }
     const uid = raw.metadata?.uid ?? '';
@@ -122,6 +144,9 @@ export class ServerReconciler {
     });
     const changed = !isDeepStrictEqual(withoutUndefined(plan.status), withoutUndefined(raw.status ?? {}));
     if (changed) await this.writeStatus(raw, namespace, name, plan.status);
+    // After the write: a plan refused (409) is made again, and its restarts counted then, once.
+    observer.status(namespace, name, parsed.server.spec.replicas, plan.status);
+    for (const r of plan.restarted) observer.groupRestarted(namespace, name, r.group, r.reason);
     for (const action of plan.actions)
       try {
         await this.applyAction(namespace, name, action);

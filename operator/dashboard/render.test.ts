@@ -1,7 +1,17 @@
 import { describe, expect, it } from '@jest/globals';
 import type { RunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
+import type { RunaheadServer } from '../../core/api/v1alpha1/runahead-server.ts';
 import { finishedJob, jobManifest } from '../../test/support/finished-job.ts';
-import { chainOf, escapeHtml, formatAge, jobsPayload, renderDashboard } from './render.ts';
+import { servingServer } from '../../test/support/serving-server.ts';
+import {
+  chainOf,
+  escapeHtml,
+  formatAge,
+  jobsPayload,
+  renderDashboard,
+  serversPayload,
+  summarizeServer,
+} from './render.ts';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
 
@@ -87,6 +97,91 @@ describe('renderDashboard', () => {
 
   it('says so when there are no jobs', () => {
     expect(renderDashboard([], NOW)).toContain('No RunaheadJobs.');
+    expect(renderDashboard([], NOW)).toContain('No RunaheadServers.');
+  });
+
+  it('lists every server with its groups ready of desired, revision, endpoint and TTFT p50/p99', () => {
+    const page = renderDashboard([], NOW, [
+      servingServer('chat', 'team-a', { ttftMs: { p50: 212.4, p90: 480, p99: 1250, requests: 734 } }),
+      servingServer('cold', 'team-a', { replicas: 3, ready: 0 }),
+    ]);
+    const cells = (id: string) => {
+      const row = new RegExp(`<tr data-server="${id}">(.*?)</tr>`, 's').exec(page)?.[1] ?? '';
+      return [...row.matchAll(/<td[^>]*>(.*?)<\/td>/gs)].map((m) => m[1]!.replace(/<[^>]+>/g, ''));
+    };
+    expect(cells('team-a/chat')).toEqual([
+      'team-a/chat',
+      '2/2',
+      '2',
+      '5d8f9c7b',
+      'http://chat.team-a.svc.cluster.local:8000/v1/completions',
+      '212 ms',
+      '1250 ms',
+      '734',
+      '60m',
+      '2',
+      'Available: 2 of 2 group(s) ready',
+    ]);
+    expect(cells('team-a/cold').slice(0, 8)).toEqual([
+      'team-a/cold',
+      '0/3',
+      '0',
+      '5d8f9c7b',
+      'http://cold.team-a.svc.cluster.local:8000/v1/completions',
+      '—',
+      '—',
+      '—',
+    ]);
+    expect(page).toMatch(
+      /<tr data-server="team-a\/chat"><td[^>]*>.*?<\/td><td><span class="phase Succeeded">/s,
+    );
+    expect(page).toMatch(/<tr data-server="team-a\/cold"><td[^>]*>.*?<\/td><td><span class="phase Failed">/s);
+    expect(page).not.toContain('No RunaheadServers.');
+  });
+
+  it('escapes what a server’s status says', () => {
+    const server = servingServer('chat', 'team-a');
+    const hostile: RunaheadServer = {
+      ...server,
+      status: { ...server.status, revision: '<b>r</b>', endpoint: 'http://x/"><script>' },
+    };
+    const page = renderDashboard([], NOW, [hostile]);
+    expect(page).not.toContain('<b>r</b>');
+    expect(page).not.toContain('<script>');
+    expect(page).toContain('&lt;b&gt;r&lt;/b&gt;');
+  });
+});
+
+describe('serversPayload', () => {
+  it('gives the servers’ rows and their groups as JSON, sorted by namespace and name', () => {
+    const payload = serversPayload(
+      [servingServer('zeta', 'team-a', { ready: 1 }), servingServer('chat', 'team-a')],
+      NOW,
+    );
+    expect(payload.servers.map((s) => s.name)).toEqual(['chat', 'zeta']);
+    expect(payload.servers[1]).toMatchObject({
+      desired: 2,
+      ready: 1,
+      revision: '5d8f9c7b',
+      ttftMs: null,
+      restarts: 2,
+      groups: [expect.objectContaining({ group: 0, ready: true }), expect.objectContaining({ ready: false })],
+    });
+  });
+
+  it('summarizes a server that has no status yet', () => {
+    const fresh: RunaheadServer = { ...servingServer('new', 'team-a') };
+    delete fresh.status;
+    expect(summarizeServer(fresh, NOW.getTime())).toMatchObject({
+      desired: 2,
+      ready: 0,
+      updated: 0,
+      revision: null,
+      endpoint: null,
+      ttftMs: null,
+      restarts: 0,
+      condition: null,
+    });
   });
 });
 

@@ -1,9 +1,11 @@
 // The operator's built-in dashboard: one self-contained HTML page (inline CSS and SVG, no script,
-// nothing fetched — clusters are often offline) listing the RunaheadJobs, and for each finished job
+// nothing fetched — clusters are often offline) listing the RunaheadJobs and the RunaheadServers (their
+// groups, revision, endpoint and TTFT percentiles from status), and for each finished job
 // the chain drawn as a Gantt chart from `status.ranks[].timeline`: earlier ranks run ahead, later
 // ranks wait on K/V, the last emits the first token (PAPER.md). Pure functions of the jobs and the
 // clock; every string that comes from the API is escaped.
 import type { Condition, RunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
+import type { RunaheadServer } from '../../core/api/v1alpha1/runahead-server.ts';
 import { timelineRuns, type SlotState } from '../../core/api/timeline.ts';
 
 /** Seconds between reloads of the page. */
@@ -34,14 +36,20 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(seconds / 86_400)}d`;
 }
 
-function createdAt(job: RunaheadJob): number | null {
-  const t: unknown = job.metadata.creationTimestamp;
+/** A job or a server: what the age and latest-condition columns read. */
+interface Resource {
+  readonly metadata: { readonly name: string; readonly creationTimestamp?: unknown };
+  readonly status?: { readonly conditions?: readonly Condition[] | undefined } | undefined;
+}
+
+function createdAt(resource: Resource): number | null {
+  const t: unknown = resource.metadata.creationTimestamp;
   const when = typeof t === 'string' ? Date.parse(t) : t instanceof Date ? t.getTime() : NaN;
   return Number.isNaN(when) ? null : when;
 }
 
-/** The condition that changed last: what is happening to the job now. */
-export function latestCondition(job: RunaheadJob): Condition | null {
+/** The condition that changed last: what is happening to the job (or server) now. */
+export function latestCondition(job: Resource): Condition | null {
   const conditions = [...(job.status?.conditions ?? [])];
   conditions.sort((a, b) => Date.parse(b.lastTransitionTime) - Date.parse(a.lastTransitionTime));
   return conditions[0] ?? null;
@@ -83,7 +91,7 @@ export function jobsPayload(jobs: readonly RunaheadJob[], now: Date | number) {
   const t = typeof now === 'number' ? now : now.getTime();
   return {
     generatedAt: new Date(t).toISOString(),
-    jobs: sortJobs(jobs).map((job) => ({
+    jobs: sortByName(jobs).map((job) => ({
       ...summarize(job, t),
       partition: job.status?.partition ?? null,
       boundaries: job.status?.boundaries ?? null,
@@ -94,9 +102,66 @@ export function jobsPayload(jobs: readonly RunaheadJob[], now: Date | number) {
   };
 }
 
-function sortJobs(jobs: readonly RunaheadJob[]): RunaheadJob[] {
-  const key = (j: RunaheadJob) => `${j.metadata.namespace ?? ''}/${j.metadata.name}`;
-  return [...jobs].sort((a, b) => key(a).localeCompare(key(b)));
+function sortByName<T extends { metadata: { namespace?: string | undefined; name: string } }>(
+  objects: readonly T[],
+): T[] {
+  const key = (o: T) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  return [...objects].sort((a, b) => key(a).localeCompare(key(b)));
+}
+
+// ---------------------------------------------------------------------------------------- servers
+
+export interface ServerSummary {
+  readonly namespace: string;
+  readonly name: string;
+  /** spec.replicas: the groups asked for. */
+  readonly desired: number;
+  readonly ready: number;
+  readonly updated: number;
+  readonly revision: string | null;
+  readonly endpoint: string | null;
+  /** status.ttftMs: over every front, since each started; null until one answered a request. */
+  readonly ttftMs: {
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+    readonly requests: number;
+  } | null;
+  /** Group restarts, over every group. */
+  readonly restarts: number;
+  readonly ageSeconds: number | null;
+  readonly condition: { readonly type: string; readonly reason: string; readonly message: string } | null;
+}
+
+export function summarizeServer(server: RunaheadServer, now: number): ServerSummary {
+  const s = server.status;
+  const created = createdAt(server);
+  const c = latestCondition(server);
+  return {
+    namespace: server.metadata.namespace ?? '',
+    name: server.metadata.name,
+    desired: server.spec.replicas,
+    ready: s?.readyReplicas ?? 0,
+    updated: s?.updatedReplicas ?? 0,
+    revision: s?.revision ?? null,
+    endpoint: s?.endpoint ?? null,
+    ttftMs: s?.ttftMs ?? null,
+    restarts: (s?.groups ?? []).reduce((n, g) => n + g.restarts, 0),
+    ageSeconds: created === null ? null : Math.max(0, (now - created) / 1000),
+    condition: c ? { type: c.type, reason: c.reason, message: c.message } : null,
+  };
+}
+
+/** The `/api/servers` payload: the servers' rows and each one's groups, as plain JSON. */
+export function serversPayload(servers: readonly RunaheadServer[], now: Date | number) {
+  const t = typeof now === 'number' ? now : now.getTime();
+  return {
+    generatedAt: new Date(t).toISOString(),
+    servers: sortByName(servers).map((server) => ({
+      ...summarizeServer(server, t),
+      groups: server.status?.groups ?? [],
+    })),
+  };
 }
 
 // ------------------------------------------------------------------------------------------ chart
@@ -246,6 +311,7 @@ svg.chain{max-width:100%;height:auto;font:12px system-ui,sans-serif}
 svg .rank{font-weight:600}svg .chunk,svg .figures,svg .tick{fill:#5c6670;font-size:11px}
 svg .legend{font-size:11px}svg .ttft-label{font-weight:600}
 .empty{color:#5c6670;font-style:italic}
+td.endpoint code{font-size:12px;overflow-wrap:anywhere}
 `;
 
 function jobRow(s: JobSummary): string {
@@ -258,6 +324,27 @@ function jobRow(s: JobSummary): string {
     cell(escapeHtml(s.mode)),
     cell(s.contextLength === null ? '—' : String(s.contextLength), 'num'),
     cell(s.ttftMs === null ? '—' : escapeHtml(ms(s.ttftMs)), 'num ttft'),
+    cell(s.ageSeconds === null ? '—' : formatAge(s.ageSeconds), 'num'),
+    cell(String(s.restarts), 'num'),
+    cell(condition, 'msg'),
+  ].join('')}</tr>`;
+}
+
+function serverRow(s: ServerSummary): string {
+  const cell = (v: string, cls = '') => `<td${cls ? ` class="${cls}"` : ''}>${v}</td>`;
+  const condition = s.condition ? `${escapeHtml(s.condition.type)}: ${escapeHtml(s.condition.message)}` : '';
+  // The job phases' colours: every group serving green, some blue, none red, held (0 groups) grey.
+  const state =
+    s.desired === 0 ? 'Suspended' : s.ready >= s.desired ? 'Succeeded' : s.ready > 0 ? 'Running' : 'Failed';
+  return `<tr data-server="${escapeHtml(`${s.namespace}/${s.name}`)}">${[
+    cell(`${escapeHtml(s.namespace)}/<strong>${escapeHtml(s.name)}</strong>`, 'name'),
+    cell(`<span class="phase ${state}">${s.ready}/${s.desired}</span>`),
+    cell(String(s.updated), 'num'),
+    cell(s.revision === null ? '—' : `<code>${escapeHtml(s.revision)}</code>`),
+    cell(s.endpoint === null ? '—' : `<code>${escapeHtml(s.endpoint)}</code>`, 'endpoint'),
+    cell(s.ttftMs === null ? '—' : escapeHtml(ms(s.ttftMs.p50)), 'num ttft'),
+    cell(s.ttftMs === null ? '—' : escapeHtml(ms(s.ttftMs.p99)), 'num ttft'),
+    cell(s.ttftMs === null ? '—' : String(s.ttftMs.requests), 'num'),
     cell(s.ageSeconds === null ? '—' : formatAge(s.ageSeconds), 'num'),
     cell(String(s.restarts), 'num'),
     cell(condition, 'msg'),
@@ -285,10 +372,29 @@ function jobSection(job: RunaheadJob, chain: Chain): string {
   ].join('\n');
 }
 
-/** The whole page. `now` dates the page and the jobs' ages. */
-export function renderDashboard(jobs: readonly RunaheadJob[], now: Date | number): string {
+const SERVER_HEAD = [
+  'Server',
+  'Groups ready',
+  'Updated',
+  'Revision',
+  'Endpoint',
+  'TTFT p50',
+  'TTFT p99',
+  'Requests',
+  'Age',
+  'Restarts',
+  'Latest condition',
+];
+
+/** The whole page. `now` dates the page and the jobs' and servers' ages. */
+export function renderDashboard(
+  jobs: readonly RunaheadJob[],
+  now: Date | number,
+  servers: readonly RunaheadServer[] = [],
+): string {
   const t = typeof now === 'number' ? now : now.getTime();
-  const sorted = sortJobs(jobs);
+  const sorted = sortByName(jobs);
+  const serverRows = sortByName(servers).map((s) => serverRow(summarizeServer(s, t)));
   const rows = sorted.map((j) => jobRow(summarize(j, t)));
   const charts = sorted.flatMap((j) => {
     const chain = chainOf(j);
@@ -301,7 +407,7 @@ export function renderDashboard(jobs: readonly RunaheadJob[], now: Date | number
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="${REFRESH_SECONDS}">
-<title>runahead · RunaheadJobs</title>
+<title>runahead · RunaheadJobs and RunaheadServers</title>
 <style>${CSS}</style>
 </head>
 <body>
@@ -311,6 +417,13 @@ ${
   sorted.length === 0
     ? '<p class="empty">No RunaheadJobs.</p>'
     : `<table>\n<thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`
+}
+<h2 id="servers">RunaheadServers</h2>
+<p class="sub">Warm rank groups serving completions, each behind its front; TTFT percentiles over every front since it started (status.ttftMs).</p>
+${
+  serverRows.length === 0
+    ? '<p class="empty">No RunaheadServers.</p>'
+    : `<table class="servers">\n<thead><tr>${SERVER_HEAD.map((h) => `<th>${h}</th>`).join('')}</tr></thead>\n<tbody>\n${serverRows.join('\n')}\n</tbody>\n</table>`
 }
 ${charts.join('\n')}
 </body>

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
 import { finishedJob } from '../../test/support/finished-job.ts';
+import { servingServer } from '../../test/support/serving-server.ts';
 import { dashboardRoutes } from './routes.ts';
 
 const NOW = new Date('2026-11-25T10:00:00Z');
@@ -17,6 +18,7 @@ describe('dashboardRoutes', () => {
     const routes = dashboardRoutes(
       () => jobs(),
       () => NOW.getTime(),
+      () => [servingServer('chat', 'team-a', { ttftMs: { p50: 200, p90: 400, p99: 900, requests: 12 } })],
     );
     server = createServer((req, res) => {
       const route = routes.find((r) => r.path === new URL(req.url ?? '/', 'http://x').pathname);
@@ -39,7 +41,9 @@ describe('dashboardRoutes', () => {
       /^default-src 'none'; style-src 'unsafe-inline'/,
     );
     expect(r.headers.get('cache-control')).toBe('no-store');
-    expect(await r.text()).toContain('<tr data-job="team-a/llama-8k">');
+    const page = await r.text();
+    expect(page).toContain('<tr data-job="team-a/llama-8k">');
+    expect(page).toContain('<tr data-server="team-a/chat">');
   });
 
   it('serves the jobs as JSON at /api/jobs', async () => {
@@ -52,6 +56,16 @@ describe('dashboardRoutes', () => {
     expect(body.generatedAt).toBe(NOW.toISOString());
     expect(body.jobs.map((j) => j.name)).toEqual(['llama-8k']);
     expect(body.jobs[0]?.chain.rows).toHaveLength(4);
+  });
+
+  it('serves the servers as JSON at /api/servers', async () => {
+    const r = await fetch(`${base}/api/servers`);
+    expect(r.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const body = (await r.json()) as { generatedAt: string; servers: { name: string; ttftMs: unknown }[] };
+    expect(body.generatedAt).toBe(NOW.toISOString());
+    expect(body.servers).toEqual([
+      expect.objectContaining({ name: 'chat', ttftMs: { p50: 200, p90: 400, p99: 900, requests: 12 } }),
+    ]);
   });
 
   it('is read-only', async () => {
@@ -67,6 +81,6 @@ describe('dashboardRoutes', () => {
     jobs = () => Promise.reject(new Error('informer not synced'));
     const r = await fetch(`${base}/`);
     expect(r.status).toBe(503);
-    expect(await r.text()).toBe('jobs unavailable: informer not synced\n');
+    expect(await r.text()).toBe('unavailable: informer not synced\n');
   });
 });

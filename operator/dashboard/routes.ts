@@ -1,7 +1,8 @@
 // The dashboard's HTTP routes, for the operator's HTTP server (read-only, GET and HEAD only).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RunaheadJob } from '../../core/api/v1alpha1/runahead-job.ts';
-import { jobsPayload, renderDashboard } from './render.ts';
+import type { RunaheadServer } from '../../core/api/v1alpha1/runahead-server.ts';
+import { jobsPayload, renderDashboard, serversPayload } from './render.ts';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
@@ -12,6 +13,7 @@ export interface Route {
 
 export const DASHBOARD_PATH = '/';
 export const JOBS_API_PATH = '/api/jobs';
+export const SERVERS_API_PATH = '/api/servers';
 
 // The page needs nothing but its inline style: forbidding everything else means even an escaping
 // mistake could not run a script or reach out of the cluster.
@@ -55,31 +57,42 @@ function readOnly(render: (req: IncomingMessage, res: ServerResponse) => Promise
         res,
         503,
         { 'content-type': 'text/plain; charset=utf-8' },
-        `jobs unavailable: ${(err as Error).message}\n`,
+        `unavailable: ${(err as Error).message}\n`,
       );
     }
   };
 }
 
+type List<T> = () => readonly T[] | Promise<readonly T[]>;
+
 /**
- * `/` (the page) and `/api/jobs` (its data as JSON). `listJobs` is the operator's view of the jobs,
- * typically its informer's cache; it may be asynchronous.
+ * `/` (the page), `/api/jobs` and `/api/servers` (its data as JSON). `listJobs` and `listServers`
+ * are the operator's view, typically its informers' caches; they may be asynchronous.
  */
 export function dashboardRoutes(
-  listJobs: () => readonly RunaheadJob[] | Promise<readonly RunaheadJob[]>,
+  listJobs: List<RunaheadJob>,
   clock: () => number = Date.now,
+  listServers: List<RunaheadServer> = () => [],
 ): Route[] {
   return [
     {
       path: DASHBOARD_PATH,
       handler: readOnly(async (req, res) => {
-        send(req, res, 200, PAGE_HEADERS, renderDashboard(await listJobs(), clock()));
+        const [jobs, servers] = await Promise.all([listJobs(), listServers()]);
+        send(req, res, 200, PAGE_HEADERS, renderDashboard(jobs, clock(), servers));
       }),
     },
     {
       path: JOBS_API_PATH,
       handler: readOnly(async (req, res) => {
         send(req, res, 200, JSON_HEADERS, `${JSON.stringify(jobsPayload(await listJobs(), clock()))}\n`);
+      }),
+    },
+    {
+      path: SERVERS_API_PATH,
+      handler: readOnly(async (req, res) => {
+        const payload = serversPayload(await listServers(), clock());
+        send(req, res, 200, JSON_HEADERS, `${JSON.stringify(payload)}\n`);
       }),
     },
   ];

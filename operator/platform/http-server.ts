@@ -1,6 +1,6 @@
 // The operator's one HTTP port: Prometheus metrics, the kubelet's probes, and routes other parts
-// mount (the dashboard at `/` and `/api/jobs`). node:http with no framework: five routes do not need
-// one, and every limit is visible here.
+// mount (the dashboard at `/`, `/api/jobs` and `/api/servers`). node:http with no framework: six
+// routes do not need one, and every limit is visible here.
 //
 // Probes follow the API server's own (/livez, /readyz): one named check per line, `?verbose` lists
 // them all. Liveness is "restarting the process would help" (an informer that has failed for minutes);

@@ -29,7 +29,7 @@ const finished: FinishedJob = {
   rankCount: 2,
   ttftMs: 1500,
   ranks: [
-    { rank: 0, computeMs: 700, waitMs: 0, sendMs: 120, bytesSent: 4096 },
+    { rank: 0, computeMs: 700, waitMs: 0, sendMs: 120, criticalSendMs: 40, bytesSent: 4096 },
     { rank: 1, computeMs: 800, waitMs: 650, sendMs: 0, bytesSent: 0 },
   ],
   result: 'succeeded',
@@ -99,6 +99,14 @@ describe('OperatorMetrics', () => {
     expect(sample(t, 'runahead_job_ttft_milliseconds', { ...job, mode: 'runahead', ranks: '2' })).toBe(1500);
     expect(sample(t, 'runahead_job_rank_milliseconds', { ...job, rank: '1', kind: 'wait' })).toBe(650);
     expect(sample(t, 'runahead_job_rank_milliseconds', { ...job, rank: '0', kind: 'send' })).toBe(120);
+    expect(sample(t, 'runahead_job_rank_milliseconds', { ...job, rank: '0', kind: 'critical_send' })).toBe(
+      40,
+    );
+    // Rank 1 reported no critical send time: no series rather than a 0 it did not report.
+    expect(
+      sample(t, 'runahead_job_rank_milliseconds', { ...job, rank: '1', kind: 'critical_send' }),
+    ).toBeUndefined();
+    expect(sample(t, 'runahead_rank_seconds_count', { mode: 'runahead', kind: 'critical_send' })).toBe(1);
     expect(sample(t, 'runahead_job_rank_kv_bytes_sent', { ...job, rank: '0' })).toBe(4096);
     expect(sample(t, 'runahead_rank_seconds_count', { mode: 'runahead', kind: 'compute' })).toBe(2);
     expect(sample(t, 'runahead_rank_seconds_sum', { mode: 'runahead', kind: 'compute' })).toBe(1.5);
@@ -233,5 +241,58 @@ describe('OperatorMetrics', () => {
     expect(sample(await m.text(), 'runahead_workqueue_depth')).toBe(3);
     depth = 5;
     expect(sample(await m.text(), 'runahead_workqueue_depth')).toBe(5);
+  });
+
+  it('per-server gauges follow the status, TTFT quantiles only once there are some', async () => {
+    const m = new OperatorMetrics({ processMetrics: false });
+    const server = { namespace: 'team-a', server: 'chat' };
+    m.setServer({ ...server, desired: 3, ready: 1, updated: 0 });
+    let t = await m.text();
+    expect(sample(t, 'runahead_server_groups_desired', server)).toBe(3);
+    expect(sample(t, 'runahead_server_groups_ready', server)).toBe(1);
+    expect(sample(t, 'runahead_server_groups_updated', server)).toBe(0);
+    expect(seriesOf(t, 'runahead_server_ttft_milliseconds')).toEqual([]);
+    m.setServer({ ...server, desired: 3, ready: 3, updated: 3, ttftMs: { p50: 120, p90: 300, p99: 950.5 } });
+    t = await m.text();
+    expect(sample(t, 'runahead_server_groups_ready', server)).toBe(3);
+    expect(
+      ['0.5', '0.9', '0.99'].map((quantile) =>
+        sample(t, 'runahead_server_ttft_milliseconds', { ...server, quantile }),
+      ),
+    ).toEqual([120, 300, 950.5]);
+  });
+
+  it('counts group restarts by server and reason', async () => {
+    const m = new OperatorMetrics({ processMetrics: false });
+    m.serverGroupRestarted('team-a', 'chat', 'RankFailed');
+    m.serverGroupRestarted('team-a', 'chat', 'RankFailed');
+    m.serverGroupRestarted('team-a', 'chat', 'RankPodDeleted');
+    const t = await m.text();
+    const chat = { namespace: 'team-a', server: 'chat' };
+    expect(sample(t, 'runahead_server_group_restarts_total', { ...chat, reason: 'RankFailed' })).toBe(2);
+    expect(sample(t, 'runahead_server_group_restarts_total', { ...chat, reason: 'RankPodDeleted' })).toBe(1);
+  });
+
+  it('forgetServer removes exactly that server’s series', async () => {
+    const m = new OperatorMetrics({ processMetrics: false });
+    const ttftMs = { p50: 1, p90: 2, p99: 3 };
+    for (const server of ['chat', 'other']) {
+      m.setServer({ namespace: 'team-a', server, desired: 1, ready: 1, updated: 1, ttftMs });
+      m.serverGroupRestarted('team-a', server, 'RankFailed');
+    }
+    m.forgetServer('team-a', 'chat');
+    m.forgetServer('team-a', 'never-seen');
+    const t = await m.text();
+    for (const name of [
+      'runahead_server_groups_desired',
+      'runahead_server_groups_ready',
+      'runahead_server_groups_updated',
+      'runahead_server_ttft_milliseconds',
+      'runahead_server_group_restarts_total',
+    ]) {
+      const series = seriesOf(t, name);
+      expect([name, series.length > 0]).toEqual([name, true]);
+      expect(series.every((s) => s.includes('server="other"'))).toBe(true);
+    }
   });
 });

@@ -8,6 +8,12 @@
 //  - per-job gauges (`runahead_job_*`) answer "how did this job do, rank by rank" — no controller
 //    surveyed reports per-rank latency (OPERATOR-NOTES.md). One series per finished job and rank,
 //    removed when the job is deleted, so their number follows the jobs kept in the cluster.
+//
+// RunaheadServers get per-server gauges (`runahead_server_*`, labels namespace and server): groups
+// desired, ready and updated, and the TTFT percentiles of status.ttftMs, set from the status each
+// reconcile writes and removed when the server is deleted; group restarts count by reason. What the
+// fronts serve (requests, queue time, TTFT histograms) is on the fronts' own /metrics
+// (`runahead_serve_*`, cli/serve/serve-metrics.ts), which the chart's PodMonitor scrapes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PHASES, type Phase } from '../../core/api/v1alpha1/names.ts';
 
@@ -27,6 +33,11 @@ export const METRIC_NAMES = {
   isLeader: 'runahead_is_leader',
   workqueueDepth: 'runahead_workqueue_depth',
   informerRestartsTotal: 'runahead_informer_restarts_total',
+  serverGroupsDesired: 'runahead_server_groups_desired',
+  serverGroupsReady: 'runahead_server_groups_ready',
+  serverGroupsUpdated: 'runahead_server_groups_updated',
+  serverTtftMilliseconds: 'runahead_server_ttft_milliseconds',
+  serverGroupRestartsTotal: 'runahead_server_group_restarts_total',
 } as const;
 export type MetricName = (typeof METRIC_NAMES)[keyof typeof METRIC_NAMES];
 
@@ -47,7 +58,8 @@ export const RECONCILE_BUCKETS_SECONDS = [
 ] as const;
 
 export type ReconcileResult = 'success' | 'error' | 'requeue';
-export type RankTimeKind = 'compute' | 'wait' | 'send';
+/** `critical_send`: the part of a rank's send time on the path to the first token (core/critical-path.ts). */
+export type RankTimeKind = 'compute' | 'wait' | 'send' | 'critical_send';
 export type FinishedResult = 'succeeded' | 'failed';
 
 /** One rank's figures (fields missing when the rank did not report them, e.g. it crashed). */
@@ -56,6 +68,7 @@ export interface RankTiming {
   readonly computeMs?: number | undefined;
   readonly waitMs?: number | undefined;
   readonly sendMs?: number | undefined;
+  readonly criticalSendMs?: number | undefined;
   readonly bytesSent?: number | undefined;
 }
 
@@ -94,7 +107,31 @@ export interface OperatorMetricsOptions {
   readonly startedAt?: Date;
 }
 
-const RANK_TIME_KINDS = ['compute', 'wait', 'send'] as const satisfies readonly RankTimeKind[];
+const RANK_TIME_KINDS = [
+  'compute',
+  'wait',
+  'send',
+  'critical_send',
+] as const satisfies readonly RankTimeKind[];
+
+/** The server percentiles of status.ttftMs, as the `quantile` label says them. */
+const SERVER_QUANTILES = [
+  ['0.5', 'p50'],
+  ['0.9', 'p90'],
+  ['0.99', 'p99'],
+] as const;
+
+/** What the per-server gauges show: a RunaheadServer's status as the operator last wrote it. */
+export interface ServerObservation {
+  readonly namespace: string;
+  readonly server: string;
+  /** spec.replicas. */
+  readonly desired: number;
+  readonly ready: number;
+  readonly updated: number;
+  /** status.ttftMs; missing until a front has answered a request. */
+  readonly ttftMs?: { readonly p50: number; readonly p90: number; readonly p99: number } | undefined;
+}
 
 interface JobSeries {
   /** The job object (uid) the series describe: a job deleted and created again under its name is another. */
@@ -128,6 +165,13 @@ export class OperatorMetrics {
   readonly #isLeader: Gauge;
   readonly #queueDepth: Gauge;
   readonly #informerRestarts: Counter<'resource'>;
+  readonly #serverGroupsDesired: Gauge<'namespace' | 'server'>;
+  readonly #serverGroupsReady: Gauge<'namespace' | 'server'>;
+  readonly #serverGroupsUpdated: Gauge<'namespace' | 'server'>;
+  readonly #serverTtft: Gauge<'namespace' | 'server' | 'quantile'>;
+  readonly #serverRestarts: Counter<'namespace' | 'server' | 'reason'>;
+  /** namespace/server → the restart reasons counted for it, to remove exactly those. */
+  readonly #serverRestartReasons = new Map<string, Set<string>>();
   #readQueueDepth: (() => number) | null = null;
 
   constructor(options: OperatorMetricsOptions = {}) {
@@ -173,7 +217,7 @@ export class OperatorMetrics {
     });
     this.#jobRankMs = new Gauge({
       name: METRIC_NAMES.jobRankMilliseconds,
-      help: "Time one rank of a finished RunaheadJob spent computing, waiting for its predecessor's KV-cache, and sending.",
+      help: "Time one rank of a finished RunaheadJob spent computing, waiting for its predecessor's KV-cache, and sending (critical_send: the part of it on the path to the first token).",
       labelNames: ['namespace', 'job', 'rank', 'kind'],
       registers,
     });
@@ -185,7 +229,7 @@ export class OperatorMetrics {
     });
     this.#rankSeconds = new Histogram({
       name: METRIC_NAMES.rankSeconds,
-      help: 'Per-rank compute, wait and send time of finished RunaheadJobs, by mode.',
+      help: 'Per-rank compute, wait, send and critical send time of finished RunaheadJobs, by mode.',
       labelNames: ['mode', 'kind'],
       buckets: [...LATENCY_BUCKETS_SECONDS],
       registers,
@@ -226,6 +270,37 @@ export class OperatorMetrics {
       name: METRIC_NAMES.informerRestartsTotal,
       help: 'Restarts of an informer after its watch or list failed, by resource.',
       labelNames: ['resource'],
+      registers,
+    });
+    const perServer = ['namespace', 'server'] as const;
+    this.#serverGroupsDesired = new Gauge({
+      name: METRIC_NAMES.serverGroupsDesired,
+      help: 'Rank groups a RunaheadServer asks for (spec.replicas).',
+      labelNames: perServer,
+      registers,
+    });
+    this.#serverGroupsReady = new Gauge({
+      name: METRIC_NAMES.serverGroupsReady,
+      help: 'Rank groups of a RunaheadServer that serve (every rank pod and the front ready).',
+      labelNames: perServer,
+      registers,
+    });
+    this.#serverGroupsUpdated = new Gauge({
+      name: METRIC_NAMES.serverGroupsUpdated,
+      help: 'Ready rank groups of a RunaheadServer that run its current spec revision.',
+      labelNames: perServer,
+      registers,
+    });
+    this.#serverTtft = new Gauge({
+      name: METRIC_NAMES.serverTtftMilliseconds,
+      help: "A RunaheadServer's time to first token over its fronts, by quantile (status.ttftMs).",
+      labelNames: [...perServer, 'quantile'],
+      registers,
+    });
+    this.#serverRestarts = new Counter({
+      name: METRIC_NAMES.serverGroupRestartsTotal,
+      help: 'Restarts of a rank group of a RunaheadServer, by reason (RankFailed, RankPodDeleted).',
+      labelNames: [...perServer, 'reason'],
       registers,
     });
     this.#isLeader.set(0);
@@ -281,6 +356,39 @@ export class OperatorMetrics {
   /** `resource`: the informer's resource (e.g. runaheadjobs, pods). */
   informerRestarted(resource: string): void {
     this.#informerRestarts.inc({ resource });
+  }
+
+  /** Sets a server's gauges from the status the operator wrote (or found already written). */
+  setServer(s: ServerObservation): void {
+    const labels = { namespace: s.namespace, server: s.server };
+    this.#serverGroupsDesired.set(labels, s.desired);
+    this.#serverGroupsReady.set(labels, s.ready);
+    this.#serverGroupsUpdated.set(labels, s.updated);
+    for (const [quantile, key] of SERVER_QUANTILES)
+      if (s.ttftMs) this.#serverTtft.set({ ...labels, quantile }, s.ttftMs[key]);
+      else this.#serverTtft.remove({ ...labels, quantile });
+  }
+
+  /** `reason`: the restart event's reason (RankFailed, RankPodDeleted). */
+  serverGroupRestarted(namespace: string, server: string, reason: string): void {
+    const key = `${namespace}/${server}`;
+    const reasons = this.#serverRestartReasons.get(key) ?? new Set<string>();
+    reasons.add(reason);
+    this.#serverRestartReasons.set(key, reasons);
+    this.#serverRestarts.inc({ namespace, server, reason });
+  }
+
+  /** Removes every series of a server that is gone (deleted, or no longer served). */
+  forgetServer(namespace: string, server: string): void {
+    const labels = { namespace, server };
+    this.#serverGroupsDesired.remove(labels);
+    this.#serverGroupsReady.remove(labels);
+    this.#serverGroupsUpdated.remove(labels);
+    for (const [quantile] of SERVER_QUANTILES) this.#serverTtft.remove({ ...labels, quantile });
+    const key = `${namespace}/${server}`;
+    for (const reason of this.#serverRestartReasons.get(key) ?? [])
+      this.#serverRestarts.remove({ ...labels, reason });
+    this.#serverRestartReasons.delete(key);
   }
 
   /**
@@ -383,5 +491,7 @@ function rankMs(r: RankTiming, kind: RankTimeKind): number | undefined {
       return r.waitMs;
     case 'send':
       return r.sendMs;
+    case 'critical_send':
+      return r.criticalSendMs;
   }
 }

@@ -12,30 +12,32 @@ import { helm, run } from '../support/tools.ts';
 const NAMESPACE = 'runahead-system';
 const TIMEOUT = 120_000;
 
-// Just enough of the Prometheus Operator's CRD for the API server to accept ServiceMonitors.
-const SERVICE_MONITOR_CRD = JSON.stringify({
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'servicemonitors.monitoring.coreos.com' },
-  spec: {
-    group: 'monitoring.coreos.com',
-    scope: 'Namespaced',
-    names: {
-      kind: 'ServiceMonitor',
-      listKind: 'ServiceMonitorList',
-      plural: 'servicemonitors',
-      singular: 'servicemonitor',
-    },
-    versions: [
-      {
-        name: 'v1',
-        served: true,
-        storage: true,
-        schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+// Just enough of the Prometheus Operator's CRDs for the API server to accept ServiceMonitors and
+// PodMonitors.
+const monitoringCrd = (kind: 'ServiceMonitor' | 'PodMonitor') =>
+  JSON.stringify({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${kind.toLowerCase()}s.monitoring.coreos.com` },
+    spec: {
+      group: 'monitoring.coreos.com',
+      scope: 'Namespaced',
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural: `${kind.toLowerCase()}s`,
+        singular: kind.toLowerCase(),
       },
-    ],
-  },
-});
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
+    },
+  });
 
 describe('the chart on a real API server', () => {
   let cp: ControlPlane;
@@ -160,15 +162,17 @@ describe('the chart on a real API server', () => {
   );
 
   test(
-    'kubectl apply --dry-run=server accepts every option on: ServiceMonitor, NetworkPolicies, one watched namespace, images by digest',
+    'kubectl apply --dry-run=server accepts every option on: ServiceMonitor, PodMonitor, NetworkPolicies, one watched namespace, images by digest',
     async () => {
-      await cp.kubectl(['apply', '--server-side', '-f', '-'], SERVICE_MONITOR_CRD);
-      await cp.kubectl([
-        'wait',
-        '--for=condition=Established',
-        'crd/servicemonitors.monitoring.coreos.com',
-        '--timeout=30s',
-      ]);
+      for (const kind of ['ServiceMonitor', 'PodMonitor'] as const) {
+        await cp.kubectl(['apply', '--server-side', '-f', '-'], monitoringCrd(kind));
+        await cp.kubectl([
+          'wait',
+          '--for=condition=Established',
+          `crd/${kind.toLowerCase()}s.monitoring.coreos.com`,
+          '--timeout=30s',
+        ]);
+      }
       const { yaml, manifests } = await render({
         release: 'full',
         namespace: NAMESPACE,
@@ -183,6 +187,7 @@ describe('the chart on a real API server', () => {
           operator: { watchNamespace: 'team-a', extraEnv: [{ name: 'LOG_LEVEL', value: 'debug' }] },
           serviceAccount: { annotations: { 'example.com/role': 'runahead' } },
           serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+          podMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' }, namespaces: ['team-b'] },
           networkPolicy: {
             enabled: true,
             namespaces: ['team-a', 'team-b'],
@@ -215,6 +220,7 @@ describe('the chart on a real API server', () => {
       for (const line of created) expect(line).toMatch(/ created \(server dry run\)$/);
       for (const kind of [
         'servicemonitor.monitoring.coreos.com/full-runahead-operator',
+        'podmonitor.monitoring.coreos.com/full-runahead-operator-fronts',
         'networkpolicy.networking.k8s.io/full-runahead-operator-ranks',
         'rolebinding.rbac.authorization.k8s.io/full-runahead-operator',
       ])

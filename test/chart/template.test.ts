@@ -5,6 +5,15 @@ import { readFileSync } from 'node:fs';
 import { CHART_DIR, find, kinds, render, renderRaw, type Manifest } from '../support/chart.ts';
 import { helm } from '../support/tools.ts';
 import { RANK_KV_PORT, RANK_PORT } from '../../core/api/v1alpha1/names.ts';
+import { RunaheadServerSpecSchema } from '../../core/api/v1alpha1/runahead-server.ts';
+import {
+  FRONT_PORT,
+  FRONT_PORT_NAME,
+  LABEL_SERVER,
+  LABEL_SERVER_GROUP,
+} from '../../core/api/v1alpha1/server-names.ts';
+import { DEFAULT_OPERATOR_DEFAULTS } from '../../operator/desired-children.ts';
+import { desiredFrontPod, serverRevision } from '../../operator/server-children.ts';
 
 const TIMEOUT = 60_000;
 
@@ -38,7 +47,12 @@ describe('helm lint', () => {
     async () => {
       for (const set of [
         [],
-        ['serviceMonitor.enabled=true', 'networkPolicy.enabled=true', 'operator.watchNamespace=ml'],
+        [
+          'serviceMonitor.enabled=true',
+          'podMonitor.enabled=true',
+          'networkPolicy.enabled=true',
+          'operator.watchNamespace=ml',
+        ],
       ]) {
         const r = await helm(['lint', CHART_DIR, '--strict', ...set.flatMap((s) => ['--set', s])]);
         expect({ code: r.code, out: r.stdout + r.stderr }).toEqual({
@@ -245,6 +259,65 @@ describe('helm template with non-default values', () => {
   );
 
   test(
+    'PodMonitor on: scrapes the port of the fronts the operator creates, labelling series with their server and group',
+    async () => {
+      const serverSpec = RunaheadServerSpecSchema.parse({
+        ranks: 2,
+        model: { synthetic: { preset: 'tiny' } },
+      });
+      const server = { name: 'chat', namespace: 'ml', uid: 'uid-1', spec: serverSpec };
+      const front = desiredFrontPod(server, 1, serverRevision(serverSpec), DEFAULT_OPERATOR_DEFAULTS);
+      const { manifests } = await render({
+        set: ['podMonitor.enabled=true', 'podMonitor.labels.release=kube-prometheus-stack'],
+      });
+      const pm = find(manifests, 'PodMonitor');
+      expect(pm.apiVersion).toBe('monitoring.coreos.com/v1');
+      expect(pm.metadata).toMatchObject({
+        name: 'runahead-runahead-operator-fronts',
+        namespace: 'runahead-system',
+        labels: { release: 'kube-prometheus-stack' },
+      });
+      const podMonitor = spec(pm) as {
+        selector: { matchLabels: Record<string, string> };
+        namespaceSelector: unknown;
+        podMetricsEndpoints: {
+          port: string;
+          path: string;
+          relabelings: { sourceLabels: string[]; targetLabel: string }[];
+        }[];
+      };
+      // The selector picks the front pods, and only them (not the ranks, which have no /metrics).
+      expect(front.metadata!.labels).toMatchObject(podMonitor.selector.matchLabels);
+      expect(podMonitor.namespaceSelector).toEqual({ any: true });
+      const [endpoint] = podMonitor.podMetricsEndpoints;
+      expect(endpoint).toMatchObject({ port: FRONT_PORT_NAME, path: '/metrics', interval: '30s' });
+      expect(front.spec!.containers.flatMap((c) => c.ports ?? [])).toContainEqual(
+        expect.objectContaining({ name: endpoint!.port, containerPort: FRONT_PORT }),
+      );
+      // Prometheus' pod label meta labels: the label name with every invalid character as `_`.
+      const meta = (label: string) => `__meta_kubernetes_pod_label_${label.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+      expect(endpoint!.relabelings).toEqual([
+        { sourceLabels: [meta(LABEL_SERVER)], targetLabel: 'server' },
+        { sourceLabels: [meta(LABEL_SERVER_GROUP)], targetLabel: 'group' },
+      ]);
+      expect(front.metadata!.labels).toMatchObject({ [LABEL_SERVER]: 'chat', [LABEL_SERVER_GROUP]: '1' });
+
+      // Its namespaces: those named, else the one watched namespace, else all.
+      for (const [set, namespaceSelector] of [
+        [['operator.watchNamespace=ml'], { matchNames: ['ml'] }],
+        [
+          ['operator.watchNamespace=ml', 'podMonitor.namespaces={team-a,team-b}'],
+          { matchNames: ['team-a', 'team-b'] },
+        ],
+      ] as const) {
+        const r = await render({ set: ['podMonitor.enabled=true', ...set] });
+        expect(spec(find(r.manifests, 'PodMonitor'))['namespaceSelector']).toEqual(namespaceSelector);
+      }
+    },
+    TIMEOUT,
+  );
+
+  test(
     'NetworkPolicy on: rank pods admit the rank and K/V ports from rank pods only, the rank port from fronts, in each job namespace',
     async () => {
       const { manifests } = await render({
@@ -345,6 +418,11 @@ describe('values.schema.json refuses bad values, naming them', () => {
       'a bad scrape interval',
       { set: ['serviceMonitor.interval=soon'] },
       "at '/serviceMonitor/interval': 'soon' does not match pattern",
+    ],
+    [
+      'a PodMonitor namespace that is not a DNS label',
+      { set: ['podMonitor.namespaces={Team_A}'] },
+      "at '/podMonitor/namespaces/0': 'Team_A' does not match pattern",
     ],
     [
       'an unknown Service type',

@@ -1,7 +1,8 @@
 // The RunaheadServer controller on a real API server, in-process: where the API serves no
 // RunaheadServers (a chart upgraded in place keeps its old CRDs) it reconciles nothing and leaves the
 // operator ready and healthy; with --namespaces labelled a server in a namespace not opted in gets
-// nothing until the namespace is labelled, then its Services and pods.
+// nothing until the namespace is labelled, then its Services and pods, and its per-server metrics
+// until it is deleted.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -75,10 +76,13 @@ describe('ServerController with --namespaces labelled', () => {
         spec: { ranks: 2, model: { synthetic: { preset: 'tiny' } }, executionProvider: 'cpu' },
       }),
     );
+    const metrics = new OperatorMetrics({ processMetrics: false });
+    const serverSeries = async () =>
+      (await metrics.text()).split('\n').filter((l) => l.startsWith('runahead_server_'));
     controller = new ServerController({
       kubeConfig,
       defaults: { ...DEFAULT_OPERATOR_DEFAULTS, namespacePolicy: { namespaces: 'labelled' } },
-      metrics: new OperatorMetrics(),
+      metrics,
     });
     await controller.start();
     // Given time to act, it does not: no pod, no Service, no status.
@@ -115,5 +119,17 @@ describe('ServerController with --namespaces labelled', () => {
       endpoint: 'http://chat.ml.svc.cluster.local:8000/v1/completions',
       readyReplicas: 0,
     });
+    expect(await serverSeries()).toEqual([
+      'runahead_server_groups_desired{namespace="ml",server="chat"} 1',
+      'runahead_server_groups_ready{namespace="ml",server="chat"} 0',
+      'runahead_server_groups_updated{namespace="ml",server="chat"} 0',
+    ]);
+    await cp.kubectl(['delete', 'runaheadserver', 'chat', '-n', 'ml', '--wait=false']);
+    await eventually(
+      'the server’s series removed once it is deleted',
+      async () => ((await serverSeries()).length === 0 ? true : null),
+      20_000,
+      200,
+    );
   });
 });

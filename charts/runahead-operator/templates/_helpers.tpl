@@ -60,6 +60,12 @@ app.kubernetes.io/managed-by: runahead-operator
 app.kubernetes.io/component: worker
 {{- end }}
 
+{{/* The labels of every RunaheadServer front the operator creates (operator/server-children.ts). */}}
+{{- define "runahead.frontSelector" -}}
+app.kubernetes.io/managed-by: runahead-operator
+app.kubernetes.io/component: front
+{{- end }}
+
 {{/* Settings that do not go together; `fail` stops install and template with the reason. */}}
 {{- define "runahead.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.operator.leaderElection.enabled) }}
