@@ -8,6 +8,7 @@ import {
   fitNonNegative,
   fitProfile,
   msPerByteOf,
+  stageSamples,
   transferSamples,
   type MeasuredRun,
   type MeasuredSpan,
@@ -187,5 +188,74 @@ describe('the transfer term, from the runs’ own sends', () => {
     expect(seeded.transfer).toEqual({ source: 'link', samples: 0, linkGBps: 2 });
     expect(seeded.coefficients.transfer[1]).toBe(5e-7);
     expect(fitProfile(silent, shape).transfer).toEqual({ source: 'ttft', samples: 0 });
+  });
+});
+
+describe('fused graphs (a GPU engine runs several layers per graph)', () => {
+  /**
+   * A run as the GPU engine records it: one graph of the whole model for a rank alone; in a chain,
+   * layer 0's projection alone, then graphs of `perGraph` layers cut after a projection (attention
+   * l … projection l+perGraph), so a span holds both terms.
+   */
+  function fusedRun(
+    mode: 'single' | 'runahead',
+    boundaries: number[],
+    perGraph: number,
+    noise: () => number,
+  ) {
+    const n = boundaries.length - 1;
+    const timeline: MeasuredSpan[] = [];
+    for (let rank = 0; rank < n; rank++) {
+      const c = boundaries[rank + 1]! - boundaries[rank]!;
+      const keys = mode === 'single' ? boundaries[n]! : boundaries[rank + 1]!;
+      let t = 0;
+      const span = (kind: string, layer: number, projects: number, attends: number) => {
+        const ms = (projects * projectMs(truth, c) + attends * attendMs(truth, c, keys)) * noise();
+        timeline.push({ rank, kind, layer, start: t, end: t + ms });
+        t += ms + 1;
+      };
+      if (mode === 'single') span('layers', 0, shape.numLayers, shape.numLayers);
+      else {
+        span('project', 0, 1, 0);
+        for (let l = 0; l < shape.numLayers; l += perGraph) {
+          const last = l + perGraph >= shape.numLayers;
+          span(
+            'layers',
+            l,
+            last ? shape.numLayers - l - 1 : perGraph,
+            Math.min(perGraph, shape.numLayers - l),
+          );
+        }
+      }
+    }
+    return { mode, boundaries, ttftMs: predict(truth, shape, mode, boundaries).ttftMs * noise(), timeline };
+  }
+
+  it('counts the projections and attentions in each graph', () => {
+    const run = fusedRun('runahead', [0, 512, 1024], 4, () => 1);
+    const rank0 = stageSamples([run], shape.numLayers).filter((s) => s.tokens === 512 && s.keys === 512);
+    expect(rank0.map((s) => [s.projects, s.attends])).toEqual([
+      [1, 0],
+      [4, 4],
+      [4, 4],
+      [3, 4],
+    ]);
+    const single = stageSamples([fusedRun('single', [0, 1024], 4, () => 1)], shape.numLayers);
+    expect(single.map((s) => [s.tokens, s.keys, s.projects, s.attends])).toEqual([[1024, 1024, 12, 12]]);
+  });
+
+  it('recovers the coefficients from fused spans alone', () => {
+    const runs: MeasuredRun[] = [];
+    for (const c of [1024, 2048, 4096, 8192]) {
+      runs.push(fusedRun('single', [0, c], 4, noisy(0.02)));
+      runs.push(fusedRun('runahead', evenBoundaries(c, 2), 4, noisy(0.02)));
+    }
+    const k = fitProfile(runs, shape).coefficients;
+    expect(k.project[1] / truth.project[1]).toBeGreaterThan(0.8);
+    expect(k.project[1] / truth.project[1]).toBeLessThan(1.2);
+    expect(k.attend[1] / truth.attend[1]).toBeGreaterThan(0.9);
+    expect(k.attend[1] / truth.attend[1]).toBeLessThan(1.1);
+    expect(k.attend[2] / truth.attend[2]).toBeGreaterThan(0.9);
+    expect(k.attend[2] / truth.attend[2]).toBeLessThan(1.1);
   });
 });

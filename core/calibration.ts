@@ -1,6 +1,7 @@
 // Fitting a cost profile to measured runs (`runahead bench --json-out`). The compute terms come
-// from every project/attend span of every rank (relative least squares, so 1 ms and 1 s spans
-// count alike). The link's rate (transfer[1], ms per byte) comes from the runs' own sends, measured
+// from every compute span of every rank — one projection, one attention, or a fused graph of
+// several layers as a GPU runs them (stageSamples) — in one relative least-squares fit, so 1 ms and
+// 1 s spans count alike. The link's rate (transfer[1], ms per byte) comes from the runs' own sends, measured
 // while the senders computed: per rank and layer, the time its links were busy with that layer
 // against the bytes of it (transferSamples). An idle link is faster than that — the sender's cores
 // are busy computing, and a middle rank also receives what it forwards — so a link benchmark's rate
@@ -9,7 +10,7 @@
 // the measured TTFTs. The latency (transfer[0]) and the fixed overhead are then chosen so that it
 // does. Pure: the CLI reads and writes the files.
 import { predict, type CostCoefficients, type ModelShape, type Scheme } from './cost-model.ts';
-import { SEND_KIND } from './span-kinds.ts';
+import { COMPUTE_KINDS, SEND_KIND } from './span-kinds.ts';
 
 export interface MeasuredSpan {
   readonly rank: number;
@@ -87,11 +88,6 @@ export function fitNonNegative(
   }
 }
 
-interface Samples {
-  readonly project: { tokens: number; ms: number }[];
-  readonly attend: { tokens: number; keys: number; ms: number }[];
-}
-
 /** One layer's K/V leaving one rank while it computed: their bytes and the time its links took. */
 export interface TransferSample {
   readonly rank: number;
@@ -158,22 +154,63 @@ export function msPerByteOf(gbps: number): number {
   return 1 / (gbps * 1e6);
 }
 
-export function spanSamples(runs: readonly MeasuredRun[]): Samples {
-  const samples: Samples = { project: [], attend: [] };
+/**
+ * One compute span as the stages it ran: `projects` Q/K/V projections and `attends` attentions (each
+ * with its o-proj and MLP) of its rank's chunk of `tokens` queries over `keys` keys.
+ */
+export interface StageSample {
+  readonly tokens: number;
+  readonly keys: number;
+  readonly projects: number;
+  readonly attends: number;
+  readonly ms: number;
+}
+
+/**
+ * The first stage of a compute span (stage 2l: layer l's projection; 2l+1: its attention). A graph
+ * of several stages ('layers': the fused graphs a GPU runs) starts with an attention unless it is
+ * its rank's first: the engine cuts graphs right after projections (EngineInfo.graphs).
+ */
+function firstStage(s: MeasuredSpan, first: boolean): number | undefined {
+  if (s.layer === undefined) return undefined;
+  if (s.kind === 'project' || (s.kind === 'layers' && first)) return 2 * s.layer;
+  return 2 * s.layer + 1;
+}
+
+/**
+ * Every compute span of every rank as a StageSample. A span of one stage is one projection or one
+ * attention; a span of several ('layers') runs from its first stage to the next span's first (the
+ * last: to the end of the model), so one graph of the whole model is `numLayers` of each.
+ */
+export function stageSamples(runs: readonly MeasuredRun[], numLayers: number): StageSample[] {
+  const out: StageSample[] = [];
   for (const run of runs) {
     const b = run.boundaries;
     const context = b.at(-1)!;
-    for (const s of run.timeline) {
-      const tokens = b[s.rank + 1]! - b[s.rank]!;
-      const ms = s.end - s.start;
-      if (ms <= 0) continue;
-      if (s.kind === 'project') samples.project.push({ tokens, ms });
-      if (s.kind === 'attend')
-        // Both chain schemes attend [0, e_i) (core/cost-model.ts); one rank alone, the context.
-        samples.attend.push({ tokens, keys: run.mode === 'single' ? context : b[s.rank + 1]!, ms });
+    for (let rank = 0; rank + 1 < b.length; rank++) {
+      const tokens = b[rank + 1]! - b[rank]!;
+      // Both chain schemes attend [0, e_i) (core/cost-model.ts); one rank alone, the context.
+      const keys = run.mode === 'single' ? context : b[rank + 1]!;
+      const compute = run.timeline
+        .filter((s) => s.rank === rank && COMPUTE_KINDS.includes(s.kind))
+        .sort((x, y) => x.start - y.start);
+      compute.forEach((s, i) => {
+        const ms = s.end - s.start;
+        if (ms <= 0) return;
+        if (s.kind === 'project') out.push({ tokens, keys, projects: 1, attends: 0, ms });
+        else if (s.kind === 'attend') out.push({ tokens, keys, projects: 0, attends: 1, ms });
+        else {
+          const from = firstStage(s, i === 0);
+          const next = compute[i + 1];
+          const to = next ? firstStage(next, false) : 2 * numLayers;
+          if (from === undefined || to === undefined || to <= from) return;
+          const projects = Math.floor((to + 1) / 2) - Math.floor((from + 1) / 2);
+          out.push({ tokens, keys, projects, attends: to - from - projects, ms });
+        }
+      });
     }
   }
-  return samples;
+  return out;
 }
 
 /** Where the link's rate came from. */
@@ -224,21 +261,26 @@ export function fitProfile(
   options: FitOptions = {},
 ): FitResult {
   if (runs.length === 0) throw new CalibrationError('no runs to calibrate from');
-  const { project, attend } = spanSamples(runs);
-  const sizes = new Set(attend.map((s) => `${s.tokens}/${s.keys}`));
-  if (project.length < 2 || sizes.size < 3) {
+  const samples = stageSamples(runs, shape.numLayers);
+  const sizes = new Set(samples.filter((s) => s.attends > 0).map((s) => `${s.tokens}/${s.keys}`));
+  if (samples.filter((s) => s.projects > 0).length < 2 || sizes.size < 3) {
     throw new CalibrationError(
       `the runs hold too few distinct chunks (${sizes.size}) to fit attention costs: bench more context lengths or rank counts`,
     );
   }
-  const p = fitNonNegative(
-    project.map((s) => [1, s.tokens]),
-    project.map((s) => s.ms),
+  // One fit of both terms: a fused graph's span holds projections and attentions together.
+  const x = fitNonNegative(
+    samples.map((s) => [
+      s.projects,
+      s.projects * s.tokens,
+      s.attends,
+      s.attends * s.tokens,
+      s.attends * s.tokens * s.keys,
+    ]),
+    samples.map((s) => s.ms),
   );
-  const a = fitNonNegative(
-    attend.map((s) => [1, s.tokens, s.tokens * s.keys]),
-    attend.map((s) => s.ms),
-  );
+  const p = x.slice(0, 2);
+  const a = x.slice(2);
   const sends = transferSamples(runs, shape.kvBytesPerToken);
   const loaded = fitLinkMsPerByte(sends);
   const link = options.linkGBps !== undefined ? msPerByteOf(options.linkGBps) : null;
@@ -277,7 +319,7 @@ export function fitProfile(
   return {
     coefficients,
     transfer,
-    spans: project.length + attend.length,
+    spans: samples.length,
     rmsRelativeError: Math.sqrt(best!.err / runs.length),
     residuals,
   };
