@@ -136,8 +136,17 @@ describe('faults, end to end', () => {
   });
 
   it('the operator restarted mid-job: the new one takes the result the ranks left and completes the job', async () => {
-    await cluster.apply(slowJob('operator-restart'));
-    await cluster.wait('operator-restart', 'RanksReady', 180);
+    // 4096 tokens: seconds of prefill. The operator is stopped as soon as it has seen both rank pods
+    // running (phase Running, written before the models have loaded) — not once RanksReady is
+    // written: on a busy machine a short prefill can be over, and the job Succeeded, before that
+    // condition is seen, and then nothing is left mid-job.
+    await cluster.apply(slowJob('operator-restart', { promptTokens: 4096 }));
+    await eventually(
+      'operator-restart Running',
+      async () => (await cluster.job('operator-restart')).status?.phase === 'Running',
+      180_000,
+      50,
+    );
     await cluster.restartOperator(async () => {
       // While no operator runs, the ranks finish the prefill and exit; the job cannot know yet.
       await eventually(
@@ -152,7 +161,7 @@ describe('faults, end to end', () => {
     });
     await cluster.wait('operator-restart', 'Complete', 60);
     const job = await cluster.job('operator-restart');
-    expect(job.status).toMatchObject({ phase: 'Succeeded', restarts: 0, contextLength: 2048 });
+    expect(job.status).toMatchObject({ phase: 'Succeeded', restarts: 0, contextLength: 4096 });
   });
 
   it('a model path that does not exist: the job fails at once with a ConfigurationError naming the path', async () => {
