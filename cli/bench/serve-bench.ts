@@ -270,7 +270,7 @@ export async function runBenchServe(flags: Record<string, unknown>, argv: readon
     'throughput: requests ÷ the time they took end to end (the rate one client would get from that policy alone)',
     ...(auto
       ? [
-          `length-aware: ${auto.kind === 'cost-model' ? `cost model ${f.profile}` : `--single-below ${f.singleBelow}`}, one rank below ${from ?? '(never splits)'} tokens`,
+          `length-aware: ${auto.kind === 'cost-model' ? `cost model ${f.profile}` : `--single-below ${f.singleBelow}`}, ${from === null ? 'never splits (one rank is predicted faster at every length of the mix)' : `one rank below ${from} tokens`}`,
         ]
       : []),
   ];
