@@ -5,6 +5,7 @@
 // (so the operator refuses an object that reached it another way, e.g. stored before the CRD
 // changed). test/integration/crd-validation.test.ts runs every invalid manifest through both.
 import { z } from 'zod';
+import { nameRule, objectMetaSchema } from './object-meta.ts';
 import { MAX_JOB_NAME_LENGTH, PHASES } from './names.ts';
 import { Affinity, NodeSelector, Tolerations } from './scheduling.ts';
 import { Placement } from './placement.ts';
@@ -581,30 +582,13 @@ export type RunaheadJobStatus = z.infer<typeof RunaheadJobStatusSchema>;
 
 // ------------------------------------------------------------------------------------------ object
 
-const NAME_RE = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-
 /** Rules on the whole object (the CRD's root); the operator checks the same with RunaheadJobSchema. */
-export const ROOT_VALIDATIONS = [
-  cel(
-    `self.metadata.name.matches('${NAME_RE.source}') && size(self.metadata.name) <= ${MAX_JOB_NAME_LENGTH}`,
-    `metadata.name must be a DNS-1035 label of at most ${MAX_JOB_NAME_LENGTH} characters (a-z, 0-9, -; starts with a letter): it names the job's Service and pods`,
-  ),
-];
+export const ROOT_VALIDATIONS = [nameRule(MAX_JOB_NAME_LENGTH, "the job's Service and pods")];
 
 export const RunaheadJobSchema = z.object({
   apiVersion: z.string(),
   kind: z.string(),
-  metadata: z.looseObject({
-    name: z
-      .string()
-      .max(MAX_JOB_NAME_LENGTH, `must be at most ${MAX_JOB_NAME_LENGTH} characters`)
-      .regex(NAME_RE, 'must be a DNS-1035 label (a-z, 0-9, -; starts with a letter)'),
-    namespace: z.string().optional(),
-    labels: z.record(z.string(), z.string()).optional(),
-    uid: z.string().optional(),
-    generation: z.number().optional(),
-    resourceVersion: z.string().optional(),
-  }),
+  metadata: objectMetaSchema(MAX_JOB_NAME_LENGTH),
   spec: RunaheadJobSpecSchema,
   status: RunaheadJobStatusSchema.optional(),
 });

@@ -5,6 +5,7 @@
 // groups, the roll, routing, the client Service) is defined here. As in runahead-job.ts, rules are
 // written twice: CEL for the API server, zod for the operator.
 import { z } from 'zod';
+import { nameRule, objectMetaSchema } from './object-meta.ts';
 import {
   cel,
   checkModelAndPartition,
@@ -175,29 +176,12 @@ export type RunaheadServerStatus = z.infer<typeof RunaheadServerStatusSchema>;
 
 // ------------------------------------------------------------------------------------------ object
 
-const NAME_RE = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-
-export const SERVER_ROOT_VALIDATIONS = [
-  cel(
-    `self.metadata.name.matches('${NAME_RE.source}') && size(self.metadata.name) <= ${MAX_SERVER_NAME_LENGTH}`,
-    `metadata.name must be a DNS-1035 label of at most ${MAX_SERVER_NAME_LENGTH} characters (a-z, 0-9, -; starts with a letter): it names the server's Services and pods`,
-  ),
-];
+export const SERVER_ROOT_VALIDATIONS = [nameRule(MAX_SERVER_NAME_LENGTH, "the server's Services and pods")];
 
 export const RunaheadServerSchema = z.object({
   apiVersion: z.string(),
   kind: z.string(),
-  metadata: z.looseObject({
-    name: z
-      .string()
-      .max(MAX_SERVER_NAME_LENGTH, `must be at most ${MAX_SERVER_NAME_LENGTH} characters`)
-      .regex(NAME_RE, 'must be a DNS-1035 label (a-z, 0-9, -; starts with a letter)'),
-    namespace: z.string().optional(),
-    labels: z.record(z.string(), z.string()).optional(),
-    uid: z.string().optional(),
-    generation: z.number().optional(),
-    resourceVersion: z.string().optional(),
-  }),
+  metadata: objectMetaSchema(MAX_SERVER_NAME_LENGTH),
   spec: RunaheadServerSpecSchema,
   status: RunaheadServerStatusSchema.optional(),
 });
