@@ -42,6 +42,7 @@ import {
   type PodGroupObject,
 } from './desired-children.ts';
 import { childMeta, controllerReference, ownerRef, type OwnerRef } from './owned-objects.ts';
+import { KUEUE } from './rank-placement.ts';
 
 /** A server as the planner needs it: validated spec and identity. */
 export type ServerRef = OwnerRef<RunaheadServerSpec>;
@@ -234,8 +235,15 @@ export function desiredFrontPod(
 ): V1Pod {
   const rank0 = desiredPod(groupJob(server, group), 0, 0, defaults);
   // Not a rank: without the rank labels, the job's controller and observePod pass it by; nor a
-  // member of the gang's PodGroup (desiredServerPodGroup says why).
-  const rankOnly = new Set([LABEL_RANK, LABEL_ATTEMPT, LABEL_JOB, LABEL_COSCHEDULING_POD_GROUP]);
+  // member of the gang's PodGroup (desiredServerPodGroup says why) or of Kueue's pod group, whose
+  // total count is the ranks (with the server's queue label the front is a workload of its own).
+  const rankOnly = new Set([
+    LABEL_RANK,
+    LABEL_ATTEMPT,
+    LABEL_JOB,
+    LABEL_COSCHEDULING_POD_GROUP,
+    KUEUE.podGroupName,
+  ]);
   const labels = Object.fromEntries(
     Object.entries(rank0.metadata!.labels ?? {}).filter(([k]) => !rankOnly.has(k)),
   );

@@ -300,6 +300,23 @@ describe('planServer with placement.podGroup', () => {
     expect(front.spec!.schedulerName).toBeUndefined();
   });
 
+  test("with Kueue's queue label the ranks form its pod group and the front is a workload of its own", () => {
+    const server: ServerRef = { ...serverWith(), labels: { 'kueue.x-k8s.io/queue-name': 'gpus' } };
+    const pods = desiredGroupPods(server, 0, 0, serverRevision(server.spec), DEFAULT_OPERATOR_DEFAULTS);
+    for (const rank of pods.slice(0, 2)) {
+      expect(rank.metadata!.labels).toMatchObject({
+        'kueue.x-k8s.io/queue-name': 'gpus',
+        'kueue.x-k8s.io/pod-group-name': 'chat-g0-a0',
+      });
+      expect(rank.metadata!.annotations).toMatchObject({ 'kueue.x-k8s.io/pod-group-total-count': '2' });
+    }
+    const front = pods[2]!;
+    expect(front.metadata!.name).toBe('chat-g0-front');
+    expect(front.metadata!.labels).toMatchObject({ 'kueue.x-k8s.io/queue-name': 'gpus' });
+    expect(front.metadata!.labels).not.toHaveProperty(['kueue.x-k8s.io/pod-group-name']);
+    expect(front.metadata!.annotations?.['kueue.x-k8s.io/pod-group-total-count']).toBeUndefined();
+  });
+
   test('Coscheduling: the ranks carry its label, the front does not; its timeout is startupTimeoutSeconds', () => {
     const server = volcano({
       placement: { gang: false, podGroup: { scheduler: 'Coscheduling' } },
