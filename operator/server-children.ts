@@ -25,6 +25,7 @@ import {
   FRONT_PORT_NAME,
   LABEL_SERVER,
   LABEL_SERVER_GROUP,
+  LABEL_SERVER_RANKS,
   LABEL_SERVER_REVISION,
   LABEL_SERVER_ROLE,
   SERVER_KIND,
@@ -115,6 +116,7 @@ function serverLabels(server: ServerRef, group: number, role: ServerRole, revisi
     ...groupLabels(server, group),
     [LABEL_SERVER_ROLE]: role,
     [LABEL_SERVER_REVISION]: revision,
+    [LABEL_SERVER_RANKS]: String(server.spec.ranks),
   };
 }
 

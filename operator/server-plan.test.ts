@@ -220,6 +220,33 @@ describe('planServer', () => {
     ]);
   });
 
+  test('a change of ranks rolls the groups as any spec change does: no pod of the new size is missing from an old group', () => {
+    const old = serverWith();
+    const bigger = serverWith({ ranks: 3 });
+    const both = [...groupPods(bigger, 0, () => ({}), old), ...groupPods(bigger, 1, () => ({}), old)];
+    const first = plan(bigger, both);
+    expect(first.events.map((e) => e.reason)).toEqual(['RollingUpdate']);
+    expect(first.restarted).toEqual([]);
+    expect(summary(first.actions)).toEqual([
+      'deletePod chat-g0-0',
+      'deletePod chat-g0-1',
+      'deletePod chat-g0-front',
+    ]);
+    expect(first.status).toMatchObject({ readyReplicas: 2, updatedReplicas: 0 });
+    // Group 0 gone: created again with 3 ranks; group 1 keeps serving meanwhile.
+    const next = plan(
+      bigger,
+      groupPods(bigger, 1, () => ({}), old),
+    );
+    expect(summary(next.actions)).toEqual([
+      'createPod chat-g0-0',
+      'createPod chat-g0-1',
+      'createPod chat-g0-2',
+      'createPod chat-g0-front',
+    ]);
+    expect(next.restarted).toEqual([]);
+  });
+
   test('replicas, maxUnavailable and the Service change no pod (same revision); fewer replicas delete groups', () => {
     const server = serverWith();
     const resized = serverWith({ replicas: 1, maxUnavailable: 2, service: { port: 9000 } });

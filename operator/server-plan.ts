@@ -17,6 +17,7 @@ import type { Condition } from '../core/api/v1alpha1/runahead-job.ts';
 import type { GroupStatus, RunaheadServerStatus } from '../core/api/v1alpha1/runahead-server.ts';
 import {
   LABEL_SERVER_GROUP,
+  LABEL_SERVER_RANKS,
   LABEL_SERVER_REVISION,
   LABEL_SERVER_ROLE,
   SERVER_ROLES,
@@ -48,6 +49,8 @@ export interface ServerPod {
   /** The rank, for a rank pod. */
   readonly rank: number | null;
   readonly revision: string;
+  /** The ranks of that revision (null: a pod made before the label existed). */
+  readonly ranks: number | null;
   readonly phase: string;
   readonly ready: boolean;
   readonly deleting: boolean;
@@ -90,6 +93,7 @@ export function observeServerPod(pod: V1Pod): ServerPod | null {
     role,
     rank: role === 'rank' ? intLabel(pod, LABEL_RANK) : null,
     revision: labels[LABEL_SERVER_REVISION] ?? '',
+    ranks: intLabel(pod, LABEL_SERVER_RANKS),
     phase: status?.phase ?? 'Pending',
     ready: status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
@@ -181,10 +185,10 @@ interface GroupView {
 }
 
 /** Names of every pod group `group` must have: its ranks, then its front. */
-function expectedNames(server: ServerRef, group: number): string[] {
+function expectedNames(server: ServerRef, group: number, ranks: number): string[] {
   const job = serverChildNames.group(server.name, group);
   return [
-    ...Array.from({ length: server.spec.ranks }, (_, r) => `${job}-${r}`),
+    ...Array.from({ length: ranks }, (_, r) => `${job}-${r}`),
     serverChildNames.frontPod(server.name, group),
   ];
 }
@@ -210,7 +214,12 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
   const actions: ServerAction[] = [];
   const all = input.pods.filter((p) => p.group === g);
   const live = all.filter((p) => !p.deleting);
-  const expected = expectedNames(server, g);
+  // A group is whole by the revision it was made from: after `ranks` changed, an outdated group
+  // misses no pod of the new size — the roll replaces it, within maxUnavailable.
+  const groupRevision = live[0]?.revision ?? revision;
+  const outdated = groupRevision !== revision;
+  const groupRanks = (outdated ? live.find((p) => p.ranks !== null)?.ranks : null) ?? spec.ranks;
+  const expected = expectedNames(server, g, groupRanks);
   const missing = expected.filter((n) => !live.some((p) => p.name === n));
   const started = live.some((p) => p.phase !== 'Pending');
   const failed = live.find(finished);
@@ -247,15 +256,15 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
     };
   }
   const deletingNames = new Set(all.filter((p) => p.deleting).map((p) => p.name));
-  const groupRevision = live[0]?.revision ?? revision;
-  if (missing.length > 0) {
+  // An outdated group short of a pod before it started is not completed: the roll replaces it.
+  if (missing.length > 0 && !outdated) {
     const creatable = desiredGroupPods(server, g, restarts, groupRevision, defaults).filter(
       (object) => missing.includes(object.metadata!.name!) && !deletingNames.has(object.metadata!.name!),
     );
     actions.push(...createGroup(server, g, restarts, creatable));
   }
   const rankPods = live.filter((p) => p.role === 'rank');
-  if (rankPods.length === spec.ranks)
+  if (rankPods.length === groupRanks)
     for (const p of rankPods)
       if (p.schedulingGates.includes(GANG_SCHEDULING_GATE))
         actions.push({ kind: 'ungatePod', name: p.name, uid: p.uid });

@@ -13,6 +13,8 @@ export const SERVER_CRD_NAME = `${SERVER_PLURAL}.${GROUP}`;
 export const LABEL_SERVER = `${GROUP}/server`;
 export const LABEL_SERVER_GROUP = `${GROUP}/server-group`;
 export const LABEL_SERVER_REVISION = `${GROUP}/server-revision`;
+/** The ranks of the revision a group's pods were made from: which pods that group needs whole. */
+export const LABEL_SERVER_RANKS = `${GROUP}/server-ranks`;
 /** `rank` for a rank pod, `front` for the group's serving front (`runahead serve --ranks-at`). */
 export const LABEL_SERVER_ROLE = `${GROUP}/server-role`;
 export const SERVER_ROLES = ['rank', 'front'] as const;
