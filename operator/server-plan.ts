@@ -258,7 +258,7 @@ function planGroup(input: ServerPlanInput, g: number, revision: string, restarts
   const deletingNames = new Set(all.filter((p) => p.deleting).map((p) => p.name));
   // An outdated group short of a pod before it started is not completed: the roll replaces it.
   if (missing.length > 0 && !outdated) {
-    const creatable = desiredGroupPods(server, g, restarts, groupRevision, defaults).filter(
+    const creatable = desiredGroupPods(server, g, restarts, revision, defaults).filter(
       (object) => missing.includes(object.metadata!.name!) && !deletingNames.has(object.metadata!.name!),
     );
     actions.push(...createGroup(server, g, restarts, creatable));
